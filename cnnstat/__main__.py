@@ -1,0 +1,3 @@
+from cnnstat.cli import main
+
+main()

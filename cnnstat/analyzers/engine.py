@@ -1,0 +1,118 @@
+"""Run every analyzer over a graph at one input shape and collect a `ModelReport`.
+
+Shapes are required by everything else, so a layer kind without a shape rule stops
+the analysis (AnalysisError). A kind without a params or ops handler is recorded as
+unsupported: its row shows no number and the totals say they exclude it.
+"""
+
+from __future__ import annotations
+
+import math
+
+from cnnstat.analyzers.ops import OPS
+from cnnstat.analyzers.params import PARAMS
+from cnnstat.analyzers.results import (
+    DTYPE_BYTES,
+    LayerStats,
+    ModelReport,
+    Totals,
+    Unsupported,
+)
+from cnnstat.analyzers.shapes import SHAPES, Shape
+from cnnstat.errors import AnalysisError, ShapeError, UsageError
+from cnnstat.ir import Graph, Node
+from cnnstat.ir.layers import WEIGHT_LAYERS, Input
+
+
+def infer_shapes(graph: Graph, input_shape: Shape, batch: int = 1) -> dict[str, Shape]:
+    """Output shape of every node (batch first), or a located ShapeError."""
+    shapes: dict[str, Shape] = {}
+    for node in graph:
+        if isinstance(node.layer, Input):
+            shapes[node.name] = (batch, *input_shape)
+            continue
+        handler = SHAPES.get(type(node.layer))
+        if handler is None:
+            raise AnalysisError(f"no shape rule for layer kind '{node.kind}'", node.loc,
+                                layer=node.name)
+        try:
+            shapes[node.name] = handler(node.layer, tuple(shapes[i] for i in node.inputs))
+        except ValueError as e:
+            raise ShapeError(f"{node.kind}: {e}", node.loc, layer=node.name) from None
+    return shapes
+
+
+def weight_depth(graph: Graph) -> int:
+    """Weight layers (conv, transposed conv, linear) on the longest input-output path."""
+    depth: dict[str, int] = {}
+    for node in graph:
+        before = max((depth[i] for i in node.inputs), default=0)
+        depth[node.name] = before + isinstance(node.layer, WEIGHT_LAYERS)
+    return max(depth[o] for o in graph.outputs)
+
+
+def resolve_input(graph: Graph, input_shape: Shape | None) -> Shape:
+    shape = input_shape or graph.meta.input
+    if shape is None:
+        raise UsageError(f"model '{graph.meta.name}' declares no input shape; pass --input")
+    return tuple(shape)
+
+
+def analyze_graph(graph: Graph, input_shape: Shape | None = None, *, batch: int = 1,
+                  dtype: str = "fp32") -> ModelReport:
+    if batch < 1:
+        raise UsageError(f"batch must be positive, got {batch}")
+    if dtype not in DTYPE_BYTES:
+        raise UsageError(f"dtype must be one of {', '.join(DTYPE_BYTES)}, got '{dtype}'")
+    shape = resolve_input(graph, input_shape)
+    shapes = infer_shapes(graph, shape, batch)
+    rows, unsupported = [], []
+    for node in graph.nodes[1:]:
+        row = _layer_stats(node, shapes)
+        rows.append(row)
+        unsupported += [Unsupported(layer=node.name, kind=node.kind, analyzer=a)
+                        for a in row.unsupported]
+    activations = sum(r.activations for r in rows)
+    totals = Totals(
+        params=sum(r.params or 0 for r in rows),
+        trainable_params=sum(r.params or 0 for r in rows),
+        buffers=sum(r.buffers or 0 for r in rows),
+        macs=sum(r.macs or 0 for r in rows),
+        other_ops=sum(r.other_ops or 0 for r in rows),
+        activations=activations,
+        activation_bytes=activations * DTYPE_BYTES[dtype],
+        depth=weight_depth(graph),
+    )
+    return ModelReport(
+        model=graph.meta.name, source=graph.meta.source, meta=graph.meta,
+        input_shape=(batch, *shape), dtype=dtype, totals=totals, layers=tuple(rows),
+        outputs=tuple((o, shapes[o]) for o in graph.outputs),
+        unsupported=tuple(unsupported),
+    )
+
+
+def _layer_stats(node: Node, shapes: dict[str, Shape]) -> LayerStats:
+    ins = tuple(shapes[i] for i in node.inputs)
+    out = shapes[node.name]
+    missing = []
+    params_handler, ops_handler = PARAMS.get(type(node.layer)), OPS.get(type(node.layer))
+    params = ops = None
+    if params_handler is None:
+        missing.append("params")
+    else:
+        params = params_handler(node.layer, ins, out)
+    if ops_handler is None:
+        missing.append("ops")
+    else:
+        ops = ops_handler(node.layer, ins, out)
+    return LayerStats(
+        name=node.name, kind=node.kind, inputs=node.inputs, output_shape=out,
+        params=None if params is None else params.params,
+        buffers=None if params is None else params.buffers,
+        formula="" if params is None else params.formula,
+        macs=None if ops is None else ops.macs,
+        other_ops=None if ops is None else ops.other_ops,
+        activations=math.prod(out),
+        is_weight_layer=isinstance(node.layer, WEIGHT_LAYERS),
+        unsupported=tuple(missing),
+    )

@@ -1,0 +1,120 @@
+"""Work per layer kind: MACs (multiply-accumulates of conv / transposed conv / linear)
+and `other_ops` (element-wise work), never mixed.
+
+MACs follow torchvision's `_ops`, fvcore and thop: bias is excluded from MACs. FLOPs are
+exactly 2 x MACs and are derived in the result records, never stored separately here.
+`other_ops` conventions are documented in docs/conventions.md, one line per kind; each
+handler's docstring states its own.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from cnnstat.analyzers.registry import Registry
+from cnnstat.analyzers.shapes import Shape
+from cnnstat.ir import layers as L
+
+
+@dataclass(frozen=True, slots=True)
+class OpCount:
+    macs: int
+    other_ops: int
+
+
+OPS: Registry = Registry("ops")
+
+
+def _elements(shape: Shape) -> int:
+    return math.prod(shape)
+
+
+@OPS.register(L.Conv2d)
+def _conv(layer: L.Conv2d, ins: tuple[Shape, ...], out: Shape) -> OpCount:
+    """MACs = N*C_out*H_out*W_out * (C_in/groups)*k_h*k_w; other = 1 add per output if bias."""
+    kh, kw = layer.kernel_size
+    macs = _elements(out) * (ins[0][1] // layer.groups) * kh * kw
+    return OpCount(macs, _elements(out) if layer.bias else 0)
+
+
+@OPS.register(L.ConvTranspose2d)
+def _conv_transpose(layer: L.ConvTranspose2d, ins: tuple[Shape, ...], out: Shape) -> OpCount:
+    """MACs = N*H_in*W_in*C_in * (C_out/groups)*k_h*k_w: every input pixel is scattered
+    through the kernel (the input spatial size, not the output's); bias as for conv."""
+    n, c_in, h, w = ins[0]
+    kh, kw = layer.kernel_size
+    macs = n * h * w * c_in * (layer.out_channels // layer.groups) * kh * kw
+    return OpCount(macs, _elements(out) if layer.bias else 0)
+
+
+@OPS.register(L.Linear)
+def _linear(layer: L.Linear, ins: tuple[Shape, ...], out: Shape) -> OpCount:
+    """MACs = rows * in_features * out_features; other = 1 add per output if bias."""
+    return OpCount(_elements(out) * ins[0][-1], _elements(out) if layer.bias else 0)
+
+
+@OPS.register(L.BatchNorm2d)
+def _batch_norm(layer: L.BatchNorm2d, ins: tuple[Shape, ...], out: Shape) -> OpCount:
+    """Inference: normalisation and affine fold into one multiply and one add per element."""
+    return OpCount(0, 2 * _elements(out))
+
+
+@OPS.register(L.LocalResponseNorm)
+def _lrn(layer: L.LocalResponseNorm, ins: tuple[Shape, ...], out: Shape) -> OpCount:
+    """Per element: `size` squares and `size` adds for the window sum, then scale+offset,
+    power and divide: 2*size + 3."""
+    return OpCount(0, (2 * layer.size + 3) * _elements(out))
+
+
+@OPS.register(*L.ELEMENTWISE_ACTIVATIONS)
+def _activation(layer: L.Layer, ins: tuple[Shape, ...], out: Shape) -> OpCount:
+    """1 op per element, whatever the function (thop's convention for ReLU)."""
+    return OpCount(0, _elements(out))
+
+
+@OPS.register(L.Softmax)
+def _softmax(layer: L.Softmax, ins: tuple[Shape, ...], out: Shape) -> OpCount:
+    """Per element: exp, add to the sum, divide: 3."""
+    return OpCount(0, 3 * _elements(out))
+
+
+@OPS.register(L.MaxPool2d, L.AvgPool2d)
+def _pool(layer: L.MaxPool2d | L.AvgPool2d, ins: tuple[Shape, ...], out: Shape) -> OpCount:
+    """k_h*k_w per output element (one compare, or one add, per window element)."""
+    kh, kw = layer.kernel_size
+    return OpCount(0, _elements(out) * kh * kw)
+
+
+def adaptive_windows(size_in: int, size_out: int) -> int:
+    """Sum of torch's adaptive window lengths along one axis:
+    start = floor(i*in/out), end = ceil((i+1)*in/out)."""
+    return sum(-(-((i + 1) * size_in) // size_out) - (i * size_in) // size_out
+               for i in range(size_out))
+
+
+@OPS.register(L.AdaptiveAvgPool2d, L.AdaptiveMaxPool2d)
+def _adaptive(layer: L.Layer, ins: tuple[Shape, ...], out: Shape) -> OpCount:
+    """One op per window element, with torch's exact (possibly overlapping) windows."""
+    n, c, h, w = ins[0]
+    oh, ow = out[2], out[3]
+    return OpCount(0, n * c * adaptive_windows(h, oh) * adaptive_windows(w, ow))
+
+
+@OPS.register(L.Add, L.Multiply)
+def _merge(layer: L.Layer, ins: tuple[Shape, ...], out: Shape) -> OpCount:
+    """(inputs - 1) adds or multiplies per output element."""
+    return OpCount(0, (len(ins) - 1) * _elements(out))
+
+
+@OPS.register(L.Upsample)
+def _upsample(layer: L.Upsample, ins: tuple[Shape, ...], out: Shape) -> OpCount:
+    """nearest: a copy, 0; bilinear: 4 multiplies and 3 adds per output element."""
+    return OpCount(0, 7 * _elements(out) if layer.mode == "bilinear" else 0)
+
+
+@OPS.register(L.Input, L.Dropout, L.Flatten, L.Concat, L.Reshape, L.Identity,
+              L.ChannelShuffle)
+def _data_movement(layer: L.Layer, ins: tuple[Shape, ...], out: Shape) -> OpCount:
+    """No arithmetic: copies, views, or (dropout) the identity at inference."""
+    return OpCount(0, 0)

@@ -1,0 +1,181 @@
+"""Frozen result records. Totals are checked against the per-layer rows on construction.
+
+All counts are Python ints; FLOPs are derived as exactly 2 x MACs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from cnnstat.ir import ModelMeta
+
+SCHEMA = "cnnstat.report/1"
+DTYPE_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2, "fp64": 8, "int8": 1}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LayerStats:
+    name: str
+    kind: str
+    inputs: tuple[str, ...]
+    output_shape: tuple[int, ...]
+    params: int | None
+    buffers: int | None
+    formula: str
+    macs: int | None
+    other_ops: int | None
+    activations: int
+    is_weight_layer: bool = False
+    rf: dict[str, Any] | None = None
+    unsupported: tuple[str, ...] = ()
+
+    @property
+    def flops(self) -> int | None:
+        return None if self.macs is None else 2 * self.macs
+
+    def to_dict(self, dtype_bytes: int) -> dict[str, Any]:
+        out = {
+            "name": self.name, "kind": self.kind, "inputs": list(self.inputs),
+            "output_shape": list(self.output_shape), "params": self.params,
+            "buffers": self.buffers, "formula": self.formula, "macs": self.macs,
+            "flops": self.flops, "other_ops": self.other_ops,
+            "activations": self.activations,
+            "activation_bytes": self.activations * dtype_bytes,
+        }
+        if self.rf is not None:
+            out["rf"] = self.rf
+        if self.unsupported:
+            out["unsupported"] = list(self.unsupported)
+        return out
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Totals:
+    params: int
+    trainable_params: int
+    buffers: int
+    macs: int
+    other_ops: int
+    activations: int
+    activation_bytes: int
+    depth: int
+
+    @property
+    def flops(self) -> int:
+        return 2 * self.macs
+
+    def to_dict(self) -> dict[str, int]:
+        return {
+            "params": self.params, "trainable_params": self.trainable_params,
+            "buffers": self.buffers, "macs": self.macs, "flops": self.flops,
+            "other_ops": self.other_ops, "activations": self.activations,
+            "activation_bytes": self.activation_bytes, "depth": self.depth,
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Unsupported:
+    layer: str
+    kind: str
+    analyzer: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"layer": self.layer, "kind": self.kind, "analyzer": self.analyzer}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ModelReport:
+    """Everything the analyzers found about one model at one input shape."""
+
+    model: str
+    source: str | None
+    meta: ModelMeta
+    input_shape: tuple[int, ...]
+    dtype: str
+    totals: Totals
+    layers: tuple[LayerStats, ...]
+    outputs: tuple[tuple[str, tuple[int, ...]], ...]
+    unsupported: tuple[Unsupported, ...] = ()
+    diagnostics: tuple[str, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        def total(attr: str) -> int:
+            return sum(getattr(row, attr) or 0 for row in self.layers)
+
+        checks = {"params": self.totals.params, "macs": self.totals.macs,
+                  "other_ops": self.totals.other_ops, "activations": self.totals.activations}
+        for attr, value in checks.items():
+            if total(attr) != value:
+                raise AssertionError(f"{attr}: total {value} != sum of layers {total(attr)}")
+
+    @property
+    def dtype_bytes(self) -> int:
+        return DTYPE_BYTES[self.dtype]
+
+    def layer(self, name: str) -> LayerStats:
+        for row in self.layers:
+            if row.name == name:
+                return row
+        raise KeyError(name)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON report (docs/json.md); integers stay exact."""
+        meta = self.meta
+        return {
+            "schema": SCHEMA,
+            "model": self.model,
+            "source": self.source,
+            "title": meta.title, "family": meta.family, "year": meta.year,
+            "input_shape": list(self.input_shape),
+            "dtype": self.dtype,
+            "totals": self.totals.to_dict(),
+            "outputs": [{"name": n, "shape": list(s)} for n, s in self.outputs],
+            "layers": [row.to_dict(self.dtype_bytes) for row in self.layers],
+            "unsupported": [u.to_dict() for u in self.unsupported],
+            "diagnostics": list(self.diagnostics),
+        }
+
+
+def fold(layers: tuple[LayerStats, ...], depth: int | None) -> tuple[LayerStats, ...]:
+    """Merge consecutive rows that share their first `depth` name segments into one row
+    (`--depth 1` shows `layer1`, `layer2`, ...). Sums stay exact; the shape is the last
+    row's output. `None` or a depth deeper than every name leaves rows as they are."""
+    if depth is None:
+        return layers
+    groups: list[list[LayerStats]] = []
+    keys: list[str] = []
+    for row in layers:
+        key = ".".join(row.name.split(".")[:depth])
+        if keys and keys[-1] == key:
+            groups[-1].append(row)
+        else:
+            groups.append([row])
+            keys.append(key)
+    return tuple(_merge_rows(key, rows) for key, rows in zip(keys, groups, strict=True))
+
+
+def _sum(rows: list[LayerStats], attr: str) -> int | None:
+    values = [getattr(r, attr) for r in rows]
+    return None if any(v is None for v in values) else sum(values)
+
+
+def _merge_rows(key: str, rows: list[LayerStats]) -> LayerStats:
+    if len(rows) == 1 and rows[0].name == key:
+        return rows[0]
+    kinds = {r.kind for r in rows}
+    return LayerStats(
+        name=key,
+        kind=kinds.pop() if len(kinds) == 1 else f"block ({len(rows)} layers)",
+        inputs=rows[0].inputs,
+        output_shape=rows[-1].output_shape,
+        params=_sum(rows, "params"),
+        buffers=_sum(rows, "buffers"),
+        formula="",
+        macs=_sum(rows, "macs"),
+        other_ops=_sum(rows, "other_ops"),
+        activations=sum(r.activations for r in rows),
+        is_weight_layer=any(r.is_weight_layer for r in rows),
+        rf=rows[-1].rf,
+        unsupported=tuple(sorted({u for r in rows for u in r.unsupported})),
+    )

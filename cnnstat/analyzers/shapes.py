@@ -1,0 +1,219 @@
+"""Output shapes (batch included) per layer kind, with torch's arithmetic.
+
+Each handler takes the layer and its input shapes and returns the output shape, or
+raises `ValueError` with what was expected and found; the engine adds the location.
+Formulas follow torch's docs (`torch/nn/modules/conv.py`, `pooling.py`) and
+Dumoulin & Visin, "A guide to convolution arithmetic" (arXiv:1603.07285).
+"""
+
+from __future__ import annotations
+
+import math
+
+from cnnstat.analyzers.registry import Registry
+from cnnstat.ir import layers as L
+
+Shape = tuple[int, ...]
+SHAPES: Registry = Registry("shapes")
+
+
+def _image(shape: Shape, what: str) -> tuple[int, int, int, int]:
+    if len(shape) != 4:
+        raise ValueError(f"{what} needs an image input [N, C, H, W], got {list(shape)}")
+    return shape  # type: ignore[return-value]
+
+
+def _positive_spatial(out_h: int, out_w: int, shape: Shape) -> None:
+    if out_h <= 0 or out_w <= 0:
+        raise ValueError(
+            f"output size would be {out_h}x{out_w} for input {shape[2]}x{shape[3]}: "
+            "the input is too small"
+        )
+
+
+def _channels_divisible(channels: int, groups: int) -> None:
+    if channels % groups:
+        raise ValueError(f"in_channels {channels} is not divisible by groups {groups}")
+
+
+def conv_out(size: int, k: int, s: int, p: int, d: int) -> int:
+    """floor((i + 2p - d(k-1) - 1) / s) + 1  (torch Conv2d; conv arithmetic relation 15)."""
+    return (size + 2 * p - d * (k - 1) - 1) // s + 1
+
+
+def conv_padding(layer: L.Conv2d) -> tuple[int, int]:
+    """The (top, left) padding, resolving 'same' as torch does (extra padding at the end)."""
+    if layer.padding == "same":
+        return tuple(d * (k - 1) // 2 for k, d in zip(layer.kernel_size, layer.dilation,
+                                                      strict=True))  # type: ignore[return-value]
+    return layer.padding  # type: ignore[return-value]
+
+
+def pool_out(size: int, k: int, s: int, p: int, d: int, ceil_mode: bool) -> int:
+    """torch's pooling_output_shape, including the ceil_mode rule that the last window
+    must start inside the input or left padding."""
+    numerator = size + 2 * p - d * (k - 1) - 1 + (s - 1 if ceil_mode else 0)
+    out = numerator // s + 1
+    if ceil_mode and (out - 1) * s >= size + p:
+        out -= 1
+    return out
+
+
+@SHAPES.register(L.Conv2d)
+def _conv(layer: L.Conv2d, ins: tuple[Shape, ...]) -> Shape:
+    n, c, h, w = _image(ins[0], "conv2d")
+    _channels_divisible(c, layer.groups)
+    if layer.padding == "same":
+        out_h, out_w = h, w
+    else:
+        (kh, kw), (sh, sw), (ph, pw), (dh, dw) = (
+            layer.kernel_size, layer.stride, layer.padding, layer.dilation)
+        out_h, out_w = conv_out(h, kh, sh, ph, dh), conv_out(w, kw, sw, pw, dw)
+    _positive_spatial(out_h, out_w, ins[0])
+    return (n, layer.out_channels, out_h, out_w)
+
+
+@SHAPES.register(L.ConvTranspose2d)
+def _conv_transpose(layer: L.ConvTranspose2d, ins: tuple[Shape, ...]) -> Shape:
+    """(i - 1)s - 2p + d(k - 1) + output_padding + 1  (torch ConvTranspose2d)."""
+    n, c, h, w = _image(ins[0], "conv_transpose2d")
+    _channels_divisible(c, layer.groups)
+    out = [
+        (i - 1) * s - 2 * p + d * (k - 1) + op + 1
+        for i, k, s, p, d, op in zip((h, w), layer.kernel_size, layer.stride, layer.padding,
+                                     layer.dilation, layer.output_padding, strict=True)
+    ]
+    _positive_spatial(out[0], out[1], ins[0])
+    return (n, layer.out_channels, out[0], out[1])
+
+
+@SHAPES.register(L.MaxPool2d, L.AvgPool2d)
+def _pool(layer: L.MaxPool2d | L.AvgPool2d, ins: tuple[Shape, ...]) -> Shape:
+    n, c, h, w = _image(ins[0], layer.kind)
+    dilation = getattr(layer, "dilation", (1, 1))
+    out = [
+        pool_out(i, k, s, p, d, layer.ceil_mode)
+        for i, k, s, p, d in zip((h, w), layer.kernel_size, layer.stride, layer.padding,
+                                 dilation, strict=True)
+    ]
+    _positive_spatial(out[0], out[1], ins[0])
+    return (n, c, out[0], out[1])
+
+
+@SHAPES.register(L.AdaptiveAvgPool2d, L.AdaptiveMaxPool2d)
+def _adaptive(layer: L.AdaptiveAvgPool2d, ins: tuple[Shape, ...]) -> Shape:
+    n, c, _, _ = _image(ins[0], layer.kind)
+    return (n, c, *layer.output_size)
+
+
+@SHAPES.register(L.BatchNorm2d, L.LocalResponseNorm)
+def _norm(layer: L.Layer, ins: tuple[Shape, ...]) -> Shape:
+    return _image(ins[0], layer.kind)
+
+
+@SHAPES.register(*L.ELEMENTWISE_ACTIVATIONS, L.Dropout, L.Identity)
+def _same(layer: L.Layer, ins: tuple[Shape, ...]) -> Shape:
+    return ins[0]
+
+
+def _dim(dim: int, rank: int, what: str) -> int:
+    if not -rank <= dim < rank:
+        raise ValueError(f"{what} {dim} is out of range for a {rank}-d input")
+    return dim % rank
+
+
+@SHAPES.register(L.Softmax)
+def _softmax(layer: L.Softmax, ins: tuple[Shape, ...]) -> Shape:
+    _dim(layer.dim, len(ins[0]), "dim")
+    return ins[0]
+
+
+@SHAPES.register(L.Flatten)
+def _flatten(layer: L.Flatten, ins: tuple[Shape, ...]) -> Shape:
+    shape = ins[0]
+    start = _dim(layer.start_dim, len(shape), "start_dim")
+    end = _dim(layer.end_dim, len(shape), "end_dim")
+    if start > end:
+        raise ValueError(f"start_dim {layer.start_dim} comes after end_dim {layer.end_dim}")
+    return (*shape[:start], math.prod(shape[start:end + 1]), *shape[end + 1:])
+
+
+@SHAPES.register(L.Linear)
+def _linear(layer: L.Linear, ins: tuple[Shape, ...]) -> Shape:
+    """Acts on the last dimension, as torch's Linear does (flatten first for [N, C, H, W])."""
+    if len(ins[0]) < 2:
+        raise ValueError(f"linear needs an input [N, features], got {list(ins[0])}")
+    return (*ins[0][:-1], layer.out_features)
+
+
+@SHAPES.register(L.Concat)
+def _concat(layer: L.Concat, ins: tuple[Shape, ...]) -> Shape:
+    rank = len(ins[0])
+    dim = _dim(layer.dim, rank, "dim")
+    if dim == 0:
+        raise ValueError("concat along the batch dimension is not supported")
+    for shape in ins[1:]:
+        others_match = all(a == b for i, (a, b) in enumerate(zip(shape, ins[0], strict=False))
+                           if i != dim)
+        if len(shape) != rank or not others_match:
+            raise ValueError(
+                "concat inputs must match except along dim "
+                f"{layer.dim}: {' vs '.join(str(list(s)) for s in ins)}"
+            )
+    return (*ins[0][:dim], sum(s[dim] for s in ins), *ins[0][dim + 1:])
+
+
+@SHAPES.register(L.Add, L.Multiply)
+def _broadcast(layer: L.Layer, ins: tuple[Shape, ...]) -> Shape:
+    """Torch broadcasting, except that the batch dimension must agree."""
+    rank = max(len(s) for s in ins)
+    padded = [(1,) * (rank - len(s)) + tuple(s) for s in ins]
+    out = []
+    for sizes in zip(*padded, strict=True):
+        big = {s for s in sizes if s != 1}
+        if len(big) > 1:
+            raise ValueError(
+                f"{layer.kind} inputs do not broadcast: "
+                f"{' vs '.join(str(list(s)) for s in ins)}"
+            )
+        out.append(big.pop() if big else 1)
+    if any(len(s) != rank or s[0] != out[0] for s in ins):
+        raise ValueError(f"{layer.kind} inputs must agree in rank and batch: "
+                         f"{' vs '.join(str(list(s)) for s in ins)}")
+    return tuple(out)
+
+
+@SHAPES.register(L.Reshape)
+def _reshape(layer: L.Reshape, ins: tuple[Shape, ...]) -> Shape:
+    n, rest = ins[0][0], ins[0][1:]
+    total = math.prod(rest)
+    known = math.prod(s for s in layer.shape if s != -1)
+    if -1 in layer.shape:
+        if total % known:
+            raise ValueError(f"cannot reshape {list(rest)} ({total} values) to {list(layer.shape)}")
+        shape = tuple(total // known if s == -1 else s for s in layer.shape)
+    else:
+        shape = layer.shape
+    if math.prod(shape) != total:
+        raise ValueError(f"cannot reshape {list(rest)} ({total} values) to {list(layer.shape)}")
+    return (n, *shape)
+
+
+@SHAPES.register(L.Upsample)
+def _upsample(layer: L.Upsample, ins: tuple[Shape, ...]) -> Shape:
+    """torch.nn.Upsample: size, or floor(input * scale_factor)."""
+    n, c, h, w = _image(ins[0], "upsample")
+    if layer.size is not None:
+        return (n, c, *layer.size)
+    fh, fw = layer.scale_factor  # type: ignore[misc]
+    out_h, out_w = math.floor(h * fh), math.floor(w * fw)
+    _positive_spatial(out_h, out_w, ins[0])
+    return (n, c, out_h, out_w)
+
+
+@SHAPES.register(L.ChannelShuffle)
+def _shuffle(layer: L.ChannelShuffle, ins: tuple[Shape, ...]) -> Shape:
+    n, c, h, w = _image(ins[0], "channel_shuffle")
+    if c % layer.groups:
+        raise ValueError(f"channels {c} are not divisible by groups {layer.groups}")
+    return ins[0]

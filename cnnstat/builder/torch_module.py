@@ -1,0 +1,204 @@
+"""Build a real `torch.nn.Module` (random init) from a Graph.
+
+It is how the tests ask torch for the truth (parameters(), FlopCounterMode, shapes on
+meta tensors), and what timing runs. Module paths equal node names, so
+`named_modules()` and our reports line up row for row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from cnnstat.analyzers.engine import infer_shapes, resolve_input
+from cnnstat.analyzers.registry import Registry
+from cnnstat.analyzers.shapes import Shape
+from cnnstat.ir import Graph
+from cnnstat.ir import layers as L
+
+BUILDERS: Registry[Callable[..., nn.Module]] = Registry("builder")
+
+
+class Concat(nn.Module):
+    def __init__(self, dim: int):
+        super().__init__()
+        self.dim = dim
+
+    def forward(self, *xs: torch.Tensor) -> torch.Tensor:
+        return torch.cat(xs, dim=self.dim)
+
+
+class Add(nn.Module):
+    def forward(self, *xs: torch.Tensor) -> torch.Tensor:
+        out = xs[0]
+        for x in xs[1:]:
+            out = out + x
+        return out
+
+
+class Multiply(nn.Module):
+    def forward(self, *xs: torch.Tensor) -> torch.Tensor:
+        out = xs[0]
+        for x in xs[1:]:
+            out = out * x
+        return out
+
+
+class Reshape(nn.Module):
+    def __init__(self, shape: tuple[int, ...]):
+        super().__init__()
+        self.shape = shape
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.reshape(x.shape[0], *self.shape)
+
+
+class ChannelShuffle(nn.Module):
+    """view/transpose/view, as ShuffleNet defines it (works on meta tensors too)."""
+
+    def __init__(self, groups: int):
+        super().__init__()
+        self.groups = groups
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, c, h, w = x.shape
+        x = x.view(n, self.groups, c // self.groups, h, w).transpose(1, 2)
+        return x.reshape(n, c, h, w)
+
+
+@BUILDERS.register(L.Conv2d)
+def _conv(layer: L.Conv2d, ins: tuple[Shape, ...]) -> nn.Module:
+    return nn.Conv2d(ins[0][1], layer.out_channels, layer.kernel_size, layer.stride,
+                     layer.padding, layer.dilation, layer.groups, layer.bias)
+
+
+@BUILDERS.register(L.ConvTranspose2d)
+def _conv_transpose(layer: L.ConvTranspose2d, ins: tuple[Shape, ...]) -> nn.Module:
+    return nn.ConvTranspose2d(ins[0][1], layer.out_channels, layer.kernel_size, layer.stride,
+                              layer.padding, layer.output_padding, layer.groups, layer.bias,
+                              layer.dilation)
+
+
+@BUILDERS.register(L.MaxPool2d)
+def _max_pool(layer: L.MaxPool2d, ins: tuple[Shape, ...]) -> nn.Module:
+    return nn.MaxPool2d(layer.kernel_size, layer.stride, layer.padding, layer.dilation,
+                        ceil_mode=layer.ceil_mode)
+
+
+@BUILDERS.register(L.AvgPool2d)
+def _avg_pool(layer: L.AvgPool2d, ins: tuple[Shape, ...]) -> nn.Module:
+    return nn.AvgPool2d(layer.kernel_size, layer.stride, layer.padding, layer.ceil_mode,
+                        layer.count_include_pad)
+
+
+@BUILDERS.register(L.AdaptiveAvgPool2d)
+def _adaptive_avg(layer: L.AdaptiveAvgPool2d, ins: tuple[Shape, ...]) -> nn.Module:
+    return nn.AdaptiveAvgPool2d(layer.output_size)
+
+
+@BUILDERS.register(L.AdaptiveMaxPool2d)
+def _adaptive_max(layer: L.AdaptiveMaxPool2d, ins: tuple[Shape, ...]) -> nn.Module:
+    return nn.AdaptiveMaxPool2d(layer.output_size)
+
+
+@BUILDERS.register(L.BatchNorm2d)
+def _batch_norm(layer: L.BatchNorm2d, ins: tuple[Shape, ...]) -> nn.Module:
+    return nn.BatchNorm2d(ins[0][1], layer.eps, layer.momentum, layer.affine,
+                          layer.track_running_stats)
+
+
+@BUILDERS.register(L.LocalResponseNorm)
+def _lrn(layer: L.LocalResponseNorm, ins: tuple[Shape, ...]) -> nn.Module:
+    return nn.LocalResponseNorm(layer.size, layer.alpha, layer.beta, layer.k)
+
+
+_SIMPLE: dict[type[L.Layer], Callable[[L.Layer], nn.Module]] = {
+    L.ReLU: lambda layer: nn.ReLU(),
+    L.ReLU6: lambda layer: nn.ReLU6(),
+    L.LeakyReLU: lambda layer: nn.LeakyReLU(layer.negative_slope),
+    L.Sigmoid: lambda layer: nn.Sigmoid(),
+    L.Tanh: lambda layer: nn.Tanh(),
+    L.GELU: lambda layer: nn.GELU(layer.approximate),
+    L.SiLU: lambda layer: nn.SiLU(),
+    L.Hardswish: lambda layer: nn.Hardswish(),
+    L.Softmax: lambda layer: nn.Softmax(layer.dim),
+    L.Dropout: lambda layer: nn.Dropout(layer.p),
+    L.Flatten: lambda layer: nn.Flatten(layer.start_dim, layer.end_dim),
+    L.Concat: lambda layer: Concat(layer.dim),
+    L.Add: lambda layer: Add(),
+    L.Multiply: lambda layer: Multiply(),
+    L.Reshape: lambda layer: Reshape(layer.shape),
+    L.Identity: lambda layer: nn.Identity(),
+    L.ChannelShuffle: lambda layer: ChannelShuffle(layer.groups),
+    L.Upsample: lambda layer: nn.Upsample(layer.size, layer.scale_factor, layer.mode,
+                                          layer.align_corners),
+}
+
+
+@BUILDERS.register(*_SIMPLE)
+def _simple(layer: L.Layer, ins: tuple[Shape, ...]) -> nn.Module:
+    return _SIMPLE[type(layer)](layer)
+
+
+@BUILDERS.register(L.Linear)
+def _linear(layer: L.Linear, ins: tuple[Shape, ...]) -> nn.Module:
+    return nn.Linear(ins[0][-1], layer.out_features, layer.bias)
+
+
+class GraphModule(nn.Module):
+    """Runs the graph's nodes in order; submodules sit at their dotted node paths."""
+
+    def __init__(self, graph: Graph, input_shape: Shape | None = None):
+        super().__init__()
+        shape = resolve_input(graph, input_shape)
+        shapes = infer_shapes(graph, shape)
+        self.input_shape = shape
+        self._input = graph.input_node.name
+        self._steps: list[tuple[str, tuple[str, ...]]] = []
+        self._outputs = graph.outputs
+        last_use = {}
+        for position, node in enumerate(graph):
+            for src in node.inputs:
+                last_use[src] = position
+        self._free_after: list[tuple[str, ...]] = []
+        self._callables: list[nn.Module] = []
+        for position, node in enumerate(graph.nodes[1:], start=1):
+            build = BUILDERS.get(type(node.layer))
+            if build is None:
+                raise NotImplementedError(f"no torch builder for layer kind '{node.kind}'")
+            module = build(node.layer, tuple(shapes[i] for i in node.inputs))
+            self._attach(node.name, module)
+            self._callables.append(module)
+            self._steps.append((node.name, node.inputs))
+            self._free_after.append(tuple(
+                src for src in node.inputs
+                if last_use.get(src) == position and src not in graph.outputs))
+
+    def _attach(self, path: str, module: nn.Module) -> None:
+        *scopes, leaf = path.split(".")
+        parent: nn.Module = self
+        for segment in scopes:
+            child = parent._modules.get(segment)
+            if child is None:
+                child = nn.Module()
+                parent.add_module(segment, child)
+            parent = child
+        parent.add_module(leaf, module)
+
+    def forward(self, x: torch.Tensor):
+        values = {self._input: x}
+        steps = zip(self._steps, self._callables, self._free_after, strict=True)
+        for (name, inputs), module, free in steps:
+            values[name] = module(*(values[i] for i in inputs))
+            for src in free:
+                del values[src]
+        outs = tuple(values[o] for o in self._outputs)
+        return outs[0] if len(outs) == 1 else outs
+
+
+def build_module(graph: Graph, input_shape: Shape | None = None) -> GraphModule:
+    """A module with torch's default random init; build it under `torch.device("meta")`
+    to get shapes and FLOPs without allocating weights."""
+    return GraphModule(graph, input_shape).eval()

@@ -1,0 +1,19 @@
+"""The command line entry point: `cnnstat` and `python -m cnnstat`.
+
+Commands live in `cnnstat.commands.*` (one module per command family), all attached to
+the one typer app whose error boundary is in `cnnstat.commands.app`. stdout carries
+results only; stderr carries diagnostics. Exit codes: docs/exit-codes.md.
+"""
+
+from __future__ import annotations
+
+from cnnstat.commands import views  # noqa: F401  (registers params/flops/shapes/summary)
+from cnnstat.commands.app import app
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,82 @@
+"""The typer app and its single error boundary (design.md §7).
+
+Command modules in this package attach their commands to `app`; `cnnstat.cli` imports
+them all. Nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from typing import Annotated
+
+import typer
+from typer.core import TyperGroup
+
+from cnnstat import __version__
+from cnnstat.errors import CnnstatError
+
+DEBUG_ENV = "CNNSTAT_DEBUG"
+
+
+class _Boundary(TyperGroup):
+    """The single error boundary: a CnnstatError becomes one line and its exit code; any
+    other exception is a bug (exit 70, traceback only with --debug)."""
+
+    def invoke(self, ctx: typer.Context):
+        try:
+            return super().invoke(ctx)
+        except (typer.Exit, typer.Abort, typer.TyperException):
+            raise  # typer's own: usage errors exit 2, --help/--version exit 0
+        except CnnstatError as e:
+            error(str(e))
+            raise typer.Exit(e.exit_code) from None
+        except KeyboardInterrupt:
+            error("interrupted")
+            raise typer.Exit(130) from None
+        except Exception as e:  # noqa: BLE001 - the internal-error boundary of design.md §7
+            if (ctx.obj or {}).get("debug") or os.environ.get(DEBUG_ENV):
+                traceback.print_exc()
+            error(f"internal error: {type(e).__name__}: {e}. This is a bug in cnnstat "
+                  f"{__version__}; please report it (rerun with --debug for the traceback)")
+            raise typer.Exit(70) from None
+
+
+def error(message: str) -> None:
+    print(message if message.startswith("error") or ": error:" in message
+          else f"error: {message}", file=sys.stderr)
+
+
+def note(message: str) -> None:
+    print(f"note: {message}", file=sys.stderr)
+
+
+app = typer.Typer(
+    cls=_Boundary,
+    name="cnnstat",
+    help="Exact, honest numbers about convolutional networks: params, MACs/FLOPs, shapes.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"cnnstat {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of internal errors.")]
+    = False,
+) -> None:
+    ctx.ensure_object(dict)["debug"] = debug
+
+

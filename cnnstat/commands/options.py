@@ -1,0 +1,43 @@
+"""Options shared by the per-model commands (one definition, one help text)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated
+
+import typer
+
+
+class Format(StrEnum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+    markdown = "markdown"
+
+
+class Dtype(StrEnum):
+    fp32 = "fp32"
+    fp16 = "fp16"
+    bf16 = "bf16"
+    fp64 = "fp64"
+    int8 = "int8"
+
+
+ModelArg = Annotated[str, typer.Argument(
+    help="A spec path (.yaml), a zoo name (vgg16) or a family alias (vgg).", show_default=False)]
+InputOpt = Annotated[str | None, typer.Option(
+    "--input", "-i", help="Input without batch: CxHxW, HxW or a square size "
+    "[default: the spec's input].", show_default=False)]
+BatchOpt = Annotated[int, typer.Option("--batch", "-b", min=1, help="Batch size.")]
+FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="Output format.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Same as --format json.")]
+DepthOpt = Annotated[int | None, typer.Option(
+    "--depth", "-d", min=1, help="Fold layers into blocks N name levels deep (tables, CSV "
+    "and Markdown; JSON always lists every layer).", show_default=False)]
+DtypeOpt = Annotated[Dtype, typer.Option("--dtype", help="Element type for activation bytes.")]
+NoColorOpt = Annotated[bool, typer.Option(
+    "--no-color", help="No colour (NO_COLOR is honoured too).")]
+StrictOpt = Annotated[bool, typer.Option(
+    "--strict", help="Exit 3 when any layer kind could not be counted.")]
+
+

@@ -1,0 +1,77 @@
+"""`cnnstat params | flops | shapes | summary MODEL`: one model, one table."""
+
+from __future__ import annotations
+
+import sys
+
+from cnnstat.commands.app import app, note
+from cnnstat.commands.options import (
+    BatchOpt,
+    DepthOpt,
+    Dtype,
+    DtypeOpt,
+    Format,
+    FormatOpt,
+    InputOpt,
+    JsonOpt,
+    ModelArg,
+    NoColorOpt,
+    StrictOpt,
+)
+from cnnstat.errors import AnalysisError
+
+
+def _run_view(view: str, model: str, input: str | None, batch: int, format: Format,
+              as_json: bool, depth: int | None, dtype: Dtype, no_color: bool,
+              strict: bool) -> None:
+    from cnnstat.analyzers import analyze_graph
+    from cnnstat.api import input_shape
+    from cnnstat.models import resolve
+
+    resolved = resolve(model)
+    if resolved.note:
+        note(resolved.note)
+    report = analyze_graph(resolved.graph, input_shape(input, resolved.graph), batch=batch,
+                           dtype=dtype.value)
+    _emit(report, view, Format.json if as_json else format, depth, no_color)
+    if report.unsupported:
+        kinds = sorted({u.kind for u in report.unsupported})
+        message = f"{len(report.unsupported)} layer counts are unsupported ({', '.join(kinds)})"
+        if strict:
+            raise AnalysisError(message + " and --strict is set")
+        note(message + "; totals exclude them")
+
+
+def _emit(report, view: str, format: Format, depth: int | None, no_color: bool) -> None:
+    from cnnstat.report import export
+
+    if format is Format.json:
+        print(export.to_json(report))
+    elif format is Format.csv:
+        sys.stdout.write(export.to_csv(report, depth))
+    elif format is Format.markdown:
+        sys.stdout.write(export.to_markdown(report, view, depth))
+    else:
+        from cnnstat.report.console import stdout_console
+        from cnnstat.report.tables import render
+
+        stdout_console(no_color).print(render(report, view, depth))
+
+
+def _command(view: str, doc: str):
+    def command(model: ModelArg, input: InputOpt = None, batch: BatchOpt = 1,
+                format: FormatOpt = Format.table, as_json: JsonOpt = False,
+                depth: DepthOpt = None, dtype: DtypeOpt = Dtype.fp32,
+                no_color: NoColorOpt = False, strict: StrictOpt = False) -> None:
+        _run_view(view, model, input, batch, format, as_json, depth, dtype, no_color, strict)
+
+    command.__doc__ = doc
+    app.command(view)(command)
+
+
+_command("params", "Parameters per layer, with the k x in x out formula and % share.")
+_command("flops", "MACs, FLOPs (= 2 x MACs) and other element-wise ops per layer.")
+_command("shapes", "Output shape, activation elements and memory per layer.")
+_command("summary", "Every column: shapes, params, MACs, other ops, activations.")
+
+

@@ -1,0 +1,93 @@
+"""One error hierarchy; each error carries its exit code (design.md §7) and a location.
+
+The library raises these and never prints or exits; `cnnstat.cli` turns them into one
+line on stderr and the exit code at a single boundary.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Location:
+    """Where something came from: a YAML position (1-based line/col) or a module path."""
+
+    file: str | None = None
+    line: int | None = None
+    col: int | None = None
+
+    def __str__(self) -> str:
+        parts = [self.file or "<spec>"]
+        if self.line is not None:
+            parts.append(str(self.line))
+            if self.col is not None:
+                parts.append(str(self.col))
+        return ":".join(parts)
+
+
+class CnnstatError(Exception):
+    """Base of every error cnnstat reports to a user."""
+
+    exit_code = 70
+
+    def __init__(self, message: str, loc: Location | None = None, *, layer: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.loc = loc
+        self.layer = layer
+
+    def __str__(self) -> str:
+        where = f"{self.loc}: " if self.loc is not None else ""
+        what = f"layer '{self.layer}': " if self.layer else ""
+        return f"{where}error: {what}{self.message}"
+
+
+class UsageError(CnnstatError):
+    """Bad command-line usage (a malformed --input, an unknown format)."""
+
+    exit_code = 2
+
+
+class SpecError(CnnstatError):
+    """A spec or budget file that is malformed: YAML, keys, values, references."""
+
+    exit_code = 2
+
+
+class ShapeError(CnnstatError):
+    """Shapes that do not compose: a non-positive size, a concat/add mismatch."""
+
+    exit_code = 2
+
+
+class UnknownModelError(CnnstatError):
+    """A MODEL argument that names no file, zoo spec or alias."""
+
+    exit_code = 2
+
+
+class LimitError(SpecError):
+    """Input that would exceed a resource limit (node count, nesting, file size)."""
+
+
+class AnalysisError(CnnstatError):
+    """The model could not be analyzed (import/trace failure, unsupported under --strict)."""
+
+    exit_code = 3
+
+
+class DeviceUnavailableError(CnnstatError):
+    """A required device (e.g. CUDA) is not available."""
+
+    exit_code = 4
+
+
+def did_you_mean(word: str, choices: Iterable[str], *, n: int = 3) -> str:
+    """A ' (did you mean ...?)' suffix, or '' when nothing is close."""
+    matches = difflib.get_close_matches(word, sorted(set(choices)), n=n, cutoff=0.6)
+    if not matches:
+        return ""
+    return " (did you mean " + " or ".join(f"'{m}'" for m in matches) + "?)"

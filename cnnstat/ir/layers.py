@@ -1,0 +1,342 @@
+"""One frozen dataclass per layer kind, named and shaped like torch's modules.
+
+Layers hold only their own attributes: `in_channels` / `in_features` are never stored,
+they follow from the input shape at analysis time. Frontends normalise values
+(`3` -> `(3, 3)`) before constructing a layer; `__post_init__` checks each layer's own
+invariants and raises `ValueError`, which the frontend re-raises with a location.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+Pair = tuple[int, int]
+
+
+def _positive(name: str, value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+
+
+def _non_negative(name: str, value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{name} must be a non-negative int, got {value!r}")
+
+
+def _pair(name: str, value: Pair, check=_positive) -> None:
+    if not (isinstance(value, tuple) and len(value) == 2):
+        raise ValueError(f"{name} must be an int or [h, w], got {value!r}")
+    for v in value:
+        check(name, v)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Layer:
+    """Base of every layer kind. `kind` is the stable name used in reports and specs."""
+
+    kind: ClassVar[str] = "layer"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Input(Layer):
+    """The graph's single input; its shape is chosen at analysis time."""
+
+    kind: ClassVar[str] = "input"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Conv2d(Layer):
+    kind: ClassVar[str] = "conv2d"
+    out_channels: int
+    kernel_size: Pair
+    stride: Pair = (1, 1)
+    padding: Pair | str = (0, 0)  # (h, w) or "same"; "valid" is normalised to (0, 0)
+    dilation: Pair = (1, 1)
+    groups: int = 1
+    bias: bool = True
+
+    def __post_init__(self) -> None:
+        _positive("out_channels", self.out_channels)
+        _pair("kernel_size", self.kernel_size)
+        _pair("stride", self.stride)
+        _pair("dilation", self.dilation)
+        _positive("groups", self.groups)
+        if self.padding == "same":
+            if self.stride != (1, 1):
+                raise ValueError("padding 'same' needs stride 1 (as in torch)")
+        else:
+            _pair("padding", self.padding, _non_negative)
+        if self.out_channels % self.groups:
+            raise ValueError(
+                f"out_channels {self.out_channels} is not divisible by groups {self.groups}"
+            )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConvTranspose2d(Layer):
+    kind: ClassVar[str] = "conv_transpose2d"
+    out_channels: int
+    kernel_size: Pair
+    stride: Pair = (1, 1)
+    padding: Pair = (0, 0)
+    output_padding: Pair = (0, 0)
+    dilation: Pair = (1, 1)
+    groups: int = 1
+    bias: bool = True
+
+    def __post_init__(self) -> None:
+        _positive("out_channels", self.out_channels)
+        _pair("kernel_size", self.kernel_size)
+        _pair("stride", self.stride)
+        _pair("padding", self.padding, _non_negative)
+        _pair("output_padding", self.output_padding, _non_negative)
+        _pair("dilation", self.dilation)
+        _positive("groups", self.groups)
+        for axis in range(2):
+            op, s, d = self.output_padding[axis], self.stride[axis], self.dilation[axis]
+            if op >= max(s, d):
+                raise ValueError(
+                    f"output_padding {self.output_padding} must be smaller than "
+                    f"stride or dilation (as in torch)"
+                )
+        if self.out_channels % self.groups:
+            raise ValueError(
+                f"out_channels {self.out_channels} is not divisible by groups {self.groups}"
+            )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Pool(Layer):
+    kernel_size: Pair
+    stride: Pair
+    padding: Pair = (0, 0)
+    ceil_mode: bool = False
+
+    def __post_init__(self) -> None:
+        _pair("kernel_size", self.kernel_size)
+        _pair("stride", self.stride)
+        _pair("padding", self.padding, _non_negative)
+        for p, k in zip(self.padding, self.kernel_size, strict=True):
+            if 2 * p > k:
+                raise ValueError(
+                    f"padding {self.padding} must be at most half of kernel_size "
+                    f"{self.kernel_size} (as in torch)"
+                )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MaxPool2d(_Pool):
+    kind: ClassVar[str] = "max_pool2d"
+    dilation: Pair = (1, 1)
+
+    def __post_init__(self) -> None:
+        _Pool.__post_init__(self)
+        _pair("dilation", self.dilation)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AvgPool2d(_Pool):
+    kind: ClassVar[str] = "avg_pool2d"
+    count_include_pad: bool = True
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AdaptiveAvgPool2d(Layer):
+    kind: ClassVar[str] = "adaptive_avg_pool2d"
+    output_size: Pair
+
+    def __post_init__(self) -> None:
+        _pair("output_size", self.output_size)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AdaptiveMaxPool2d(Layer):
+    kind: ClassVar[str] = "adaptive_max_pool2d"
+    output_size: Pair
+
+    def __post_init__(self) -> None:
+        _pair("output_size", self.output_size)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BatchNorm2d(Layer):
+    kind: ClassVar[str] = "batch_norm2d"
+    eps: float = 1e-5
+    momentum: float = 0.1
+    affine: bool = True
+    track_running_stats: bool = True
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LocalResponseNorm(Layer):
+    kind: ClassVar[str] = "local_response_norm"
+    size: int
+    alpha: float = 1e-4
+    beta: float = 0.75
+    k: float = 1.0
+
+    def __post_init__(self) -> None:
+        _positive("size", self.size)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReLU(Layer):
+    kind: ClassVar[str] = "relu"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReLU6(Layer):
+    kind: ClassVar[str] = "relu6"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LeakyReLU(Layer):
+    kind: ClassVar[str] = "leaky_relu"
+    negative_slope: float = 0.01
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Sigmoid(Layer):
+    kind: ClassVar[str] = "sigmoid"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Tanh(Layer):
+    kind: ClassVar[str] = "tanh"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GELU(Layer):
+    kind: ClassVar[str] = "gelu"
+    approximate: str = "none"
+
+    def __post_init__(self) -> None:
+        if self.approximate not in ("none", "tanh"):
+            raise ValueError(f"approximate must be 'none' or 'tanh', got {self.approximate!r}")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SiLU(Layer):
+    kind: ClassVar[str] = "silu"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Hardswish(Layer):
+    kind: ClassVar[str] = "hardswish"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Softmax(Layer):
+    kind: ClassVar[str] = "softmax"
+    dim: int = 1
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Dropout(Layer):
+    kind: ClassVar[str] = "dropout"
+    p: float = 0.5
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.p <= 1.0:
+            raise ValueError(f"p must be in [0, 1], got {self.p!r}")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Flatten(Layer):
+    kind: ClassVar[str] = "flatten"
+    start_dim: int = 1
+    end_dim: int = -1
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Linear(Layer):
+    kind: ClassVar[str] = "linear"
+    out_features: int
+    bias: bool = True
+
+    def __post_init__(self) -> None:
+        _positive("out_features", self.out_features)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Concat(Layer):
+    kind: ClassVar[str] = "concat"
+    dim: int = 1
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Add(Layer):
+    kind: ClassVar[str] = "add"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Multiply(Layer):
+    kind: ClassVar[str] = "multiply"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Reshape(Layer):
+    """Reshape of everything but the batch dimension; one entry may be -1."""
+
+    kind: ClassVar[str] = "reshape"
+    shape: tuple[int, ...]
+
+    def __post_init__(self) -> None:
+        if not self.shape:
+            raise ValueError("shape must list at least one size")
+        if sum(1 for s in self.shape if s == -1) > 1:
+            raise ValueError(f"shape may hold at most one -1, got {list(self.shape)}")
+        for s in self.shape:
+            if s != -1:
+                _positive("shape entries", s)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Identity(Layer):
+    kind: ClassVar[str] = "identity"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Upsample(Layer):
+    """Exactly one of `size` and `scale_factor` is set (as in torch)."""
+
+    kind: ClassVar[str] = "upsample"
+    size: Pair | None = None
+    scale_factor: tuple[float, float] | None = None
+    mode: str = "nearest"
+    align_corners: bool | None = None
+
+    def __post_init__(self) -> None:
+        if (self.size is None) == (self.scale_factor is None):
+            raise ValueError("give exactly one of size and scale_factor")
+        if self.size is not None:
+            _pair("size", self.size)
+        if self.scale_factor is not None and not all(f > 0 for f in self.scale_factor):
+            raise ValueError(f"scale_factor must be positive, got {self.scale_factor!r}")
+        if self.mode not in ("nearest", "bilinear"):
+            raise ValueError(f"mode must be 'nearest' or 'bilinear', got {self.mode!r}")
+        if self.mode == "nearest" and self.align_corners is not None:
+            raise ValueError("align_corners only applies to mode 'bilinear'")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChannelShuffle(Layer):
+    kind: ClassVar[str] = "channel_shuffle"
+    groups: int
+
+    def __post_init__(self) -> None:
+        _positive("groups", self.groups)
+
+
+ELEMENTWISE_ACTIVATIONS: tuple[type[Layer], ...] = (
+    ReLU, ReLU6, LeakyReLU, Sigmoid, Tanh, GELU, SiLU, Hardswish,
+)
+MERGES: tuple[type[Layer], ...] = (Concat, Add, Multiply)
+WEIGHT_LAYERS: tuple[type[Layer], ...] = (Conv2d, ConvTranspose2d, Linear)
+
+ALL_KINDS: tuple[type[Layer], ...] = (
+    Input, Conv2d, ConvTranspose2d, MaxPool2d, AvgPool2d, AdaptiveAvgPool2d,
+    AdaptiveMaxPool2d, BatchNorm2d, LocalResponseNorm, *ELEMENTWISE_ACTIVATIONS, Softmax,
+    Dropout, Flatten, Linear, *MERGES, Reshape, Identity, Upsample, ChannelShuffle,
+)

@@ -1,0 +1,96 @@
+"""Resolve a MODEL argument (design.md §4) to a Graph.
+
+Order: an existing .yaml/.yml path; a zoo name; a family alias; a module reference
+(`pkg.mod:attr`, `file.py:attr`, `torchvision:NAME`). Unknown names fail with close
+matches. Zoo specs ship inside the package (`cnnstat.zoo_specs`), so this works from any
+directory after a plain `pip install`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+
+from cnnstat.errors import SpecError, UnknownModelError, UsageError, did_you_mean
+from cnnstat.ir import Graph
+from cnnstat.spec import load_spec
+
+# Family aliases: the spec a family name picks. Only aliases whose spec exists are offered.
+FAMILY_ALIASES = {
+    "lenet": "lenet5",
+    "alexnet": "alexnet",
+    "vgg": "vgg16",
+    "inception": "googlenet",
+    "googlenet": "googlenet",
+    "resnet": "resnet50",
+    "resnext": "resnext50_32x4d",
+    "densenet": "densenet121",
+    "mobilenet": "mobilenet_v2",
+    "squeezenet": "squeezenet1_0",
+    "fcn": "fcn32s",
+    "yolo": "yolov1",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Resolved:
+    graph: Graph
+    note: str | None = None  # what an alias picked, for stderr
+
+
+def zoo_dir() -> Path:
+    return Path(str(resources.files("cnnstat.zoo_specs")))
+
+
+@lru_cache(maxsize=1)
+def zoo_names() -> tuple[str, ...]:
+    return tuple(sorted(p.stem for p in zoo_dir().glob("*.yaml")))
+
+
+def aliases() -> dict[str, str]:
+    names = set(zoo_names())
+    return {a: t for a, t in FAMILY_ALIASES.items() if t in names and a not in names}
+
+
+@lru_cache(maxsize=256)
+def load_zoo(name: str) -> Graph:
+    return load_spec(zoo_dir() / f"{name}.yaml", shown_as=f"specs/{name}.yaml")
+
+
+def resolve(model: str) -> Resolved:
+    if not model or not model.strip():
+        raise UnknownModelError("MODEL is empty; give a spec path or a zoo name (cnnstat zoo)")
+    path = Path(model)
+    if path.suffix in (".yaml", ".yml") or path.exists():
+        if path.is_dir():
+            raise UsageError(f"'{model}' is a directory, not a spec file")
+        if not path.exists():
+            raise UnknownModelError(f"no such spec file '{model}'")
+        if path.suffix not in (".yaml", ".yml"):
+            raise UsageError(f"'{model}' is not a .yaml/.yml spec")
+        return Resolved(load_spec(path, shown_as=model))
+    if model in zoo_names():
+        return Resolved(load_zoo(model))
+    alias = aliases().get(model)
+    if alias is not None:
+        return Resolved(load_zoo(alias), note=f"'{model}' -> zoo spec '{alias}'")
+    if ":" in model:
+        raise UsageError(
+            f"'{model}' looks like a module reference; analyzing torch modules needs the "
+            "torch frontend, which this version does not have yet"
+        )
+    choices = [*zoo_names(), *aliases()]
+    raise UnknownModelError(
+        f"unknown model '{model}'{did_you_mean(model, choices)}; "
+        "`cnnstat zoo` lists the built-in specs"
+    )
+
+
+def safe_resolve(model: str) -> Resolved | SpecError:
+    """For callers that report per-model failures without stopping (compare)."""
+    try:
+        return resolve(model)
+    except SpecError as e:
+        return e

@@ -1,0 +1,53 @@
+"""Machine formats: JSON (the versioned report), CSV (exact ints), Markdown."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+from cnnstat.analyzers.results import ModelReport, fold
+from cnnstat.report import fmt
+from cnnstat.report.tables import CONVENTION, columns_for
+
+CSV_FIELDS = ("name", "kind", "output_shape", "params", "buffers", "macs", "flops",
+              "other_ops", "activations", "activation_bytes", "formula")
+
+
+def to_json(report: ModelReport) -> str:
+    return json.dumps(report.to_dict(), indent=2)
+
+
+def to_csv(report: ModelReport, depth: int | None = None) -> str:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(CSV_FIELDS)
+    for row in fold(report.layers, depth):
+        d = row.to_dict(report.dtype_bytes)
+        d["output_shape"] = fmt.shape(row.output_shape)
+        writer.writerow(["" if d.get(f) is None else d.get(f) for f in CSV_FIELDS])
+    return buf.getvalue()
+
+
+def to_markdown(report: ModelReport, view: str, depth: int | None = None) -> str:
+    rows = fold(report.layers, depth)
+    cols = columns_for(view, report)
+    units = [fmt.si_unit([c.value(r) for r in rows], c.binary) for c in cols]
+    header = ["Layer", "Kind", "Output"] + [
+        f"{c.header} ({suffix})" if suffix else c.header
+        for c, (_, suffix) in zip(cols, units, strict=True)]
+    lines = [
+        f"**{report.model}** at input `{fmt.shape(report.input_shape)}`: "
+        f"{fmt.exact(report.totals.params)} params, {fmt.exact(report.totals.macs)} MACs "
+        f"({fmt.human(report.totals.macs)}MAC), {fmt.exact(report.totals.flops)} FLOPs",
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + "|".join(["---"] * 3 + ["---:"] * len(cols)) + "|",
+    ]
+    for row in rows:
+        cells = [f"`{row.name}`", row.kind, fmt.shape(row.output_shape)]
+        cells += [fmt.scaled(c.value(row), scale)
+                  for c, (scale, _) in zip(cols, units, strict=True)]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", f"_{CONVENTION}_", ""]
+    return "\n".join(lines)

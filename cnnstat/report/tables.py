@@ -1,0 +1,130 @@
+"""Rich renderables for one model: the per-layer table and the headline totals."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from rich import box
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+
+from cnnstat.analyzers.results import LayerStats, ModelReport, fold
+from cnnstat.report import fmt
+
+CONVENTION = (
+    "params: learnable tensors (BN running stats are buffers, counted apart). "
+    "MACs: multiply-accumulates of conv, transposed conv and linear, bias excluded; "
+    "FLOPs = 2 x MACs. Other ops: element-wise work (bias, BN, activations, pooling, "
+    "adds), never inside MACs. See docs/conventions.md."
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    header: str
+    value: Callable[[LayerStats], int | None]
+    binary: bool = False
+    share_of: Callable[[ModelReport], int] | None = None
+
+
+def _bytes(report: ModelReport) -> Callable[[LayerStats], int]:
+    return lambda r: r.activations * report.dtype_bytes
+
+
+def columns_for(view: str, report: ModelReport) -> list[Column]:
+    params = Column("Params", lambda r: r.params, share_of=lambda m: m.totals.params)
+    macs = Column("MACs", lambda r: r.macs, share_of=lambda m: m.totals.macs)
+    flops = Column("FLOPs", lambda r: r.flops)
+    other = Column("Other ops", lambda r: r.other_ops)
+    acts = Column("Activations", lambda r: r.activations)
+    memory = Column(f"Memory ({report.dtype})", _bytes(report), binary=True)
+    return {
+        "params": [params],
+        "flops": [macs, flops, other],
+        "shapes": [acts, memory],
+        "summary": [params, macs, other, acts],
+    }[view]
+
+
+def layer_table(report: ModelReport, view: str, depth: int | None = None,
+                top: int = 3) -> Table:
+    """One row per layer (or per folded block) with one SI unit per numeric column."""
+    rows = fold(report.layers, depth)
+    cols = columns_for(view, report)
+    ranked = _top(rows, cols[0].value, top)
+    table = Table(box=box.SIMPLE_HEAD, caption=CONVENTION, caption_justify="left",
+                  title=f"{report.model}: {_title(view)} at input {fmt.shape(report.input_shape)}",
+                  title_justify="left", show_footer=True)
+    table.add_column("Layer", overflow="fold", footer="Total")
+    table.add_column("Kind", overflow="fold")
+    table.add_column("Output", overflow="fold", no_wrap=False)
+    units = []
+    for col in cols:
+        values = [col.value(r) for r in rows]
+        scale, suffix = fmt.si_unit(values, col.binary)
+        units.append(scale)
+        header = f"{col.header} ({suffix})" if suffix else col.header
+        total = sum(v or 0 for v in values)
+        table.add_column(header, justify="right", overflow="fold",
+                         footer=fmt.scaled(total, scale))
+        if col.share_of is not None:
+            table.add_column(f"% {col.header}", justify="right", overflow="fold")
+    if view == "params":
+        table.add_column("Formula (k x in x out + bias)", overflow="fold")
+    table.add_column("Top", justify="right")
+    for row in rows:
+        cells = [row.name, row.kind, fmt.shape(row.output_shape)]
+        for col, scale in zip(cols, units, strict=True):
+            value = col.value(row)
+            cells.append(fmt.scaled(value, scale))
+            if col.share_of is not None:
+                cells.append(fmt.percent(value, col.share_of(report)))
+        if view == "params":
+            cells.append(row.formula)
+        cells.append(f"#{ranked[row.name]}" if row.name in ranked else "")
+        table.add_row(*cells)
+    return table
+
+
+def _title(view: str) -> str:
+    return {"params": "parameters", "flops": "MACs and FLOPs", "shapes": "output shapes",
+            "summary": "summary"}[view]
+
+
+def _top(rows: tuple[LayerStats, ...], value: Callable[[LayerStats], int | None],
+         n: int) -> dict[str, int]:
+    scored = sorted(((value(r) or 0, r.name) for r in rows), key=lambda t: -t[0])
+    return {name: i + 1 for i, (v, name) in enumerate(scored[:n]) if v > 0}
+
+
+def headline(report: ModelReport) -> Table:
+    """Totals, exact and in human units, with the unit named on every line."""
+    t = report.totals
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold")
+    grid.add_column(justify="right")
+    grid.add_column()
+    source = f" ({report.source})" if report.source else ""
+    grid.add_row("Model", report.model, f"{report.meta.title or ''}{source}".strip())
+    grid.add_row("Input", fmt.shape(report.input_shape), f"batch {report.input_shape[0]}")
+    grid.add_row("Params", fmt.exact(t.params),
+                 f"{fmt.human(t.params)}; buffers {fmt.exact(t.buffers)}")
+    grid.add_row("MACs", fmt.exact(t.macs), f"{fmt.human(t.macs)}MAC")
+    grid.add_row("FLOPs", fmt.exact(t.flops), f"{fmt.human(t.flops)}FLOP (= 2 x MACs)")
+    grid.add_row("Other ops", fmt.exact(t.other_ops), "element-wise, not in MACs")
+    grid.add_row("Activations", fmt.exact(t.activations),
+                 f"elements; {fmt.human(t.activation_bytes, binary=True)} at {report.dtype}")
+    grid.add_row("Depth", str(t.depth), "weight layers on the longest path")
+    for name, out_shape in report.outputs:
+        grid.add_row("Output", fmt.shape(out_shape), name)
+    if report.unsupported:
+        names = ", ".join(sorted({f"{u.layer} ({u.kind})" for u in report.unsupported}))
+        grid.add_row("Unsupported", str(len(report.unsupported)),
+                     Text(f"not counted: {names}"))
+    return grid
+
+
+def render(report: ModelReport, view: str, depth: int | None = None) -> Group:
+    return Group(layer_table(report, view, depth), headline(report))

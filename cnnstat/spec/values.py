@@ -1,0 +1,142 @@
+"""Turn located YAML values into typed layer field values, evaluating expressions."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from cnnstat.errors import SpecError
+from cnnstat.spec import schema as S
+from cnnstat.spec.expr import ExprError, Number, evaluate
+from cnnstat.spec.yaml_tree import YMap, YNode, YScalar, YSeq
+
+Env = Mapping[str, Number]
+
+
+def number(node: YNode, env: Env, what: str) -> Number:
+    """A scalar number, or a string expression evaluated in `env`."""
+    if not isinstance(node, YScalar):
+        raise SpecError(f"{what} must be a number, got a {_describe(node)}", node.loc)
+    value = node.value
+    if isinstance(value, str):
+        try:
+            return evaluate(value, env)
+        except ExprError as e:
+            raise SpecError(f"{what}: {e}", node.loc) from None
+    if isinstance(value, bool | int | float):
+        return value
+    raise SpecError(f"{what} must be a number, got {_show(value)}", node.loc)
+
+
+def integer(node: YNode, env: Env, what: str, *, minimum: int | None = 1) -> int:
+    value = number(node, env, what)
+    if isinstance(value, bool):
+        raise SpecError(f"{what} must be an integer, got {_show(value)}", node.loc)
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise SpecError(f"{what} must be an integer, got {value:g}", node.loc)
+        value = int(value)
+    if minimum is not None and value < minimum:
+        kind = "positive" if minimum == 1 else f"at least {minimum}"
+        raise SpecError(f"{what} must be {kind}, got {value}", node.loc)
+    return value
+
+
+def boolean(node: YNode, env: Env, what: str) -> bool:
+    value = number(node, env, what)
+    if isinstance(value, bool):
+        return value
+    if value in (0, 1):
+        return bool(value)
+    raise SpecError(f"{what} must be true or false, got {_show(value)}", node.loc)
+
+
+def real(node: YNode, env: Env, what: str) -> float:
+    value = number(node, env, what)
+    if isinstance(value, bool):
+        raise SpecError(f"{what} must be a number, got {_show(value)}", node.loc)
+    return float(value)
+
+
+def field_value(
+    node: YNode, ftype: str, env: Env, what: str, choices: tuple[str, ...] = ()
+) -> Any:
+    """Convert one field of a layer entry to the type its dataclass expects."""
+    if ftype == S.INT:
+        return integer(node, env, what)
+    if ftype == S.NONNEG:
+        return integer(node, env, what, minimum=0)
+    if ftype == S.SIGNED:
+        return integer(node, env, what, minimum=None)
+    if ftype in (S.PAIR, S.NONNEG_PAIR):
+        minimum = 1 if ftype == S.PAIR else 0
+        return _pair(node, lambda n: integer(n, env, what, minimum=minimum), what)
+    if ftype == S.PADDING:
+        if isinstance(node, YScalar) and node.value in ("same", "valid"):
+            return "same" if node.value == "same" else (0, 0)
+        return _pair(node, lambda n: integer(n, env, what, minimum=0), what)
+    if ftype == S.FLOAT:
+        return real(node, env, what)
+    if ftype == S.FPAIR:
+        return _pair(node, lambda n: real(n, env, what), what)
+    if ftype == S.BOOL:
+        return boolean(node, env, what)
+    if ftype == S.SHAPE:
+        return _shape(node, env, what)
+    if ftype == S.STR:
+        return _choice(node, choices, what)
+    raise AssertionError(f"unknown field type {ftype}")
+
+
+def _pair(node: YNode, one, what: str) -> tuple:
+    if isinstance(node, YSeq):
+        if len(node.items) != 2:
+            raise SpecError(f"{what} must be one value or [h, w], got {len(node.items)} values",
+                            node.loc)
+        return (one(node.items[0]), one(node.items[1]))
+    value = one(node)
+    return (value, value)
+
+
+def _shape(node: YNode, env: Env, what: str) -> tuple[int, ...]:
+    if not isinstance(node, YSeq):
+        raise SpecError(f"{what} must be a list of sizes, got a {_describe(node)}", node.loc)
+    sizes = []
+    for item in node.items:
+        size = integer(item, env, what, minimum=-1)
+        if size == 0:
+            raise SpecError(f"{what}: sizes must be positive or -1, got 0", item.loc)
+        sizes.append(size)
+    return tuple(sizes)
+
+
+def _choice(node: YNode, choices: tuple[str, ...], what: str) -> str:
+    if not isinstance(node, YScalar) or not isinstance(node.value, str):
+        raise SpecError(f"{what} must be one of {', '.join(choices)}", node.loc)
+    if choices and node.value not in choices:
+        raise SpecError(
+            f"{what} must be one of {', '.join(choices)}, got '{node.value}'", node.loc
+        )
+    return node.value
+
+
+def text(node: YNode, what: str) -> str:
+    if not isinstance(node, YScalar) or node.value is None or isinstance(node.value, bool):
+        raise SpecError(f"{what} must be text, got a {_describe(node)}", node.loc)
+    return str(node.value)
+
+
+def _describe(node: YNode) -> str:
+    if isinstance(node, YSeq):
+        return "list"
+    if isinstance(node, YMap):
+        return "mapping"
+    return type(node.value).__name__
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    return repr(value)

@@ -1,0 +1,167 @@
+"""YAML -> a tree of values that remember their `file:line:col`.
+
+Only YAML's own scalar/sequence/mapping tags are accepted: a `!!python/...` or custom
+tag is a located error, so a spec can never construct an object. Aliases are expanded
+with a node budget (the "billion laughs" guard), and duplicate keys are errors.
+Budget files use the same reader, so their errors are located the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from cnnstat.errors import LimitError, Location, SpecError
+
+MAX_FILE_BYTES = 4 * 1024 * 1024
+MAX_YAML_NODES = 200_000
+MAX_YAML_DEPTH = 100
+
+_SCALAR_TAGS = {
+    "tag:yaml.org,2002:str",
+    "tag:yaml.org,2002:int",
+    "tag:yaml.org,2002:float",
+    "tag:yaml.org,2002:bool",
+    "tag:yaml.org,2002:null",
+}
+_SEQ_TAG = "tag:yaml.org,2002:seq"
+_MAP_TAG = "tag:yaml.org,2002:map"
+
+
+@dataclass(frozen=True, slots=True)
+class YScalar:
+    value: str | int | float | bool | None
+    loc: Location
+
+
+@dataclass(frozen=True, slots=True)
+class YSeq:
+    items: tuple[YNode, ...]
+    loc: Location
+
+
+@dataclass(frozen=True, slots=True)
+class YMap:
+    """A mapping with string keys; `keys` keeps each key's own location."""
+
+    items: dict[str, YNode]
+    keys: dict[str, Location]
+    loc: Location
+
+    def get(self, key: str) -> YNode | None:
+        return self.items.get(key)
+
+
+YNode = YScalar | YSeq | YMap
+
+
+def read_file(path: Path, shown_as: str | None = None) -> YNode:
+    """Read and parse a YAML file; errors name `shown_as` (default: the path given)."""
+    name = shown_as or str(path)
+    try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise LimitError(
+                f"file is {size} bytes; the limit is {MAX_FILE_BYTES} bytes",
+                Location(name),
+            )
+        raw = path.read_bytes()
+    except OSError as e:
+        raise SpecError(f"cannot read file: {e.strerror or e}", Location(name)) from e
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        raise SpecError(f"file is not UTF-8 (byte {e.start})", Location(name, line)) from e
+    return parse(text, name)
+
+
+def parse(text: str, file: str) -> YNode:
+    """Parse one YAML document into located nodes."""
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        loc = Location(file, mark.line + 1, mark.column + 1) if mark else Location(file)
+        problem = e.problem or e.context or "malformed YAML"
+        raise SpecError(f"malformed YAML: {problem}", loc) from e
+    except yaml.YAMLError as e:
+        raise SpecError(f"malformed YAML: {e}", Location(file)) from e
+    if root is None:
+        raise SpecError("the file is empty", Location(file, 1, 1))
+    return _Converter(file).convert(root, 0)
+
+
+class _Converter:
+    def __init__(self, file: str):
+        self.file = file
+        self.count = 0
+
+    def loc(self, node: yaml.Node) -> Location:
+        mark = node.start_mark
+        return Location(self.file, mark.line + 1, mark.column + 1)
+
+    def convert(self, node: yaml.Node, depth: int) -> YNode:
+        self.count += 1
+        if self.count > MAX_YAML_NODES:
+            raise LimitError(
+                f"the YAML expands to more than {MAX_YAML_NODES} values "
+                "(aliases that multiply? see docs/limits.md)",
+                self.loc(node),
+            )
+        if depth > MAX_YAML_DEPTH:
+            raise LimitError(f"YAML nested deeper than {MAX_YAML_DEPTH} levels", self.loc(node))
+        if isinstance(node, yaml.ScalarNode) and node.tag in _SCALAR_TAGS:
+            value = yaml.SafeLoader.construct_scalar(_SCALAR_LOADER, node)
+            return YScalar(_resolve_scalar(node, value), self.loc(node))
+        if isinstance(node, yaml.SequenceNode) and node.tag == _SEQ_TAG:
+            items = tuple(self.convert(child, depth + 1) for child in node.value)
+            return YSeq(items, self.loc(node))
+        if isinstance(node, yaml.MappingNode) and node.tag == _MAP_TAG:
+            return self.mapping(node, depth)
+        raise SpecError(
+            f"YAML tag '{node.tag}' is not allowed (specs hold plain data only)", self.loc(node)
+        )
+
+    def mapping(self, node: yaml.MappingNode, depth: int) -> YMap:
+        items: dict[str, YNode] = {}
+        keys: dict[str, Location] = {}
+        for key_node, value_node in node.value:
+            key = self.convert(key_node, depth + 1)
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                raise SpecError("YAML merge keys ('<<') are not supported", key.loc)
+            if not isinstance(key, YScalar) or not isinstance(key.value, str | int):
+                raise SpecError("mapping keys must be plain names", key.loc)
+            name = str(key.value)
+            if name in items:
+                raise SpecError(f"duplicate key '{name}'", key.loc)
+            keys[name] = key.loc
+            items[name] = self.convert(value_node, depth + 1)
+        return YMap(items, keys, self.loc(node))
+
+
+_SCALAR_LOADER = yaml.SafeLoader("")
+
+
+def _resolve_scalar(node: yaml.ScalarNode, text: str) -> Any:
+    constructor = {
+        "tag:yaml.org,2002:int": yaml.SafeLoader.construct_yaml_int,
+        "tag:yaml.org,2002:float": yaml.SafeLoader.construct_yaml_float,
+        "tag:yaml.org,2002:bool": yaml.SafeLoader.construct_yaml_bool,
+        "tag:yaml.org,2002:null": yaml.SafeLoader.construct_yaml_null,
+    }.get(node.tag)
+    if constructor is None:
+        return text
+    return constructor(_SCALAR_LOADER, node)
+
+
+def plain(node: YNode) -> Any:
+    """The node as plain Python data (for metadata and tests)."""
+    if isinstance(node, YScalar):
+        return node.value
+    if isinstance(node, YSeq):
+        return [plain(item) for item in node.items]
+    return {key: plain(value) for key, value in node.items.items()}
