@@ -32,9 +32,9 @@ def input_shape(value: tuple[int, ...] | int | str | None, graph: Graph) -> tupl
             value = tuple(int(p) for p in parts)
         except ValueError:
             raise UsageError(f"--input takes CxHxW, HxW or a size, got '{value}'") from None
-    if isinstance(value, int):
-        value = (value, value)
-    dims = tuple(value)
+    dims = (value,) if isinstance(value, int) else tuple(value)
+    if len(dims) == 1:
+        dims = (dims[0], dims[0])  # a square size; channels come from the spec
     if not dims or any(isinstance(d, bool) or not isinstance(d, int) or d <= 0 for d in dims):
         raise UsageError(f"input sizes must be positive integers, got {list(dims)}")
     if len(dims) == 2:

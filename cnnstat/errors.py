@@ -33,15 +33,19 @@ class CnnstatError(Exception):
 
     exit_code = 70
 
-    def __init__(self, message: str, loc: Location | None = None, *, layer: str | None = None):
+    def __init__(self, message: str, loc: Location | None = None, *, layer: str | None = None,
+                 kind: str | None = None):
         super().__init__(message)
         self.message = message
         self.loc = loc
         self.layer = layer
+        self.kind = kind
 
     def __str__(self) -> str:
         where = f"{self.loc}: " if self.loc is not None else ""
-        what = f"layer '{self.layer}': " if self.layer else ""
+        what = ""
+        if self.layer:
+            what = f"layer '{self.layer}'" + (f" ({self.kind})" if self.kind else "") + ": "
         return f"{where}error: {what}{self.message}"
 
 
@@ -86,8 +90,15 @@ class DeviceUnavailableError(CnnstatError):
 
 
 def did_you_mean(word: str, choices: Iterable[str], *, n: int = 3) -> str:
-    """A ' (did you mean ...?)' suffix, or '' when nothing is close."""
-    matches = difflib.get_close_matches(word, sorted(set(choices)), n=n, cutoff=0.6)
-    if not matches:
+    """A ' (did you mean ...?)' suffix naming the closest matches (those about as close as
+    the best one), or '' when nothing is close."""
+    scored = []
+    for choice in sorted(set(choices)):
+        ratio = difflib.SequenceMatcher(None, word, choice).ratio()
+        if ratio >= 0.6:
+            scored.append((ratio, choice))
+    if not scored:
         return ""
+    best = max(r for r, _ in scored)
+    matches = [c for r, c in sorted(scored, key=lambda t: -t[0]) if r >= best - 0.05][:n]
     return " (did you mean " + " or ".join(f"'{m}'" for m in matches) + "?)"

@@ -33,12 +33,12 @@ def infer_shapes(graph: Graph, input_shape: Shape, batch: int = 1) -> dict[str, 
             continue
         handler = SHAPES.get(type(node.layer))
         if handler is None:
-            raise AnalysisError(f"no shape rule for layer kind '{node.kind}'", node.loc,
-                                layer=node.name)
+            raise AnalysisError("no shape rule for this layer kind", node.loc,
+                                layer=node.name, kind=node.kind)
         try:
             shapes[node.name] = handler(node.layer, tuple(shapes[i] for i in node.inputs))
         except ValueError as e:
-            raise ShapeError(f"{node.kind}: {e}", node.loc, layer=node.name) from None
+            raise ShapeError(str(e), node.loc, layer=node.name, kind=node.kind) from None
     return shapes
 
 

@@ -19,7 +19,7 @@ SHAPES: Registry = Registry("shapes")
 
 def _image(shape: Shape, what: str) -> tuple[int, int, int, int]:
     if len(shape) != 4:
-        raise ValueError(f"{what} needs an image input [N, C, H, W], got {list(shape)}")
+        raise ValueError(f"needs an image input [N, C, H, W], got {list(shape)}")
     return shape  # type: ignore[return-value]
 
 
@@ -142,7 +142,7 @@ def _flatten(layer: L.Flatten, ins: tuple[Shape, ...]) -> Shape:
 def _linear(layer: L.Linear, ins: tuple[Shape, ...]) -> Shape:
     """Acts on the last dimension, as torch's Linear does (flatten first for [N, C, H, W])."""
     if len(ins[0]) < 2:
-        raise ValueError(f"linear needs an input [N, features], got {list(ins[0])}")
+        raise ValueError(f"needs an input [N, features], got {list(ins[0])}")
     return (*ins[0][:-1], layer.out_features)
 
 
@@ -157,7 +157,7 @@ def _concat(layer: L.Concat, ins: tuple[Shape, ...]) -> Shape:
                            if i != dim)
         if len(shape) != rank or not others_match:
             raise ValueError(
-                "concat inputs must match except along dim "
+                "inputs must match except along dim "
                 f"{layer.dim}: {' vs '.join(str(list(s)) for s in ins)}"
             )
     return (*ins[0][:dim], sum(s[dim] for s in ins), *ins[0][dim + 1:])
@@ -173,12 +173,12 @@ def _broadcast(layer: L.Layer, ins: tuple[Shape, ...]) -> Shape:
         big = {s for s in sizes if s != 1}
         if len(big) > 1:
             raise ValueError(
-                f"{layer.kind} inputs do not broadcast: "
+                "inputs do not broadcast: "
                 f"{' vs '.join(str(list(s)) for s in ins)}"
             )
         out.append(big.pop() if big else 1)
     if any(len(s) != rank or s[0] != out[0] for s in ins):
-        raise ValueError(f"{layer.kind} inputs must agree in rank and batch: "
+        raise ValueError("inputs must agree in rank and batch: "
                          f"{' vs '.join(str(list(s)) for s in ins)}")
     return tuple(out)
 

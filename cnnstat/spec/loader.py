@@ -181,11 +181,18 @@ class _Expander:
             body = _without(node, ("repeat", "as", *S.COMMON_KEYS))
             if not body.items:
                 raise SpecError("repeat needs 'layers' or a layer kind or block", node.loc)
+        if count > MAX_STEPS:
+            raise LimitError(f"repeat {count} is more than {MAX_STEPS} iterations", node.loc)
         base = scope.child(name) if name else scope
         for index in range(count):
             env = {**scope.env, var: index}
             iteration = base.child(str(index), env) if name else scope.with_env(env)
+            before = len(self.nodes)
             inp = self.iteration(body, iteration, inp, inline=bool(name))
+            per_iteration = len(self.nodes) - before
+            if index == 0 and len(self.nodes) + per_iteration * (count - 1) > MAX_NODES:
+                raise LimitError(f"the spec expands to more than {MAX_NODES} layers "
+                                 f"(repeat {count} x {per_iteration} layers)", node.loc)
         if name:
             self.scope_outputs[".".join(base.path)] = inp
         return inp
@@ -272,23 +279,22 @@ class _Expander:
                 continue
             canonical = key if key in spec.fields else S.FIELD_ALIASES.get(key, key)
             if canonical not in spec.fields:
-                raise SpecError(f"{spec.name} has no key '{key}'"
-                                f"{did_you_mean(key, _valid_keys(spec))}",
-                                node.keys[key], layer=full)
+                raise SpecError(f"no key '{key}'{did_you_mean(key, _valid_keys(spec))}",
+                                node.keys[key], layer=full, kind=spec.name)
             if canonical in kwargs and canonical not in presets:
                 raise SpecError(f"'{key}' sets {canonical} twice", node.keys[key], layer=full)
             kwargs[canonical] = self.field(spec, canonical, value, scope, full)
         missing = [f for f in spec.required if f not in kwargs]
         if missing:
-            raise SpecError(f"{spec.name} needs {', '.join(_with_alias(f) for f in missing)}",
-                            node.loc, layer=full)
+            raise SpecError(f"needs {', '.join(_with_alias(f) for f in missing)}",
+                            node.loc, layer=full, kind=spec.name)
         if "stride" in spec.fields and "stride" not in kwargs and "kernel_size" in kwargs \
                 and spec.name in ("max_pool2d", "avg_pool2d"):
             kwargs["stride"] = kwargs["kernel_size"]  # torch: stride defaults to the kernel
         try:
             layer = spec.layer(**kwargs)
         except ValueError as e:
-            raise SpecError(f"{spec.name}: {e}", node.loc, layer=full) from None
+            raise SpecError(str(e), node.loc, layer=full, kind=spec.name) from None
         if len(sources) != 1 and not isinstance(layer, MERGES):
             self.single(sources, node)
         return self.add(full, layer, sources, node.loc)
@@ -299,7 +305,7 @@ class _Expander:
             return V.field_value(value, spec.fields[name], scope.env, name,
                                  spec.choices.get(name, ()))
         except SpecError as e:
-            raise SpecError(e.message, e.loc, layer=full) from None
+            raise SpecError(e.message, e.loc, layer=full, kind=spec.name) from None
 
     @staticmethod
     def local_name(node: YMap) -> str | None:

@@ -87,6 +87,9 @@ def parse(text: str, file: str) -> YNode:
         mark = e.problem_mark or e.context_mark
         loc = Location(file, mark.line + 1, mark.column + 1) if mark else Location(file)
         problem = e.problem or e.context or "malformed YAML"
+        if e.context and e.context_mark and e.problem:
+            started = f"{e.context_mark.line + 1}:{e.context_mark.column + 1}"
+            problem += f" ({e.context} that starts at {started})"
         raise SpecError(f"malformed YAML: {problem}", loc) from e
     except yaml.YAMLError as e:
         raise SpecError(f"malformed YAML: {e}", Location(file)) from e

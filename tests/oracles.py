@@ -1,0 +1,53 @@
+"""Torch as the oracle: counts and shapes from a module built from our graph.
+
+Everything runs on the meta device (no weight memory, no arithmetic), so checking even
+VGG-16 takes milliseconds. These are torch's numbers, not ours: parameters(),
+buffers(), FlopCounterMode (which counts 2 per multiply-add of conv/linear/matmul and
+nothing else) and the shapes a real forward pass produces.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from cnnstat.analyzers.engine import resolve_input
+from cnnstat.builder import build_module
+from cnnstat.ir import Graph
+
+
+@dataclass(frozen=True)
+class TorchTruth:
+    params: int
+    buffers: int
+    macs: int
+    shapes: dict[str, tuple[int, ...]]  # module path -> output shape, from a meta forward
+
+
+def torch_truth(graph: Graph, input_shape: tuple[int, ...] | None = None,
+                batch: int = 1) -> TorchTruth:
+    shape = resolve_input(graph, input_shape)
+    with torch.device("meta"):
+        module = build_module(graph, shape)
+    shapes: dict[str, tuple[int, ...]] = {}
+    hooks = []
+    for name, sub in module.named_modules():
+        if name and not list(sub.children()):
+            def record(_m, _i, out, name=name):
+                shapes[name] = tuple(out.shape)
+            hooks.append(sub.register_forward_hook(record))
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        module(torch.empty(batch, *shape, device="meta"))
+    for hook in hooks:
+        hook.remove()
+    flops = counter.get_total_flops()
+    assert flops % 2 == 0
+    return TorchTruth(
+        params=sum(p.numel() for p in module.parameters()),
+        buffers=sum(b.numel() for b in module.buffers()),
+        macs=flops // 2,
+        shapes=shapes,
+    )
