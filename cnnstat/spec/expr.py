@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 import operator
 from collections.abc import Mapping
+from functools import lru_cache
 
 from cnnstat.errors import did_you_mean
 
@@ -47,11 +48,16 @@ def evaluate(text: str, env: Mapping[str, Number]) -> Number:
     """Evaluate `text` with `env` as the only names."""
     if len(text) > MAX_EXPR_CHARS:
         raise ExprError(f"expression longer than {MAX_EXPR_CHARS} characters")
+    return _Eval(env).visit(_parse(text.strip()))
+
+
+@lru_cache(maxsize=4096)
+def _parse(text: str) -> ast.expr:
+    """Specs repeat the same few expressions thousands of times (DenseNet): parse once."""
     try:
-        tree = ast.parse(text.strip(), mode="eval")
+        return ast.parse(text, mode="eval").body
     except SyntaxError as e:
         raise ExprError(f"cannot parse expression {text!r}: {e.msg}") from None
-    return _Eval(env).visit(tree.body)
 
 
 class _Eval:
