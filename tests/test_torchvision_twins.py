@@ -1,0 +1,124 @@
+"""Zoo specs that say `follows: torchvision` against the torchvision model they copy.
+
+The oracle is torchvision's own module (weights=None, built on the meta device, so nothing
+is downloaded or allocated): its parameters(), FlopCounterMode MACs in eval mode, and the
+output shape of every Conv2d and Linear in forward order. Our side is the analyzers' report
+for the spec; the conv/linear layers are compared in graph order, so a spec that reorders
+layers (or drops one and adds another of the same size) fails too.
+
+Skipped as a whole when torchvision is not installed; run it with the torchvision venv:
+`PYTHONPATH=. /work/tvenv/bin/python -m pytest tests/test_torchvision_twins.py`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+torchvision = pytest.importorskip("torchvision")
+
+from torch import nn  # noqa: E402
+from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
+
+from cnnstat.analyzers.engine import analyze_graph  # noqa: E402
+from cnnstat.analyzers.results import ModelReport  # noqa: E402
+from cnnstat.ir import Graph  # noqa: E402
+from cnnstat.spec import load_spec  # noqa: E402
+
+SPECS = Path(__file__).resolve().parents[1] / "specs"
+
+# zoo spec -> torchvision.models builder
+TWINS = {
+    "alexnet": "alexnet",
+    **{f"vgg{d}{bn}": f"vgg{d}{bn}" for d in (11, 13, 16, 19) for bn in ("", "_bn")},
+    "squeezenet1_0": "squeezenet1_0",
+    "squeezenet1_1": "squeezenet1_1",
+    "googlenet": "googlenet",
+    "inception_v3": "inception_v3",
+    **{f"resnet{d}": f"resnet{d}" for d in (18, 34, 50, 101, 152)},
+    "resnext50_32x4d": "resnext50_32x4d",
+    **{f"densenet{d}": f"densenet{d}" for d in (121, 161, 169, 201)},
+    "mobilenet_v2": "mobilenet_v2",
+}
+# init_weights=False: skip scipy truncnorm init (pointless on meta). GoogLeNet without aux
+# heads is what torchvision publishes (num_params 6624904); Inception v3 keeps AuxLogits,
+# whose params torchvision's num_params includes although eval mode never runs it.
+BUILD_KWARGS = {
+    "googlenet": {"aux_logits": False, "init_weights": False},
+    "inception_v3": {"aux_logits": True, "init_weights": False},
+}
+AUX_MODULES = {"googlenet": ("aux1", "aux2"), "inception_v3": ("AuxLogits",)}
+INPUT_SIZE = {"inception_v3": 299}  # torchvision measured _ops at the crop size, 224 else
+SLOW = {"inception_v3", "resnet101", "resnet152", "densenet121", "densenet161", "densenet169",
+        "densenet201"}
+
+
+CASES = [pytest.param(name, marks=[pytest.mark.slow] if name in SLOW else [], id=name)
+         for name in TWINS]
+
+
+class TorchvisionTwin:
+    """Torchvision's counts and conv/linear output shapes for one builder, in eval mode."""
+
+    def __init__(self, builder: str, size: int):
+        with torch.device("meta"):
+            model = getattr(torchvision.models, builder)(
+                weights=None, **BUILD_KWARGS.get(builder, {}))
+        model.eval()
+        aux = AUX_MODULES.get(builder, ())
+        self.params = sum(p.numel() for p in model.parameters())
+        self.main_params = sum(p.numel() for n, p in model.named_parameters()
+                               if n.split(".")[0] not in aux)
+        self.has_aux = self.params != self.main_params
+        self.shapes: list[tuple[int, ...]] = []
+        hooks = [m.register_forward_hook(self._record) for m in model.modules()
+                 if isinstance(m, nn.Conv2d | nn.Linear)]
+        counter = FlopCounterMode(display=False)
+        with counter, torch.no_grad():
+            model(torch.empty(1, 3, size, size, device="meta"))
+        for hook in hooks:
+            hook.remove()
+        self.macs = counter.get_total_flops() // 2
+
+    def _record(self, _module, _inputs, out) -> None:
+        self.shapes.append(tuple(out.shape))
+
+
+def eval_path(graph: Graph) -> set[str]:
+    """Nodes that eval mode runs: the ancestors of the main output. With several outputs
+    (aux classifiers) the main one is the deepest, i.e. the one with the most ancestors."""
+    ancestors = {}
+    for node in graph:
+        ancestors[node.name] = {node.name}.union(*(ancestors[i] for i in node.inputs))
+    return max((ancestors[o] for o in graph.outputs), key=len)
+
+
+def our_side(name: str, size: int) -> tuple[Graph, ModelReport]:
+    path = SPECS / f"{name}.yaml"
+    if not path.exists():
+        pytest.skip(f"specs/{name}.yaml is not written yet")
+    graph = load_spec(path, shown_as=f"specs/{name}.yaml")
+    if graph.meta.follows != "torchvision":
+        pytest.skip(f"specs/{name}.yaml does not say follows: torchvision")
+    return graph, analyze_graph(graph, (3, size, size))
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_spec_twins_torchvision(name):
+    """Catches any drift from the torchvision model a spec copies: a wrong width or kernel
+    (params), a wrong stride or padding (MACs and shapes), layers out of torchvision's order
+    (the conv/linear shape sequence). Aux classifiers that eval mode skips are compared by
+    params only, and only when both sides have them."""
+    size = INPUT_SIZE.get(name, 224)
+    graph, report = our_side(name, size)
+    twin = TorchvisionTwin(TWINS[name], size)
+    main = eval_path(graph)
+    rows = [row for row in report.layers if row.name in main]
+    assert sum(row.params or 0 for row in rows) == twin.main_params, "params on the eval path"
+    if twin.has_aux and len(main) < len(graph.nodes):
+        assert report.totals.params == twin.params, "params with the aux classifier"
+    assert sum(row.macs or 0 for row in rows) == twin.macs, "MACs in eval mode"
+    ours = [row.output_shape for row in rows if row.kind in ("conv2d", "linear")]
+    assert ours == twin.shapes, "conv/linear output shapes in forward order"
