@@ -1,0 +1,165 @@
+"""Baselines: compare this run's totals with a previous run's, within a tolerance.
+
+A baseline is what `cnnstat check --update-baseline` writes (schema cnnstat.baseline/1),
+or any JSON report with totals: one `cnnstat.report/1` object (`cnnstat summary --format
+json`) or `{"models": [report, ...]}` (`cnnstat compare --format json`). Entries match a
+budget by model reference (or the report's model name/source), input shape and dtype:
+comparing MACs measured at two different inputs would mean nothing.
+
+Writing is atomic: a temporary file in the same directory, fsync, then os.replace, so
+a run that fails at any point leaves the previous baseline byte-for-byte as it was.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import stat
+import tempfile
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+from cnnstat.analyzers.results import ModelReport
+from cnnstat.budget.gate import FAIL, PASS, BudgetResult, CheckResult, show
+from cnnstat.budget.spec import BYTES, COUNT, ModelBudget
+from cnnstat.errors import Location, SpecError, UsageError
+
+SCHEMA = "cnnstat.baseline/1"
+# Compared metrics; FLOPs are exactly 2 x MACs, so comparing both would only repeat a line.
+METRICS = {"params": COUNT, "macs": COUNT, "other_ops": COUNT, "activation_bytes": BYTES}
+
+Key = tuple[str, tuple[int, ...], str]
+
+
+def parse_tolerance(value: str | float | int) -> Fraction:
+    """'2%', '2' or 2 -> 2/100 (a plain number is a percentage, as in --tolerance 2)."""
+    text = str(value).strip().removesuffix("%").strip()
+    try:
+        pct = Fraction(text)
+    except (ValueError, ZeroDivisionError):
+        raise UsageError(f"--tolerance takes a percentage such as 2%, got '{value}'") from None
+    if pct < 0:
+        raise UsageError(f"--tolerance must not be negative, got '{value}'")
+    return pct / 100
+
+
+def load(path: str | Path) -> dict[Key, dict[str, int]]:
+    """Baseline entries by (model, input shape with batch, dtype)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UsageError(f"no baseline file '{path}'; create it with --update-baseline",
+                         Location(str(path))) from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise UsageError(f"cannot read baseline: {e}", Location(str(path))) from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise SpecError(f"baseline is not valid JSON: {e.msg}",
+                        Location(str(path), e.lineno, e.colno)) from None
+    entries = data.get("models") if isinstance(data, dict) and "models" in data else [data]
+    if not isinstance(entries, list):
+        raise SpecError("baseline 'models' must be a list of reports", Location(str(path)))
+    out: dict[Key, dict[str, int]] = {}
+    for i, entry in enumerate(entries):
+        for key in _keys(entry, path, i):
+            out[key] = entry["totals"]
+    return out
+
+
+def _keys(entry: Any, path: Path, index: int) -> list[Key]:
+    ok = (isinstance(entry, dict) and isinstance(entry.get("model"), str)
+          and isinstance(entry.get("totals"), dict)
+          and isinstance(entry.get("input_shape"), list))
+    if not ok:
+        raise SpecError(f"baseline entry {index} needs 'model', 'input_shape' and 'totals' "
+                        "(write baselines with --update-baseline)", Location(str(path)))
+    shape = tuple(entry["input_shape"])
+    dtype = entry.get("dtype") or "fp32"
+    names = {entry["model"], entry.get("source")} - {None}
+    return [(name, shape, dtype) for name in names]
+
+
+def find(base: dict[Key, dict[str, int]], budget: ModelBudget, report: ModelReport
+         ) -> dict[str, int] | None:
+    for name in (budget.model, report.model, report.source):
+        totals = base.get((name, report.input_shape, report.dtype)) if name else None
+        if totals is not None:
+            return totals
+    return None
+
+
+def compare(budget: ModelBudget, report: ModelReport, totals: dict[str, int],
+            tolerance: Fraction) -> tuple[BudgetResult, ...]:
+    """A result per metric: it fails when it grew past baseline x (1 + tolerance)."""
+    results = []
+    now = report.totals.to_dict()
+    for metric, unit in METRICS.items():
+        before = totals.get(metric)
+        if isinstance(before, bool) or not isinstance(before, int):
+            continue  # an older report without this total: nothing to compare
+        results.append(_compare_one(budget, metric, unit, now[metric], before, tolerance))
+    return tuple(results)
+
+
+def _compare_one(budget: ModelBudget, metric: str, unit: str, actual: int, before: int,
+                 tolerance: Fraction) -> BudgetResult:
+    allowed = before * (1 + tolerance)
+    passed = actual <= allowed
+    headroom = float(100 * (allowed - actual) / allowed) if allowed else None
+    growth = f"{float(100 * (actual - before) / before):+.1f}%" if before else "from 0"
+    pct = f"{float(tolerance * 100):g}%"
+    if passed:
+        message = (f"{budget.model}: {metric} {show(actual, unit)} vs baseline "
+                   f"{show(before, unit)} ({growth}, tolerance {pct})")
+    else:
+        message = (f"{budget.model}: {metric} regressed past the baseline: actual "
+                   f"{show(actual, unit)} vs baseline {show(before, unit)} ({growth}, "
+                   f"tolerance {pct})")
+    return BudgetResult(model=budget.model, metric=f"{metric} vs baseline", unit=unit,
+                        limit=int(allowed), actual=actual, headroom_pct=headroom,
+                        status=PASS if passed else FAIL, message=message, loc=budget.loc)
+
+
+def snapshot(result: CheckResult) -> dict[str, Any]:
+    """The baseline object for every measured model of a run."""
+    models = []
+    for m in result.models:
+        if m.report is None:
+            continue
+        models.append({"model": m.model, "source": m.report.source,
+                       "input_shape": list(m.report.input_shape), "dtype": m.report.dtype,
+                       "totals": m.report.totals.to_dict()})
+    return {"schema": SCHEMA, "budget_file": result.file, "models": models}
+
+
+def write(path: str | Path, result: CheckResult) -> None:
+    write_atomic(Path(path), json.dumps(snapshot(result), indent=2) + "\n")
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Replace `path` with `text` or leave it untouched: never a half-written file."""
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as e:
+        raise UsageError(f"cannot write baseline: {e.strerror or e}", Location(str(path))
+                         ) from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        # mkstemp makes the file 0600; keep the old file's mode (or a plain 0644).
+        mode = stat.S_IMODE(path.stat().st_mode) if path.exists() else 0o644
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException as e:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        if isinstance(e, OSError):
+            raise UsageError(f"cannot write baseline: {e.strerror or e}",
+                             Location(str(path))) from None
+        raise
