@@ -38,6 +38,8 @@ FAMILY_ALIASES = {
 class Resolved:
     graph: Graph
     note: str | None = None  # what an alias picked, for stderr
+    diagnostics: tuple[str, ...] = ()  # what the torch frontend did (method, opaque ops)
+    module: object | None = None  # the nn.Module a module reference built (for --crosscheck)
 
 
 def zoo_dir() -> Path:
@@ -59,7 +61,9 @@ def load_zoo(name: str) -> Graph:
     return load_spec(zoo_dir() / f"{name}.yaml", shown_as=f"specs/{name}.yaml")
 
 
-def resolve(model: str) -> Resolved:
+def resolve(model: str, *, input: object = None, kwargs: str | dict | None = None) -> Resolved:
+    """`input` (CxHxW text or a tuple) and `kwargs` (JSON text or a dict) only matter for
+    module references, which are traced at that input and built with those arguments."""
     if not model or not model.strip():
         raise UnknownModelError("MODEL is empty; give a spec path or a zoo name (cnnstat zoo)")
     path = Path(model)
@@ -71,16 +75,16 @@ def resolve(model: str) -> Resolved:
         if path.suffix not in (".yaml", ".yml"):
             raise UsageError(f"'{model}' is not a .yaml/.yml spec")
         return Resolved(load_spec(path, shown_as=model))
+    if ":" in model:  # no zoo name or alias has one
+        # Imports torch, then RUNS the referenced code (docs/torch.md).
+        from cnnstat.frontends import resolve_reference
+
+        return resolve_reference(model, input=input, kwargs=kwargs)
     if model in zoo_names():
         return Resolved(load_zoo(model))
     alias = aliases().get(model)
     if alias is not None:
         return Resolved(load_zoo(alias), note=f"'{model}' -> zoo spec '{alias}'")
-    if ":" in model:
-        raise UsageError(
-            f"'{model}' looks like a module reference; analyzing torch modules needs the "
-            "torch frontend, which this version does not have yet"
-        )
     choices = [*zoo_names(), *aliases()]
     raise UnknownModelError(
         f"unknown model '{model}'{did_you_mean(model, choices)}; "

@@ -118,3 +118,15 @@ def _upsample(layer: L.Upsample, ins: tuple[Shape, ...], out: Shape) -> OpCount:
 def _data_movement(layer: L.Layer, ins: tuple[Shape, ...], out: Shape) -> OpCount:
     """No arithmetic: copies, views, or (dropout) the identity at inference."""
     return OpCount(0, 0)
+
+
+@OPS.register(L.Opaque)
+def _opaque(layer: L.Opaque, ins: tuple[Shape, ...], out: Shape) -> OpCount:
+    """MACs counted by torch: FlopCounterMode's total for the op at the traced shape / 2
+    (torch counts conv, matmul and attention only), scaled linearly with the batch.
+    `other_ops` is None: cnnstat does not know the op's element-wise work, and says so
+    rather than write a zero."""
+    traced_batch = layer.in_shape[0] if layer.in_shape else 1
+    batch = ins[0][0] if ins and ins[0] else traced_batch
+    macs = None if layer.macs is None else layer.macs * batch // traced_batch
+    return OpCount(macs, None)  # type: ignore[arg-type]

@@ -78,3 +78,11 @@ def _batch_norm(layer: L.BatchNorm2d, ins: tuple[Shape, ...], out: Shape) -> Par
 def _no_params(layer: L.Layer, ins: tuple[Shape, ...], out: Shape) -> ParamCount:
     """No learnable tensors and no buffers."""
     return _NONE
+
+
+@PARAMS.register(L.Opaque)
+def _opaque(layer: L.Opaque, ins: tuple[Shape, ...], out: Shape) -> ParamCount:
+    """The numel of the module tensors the op uses, read from the module (sizes on meta);
+    a tensor shared by several calls is counted at its first call only."""
+    formula = f"{layer.op}: from the module" if layer.params else ""
+    return ParamCount(layer.params, layer.buffers, formula)

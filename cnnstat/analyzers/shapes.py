@@ -17,6 +17,10 @@ Shape = tuple[int, ...]
 SHAPES: Registry = Registry("shapes")
 
 
+class TooSmall(ValueError):
+    """The input is too small for this layer (a non-positive output size)."""
+
+
 def _image(shape: Shape, what: str) -> tuple[int, int, int, int]:
     if len(shape) != 4:
         raise ValueError(f"needs an image input [N, C, H, W], got {list(shape)}")
@@ -25,7 +29,7 @@ def _image(shape: Shape, what: str) -> tuple[int, int, int, int]:
 
 def _positive_spatial(out_h: int, out_w: int, shape: Shape) -> None:
     if out_h <= 0 or out_w <= 0:
-        raise ValueError(
+        raise TooSmall(
             f"output size would be {out_h}x{out_w} for input {shape[2]}x{shape[3]}: "
             "the input is too small"
         )
@@ -217,3 +221,20 @@ def _shuffle(layer: L.ChannelShuffle, ins: tuple[Shape, ...]) -> Shape:
     if c % layer.groups:
         raise ValueError(f"channels {c} are not divisible by groups {layer.groups}")
     return ins[0]
+
+
+@SHAPES.register(L.Opaque)
+def _opaque(layer: L.Opaque, ins: tuple[Shape, ...]) -> Shape:
+    """The shape torch produced at the traced input. A different batch is accepted when
+    the op keeps the batch first (out[0] == in[0]); any other input size needs a new trace
+    (NB: an opaque op's arithmetic is unknown to cnnstat, so it cannot be re-derived)."""
+    traced_in, traced_out = layer.in_shape, layer.out_shape
+    if tuple(ins[0]) == traced_in:
+        return traced_out
+    batch_first = bool(traced_out) and traced_out[0] == traced_in[0]
+    if batch_first and tuple(ins[0][1:]) == traced_in[1:]:
+        return (ins[0][0], *traced_out[1:])
+    raise ValueError(
+        f"'{layer.op}' was traced at input {list(traced_in)}, got {list(ins[0])}; "
+        "analyze the torch module at this input (--input) so it is traced again"
+    )

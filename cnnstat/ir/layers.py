@@ -329,6 +329,32 @@ class ChannelShuffle(Layer):
         _positive("groups", self.groups)
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Opaque(Layer):
+    """An operation the torch frontend could not map to a layer kind (a LayerNorm, a
+    `x.mean()`, a shared-weight call). Its shapes come from meta-tensor propagation at the
+    traced input and its MACs from torch's FlopCounterMode ("counted by torch"); `macs`
+    is None when torch could not count it. `params` / `buffers` are the sizes of the
+    module tensors it uses. Valid only at the traced input shape (the batch may differ).
+    """
+
+    kind: ClassVar[str] = "opaque"
+    op: str
+    in_shape: tuple[int, ...]
+    out_shape: tuple[int, ...]
+    macs: int | None = None
+    params: int = 0
+    buffers: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.op:
+            raise ValueError("an opaque layer names the torch op it stands for")
+        for name in ("params", "buffers"):
+            _non_negative(name, getattr(self, name))
+        if self.macs is not None:
+            _non_negative("macs", self.macs)
+
+
 ELEMENTWISE_ACTIVATIONS: tuple[type[Layer], ...] = (
     ReLU, ReLU6, LeakyReLU, Sigmoid, Tanh, GELU, SiLU, Hardswish,
 )
@@ -339,4 +365,5 @@ ALL_KINDS: tuple[type[Layer], ...] = (
     Input, Conv2d, ConvTranspose2d, MaxPool2d, AvgPool2d, AdaptiveAvgPool2d,
     AdaptiveMaxPool2d, BatchNorm2d, LocalResponseNorm, *ELEMENTWISE_ACTIVATIONS, Softmax,
     Dropout, Flatten, Linear, *MERGES, Reshape, Identity, Upsample, ChannelShuffle,
+    Opaque,
 )

@@ -1,0 +1,286 @@
+"""Recorded torch calls -> a Graph. Shared by the fx tracer and the eager fallback.
+
+Each tracer reports the input, then one `Step` per call in execution order, then the
+output keys. A step whose output is a tensor computed from the input becomes a node:
+the converter's layer when it reproduces torch's output shape and tensor sizes exactly,
+else an `Opaque` node carrying torch's shape and FlopCounterMode count. Tensors computed
+only from module attributes (a parameter, `torch.zeros(...)`) are constants: not nodes,
+their sizes go to the first node that uses them. Each parameter and buffer is counted
+once, at its first use, so params == sum(p.numel()) over everything the forward uses.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Hashable, Iterable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from cnnstat.analyzers.ops import OPS
+from cnnstat.analyzers.params import PARAMS
+from cnnstat.analyzers.shapes import SHAPES
+from cnnstat.errors import AnalysisError, Location
+from cnnstat.frontends.converters import ALIASES, Call, convert_function, convert_module
+from cnnstat.ir import Graph, ModelMeta, Node
+from cnnstat.ir import layers as L
+
+Key = Hashable
+INPUT_NAME = "input"
+_LIST_LIMIT = 8
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One recorded call. `module_path` is set for a module call; `tensor_names` are
+    module attributes (parameters, buffers, constants) the call read directly."""
+
+    key: Key
+    call: Call
+    label: str
+    scope: str
+    arg_keys: tuple[Key, ...]
+    flops: int
+    module_path: str | None = None
+    tensor_names: tuple[str, ...] = ()
+    element_keys: tuple[Key, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class _Value:
+    name: str
+    shape: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _Const:
+    tensor_names: tuple[str, ...]
+
+
+class Assembler:
+    def __init__(self, root: nn.Module, source: str):
+        self.root = root
+        self.source = source
+        self.nodes: list[Node] = []
+        self.output_keys: list[Key] = []  # set by the tracer once the forward has run
+        self.diagnostics: list[str] = []
+        self.opaque: list[str] = []
+        self._entries: dict[Key, _Value | _Const] = {}
+        self._names: set[str] = set()
+        self._reserved = {path for path, _ in root.named_modules() if path}
+        self._module_calls: Counter[str] = Counter()
+        self._counted: set[int] = set()
+
+    # --- the tracer's interface -------------------------------------------------------
+
+    def input(self, key: Key, value: torch.Tensor) -> None:
+        if self.nodes:
+            raise AnalysisError("forward takes more than one tensor input; cnnstat analyzes "
+                                "single-input models", self._loc())
+        self._add(INPUT_NAME, L.Input(), (), tuple(value.shape), key)
+
+    def constant(self, key: Key, tensor_name: str) -> None:
+        """A module attribute read by the forward (fx `get_attr`)."""
+        self._entries[key] = _Const((tensor_name,))
+
+    def alias(self, key: Key, source: Key) -> None:
+        if source in self._entries:
+            self._entries[key] = self._entries[source]
+
+    def step(self, step: Step) -> None:
+        out = step.call.out
+        if isinstance(out, torch.Tensor):
+            self._tensor_step(step)
+        elif isinstance(out, tuple | list) and any(isinstance(o, torch.Tensor) for o in out):
+            self._multi_step(step)
+
+    def finish(self, output_keys: Iterable[Key], meta: ModelMeta) -> Graph:
+        outputs = []
+        for key in output_keys:
+            entry = self._entries.get(key)
+            if isinstance(entry, _Value) and entry.name not in outputs:
+                outputs.append(entry.name)
+        if not outputs:
+            raise AnalysisError("the model returns no tensor computed from its input",
+                                Location(self.source))
+        self._report_unused()
+        if self.opaque:
+            self.diagnostics.append(
+                f"{len(self.opaque)} op(s) kept opaque, their MACs counted by torch "
+                f"(FlopCounterMode / 2) and their element-wise work not counted: "
+                f"{_listing(self.opaque)}")
+        return Graph(nodes=tuple(self.nodes), outputs=tuple(outputs), meta=meta)
+
+    # --- steps --------------------------------------------------------------------------
+
+    def _inputs(self, step: Step) -> tuple[list[_Value], list[str]]:
+        values, tensors = [], list(step.tensor_names)
+        for key in step.arg_keys:
+            entry = self._entries.get(key)
+            if isinstance(entry, _Value):
+                values.append(entry)
+            elif isinstance(entry, _Const):
+                tensors += entry.tensor_names
+        if step.module_path is not None and self._module_calls[step.module_path] == 0:
+            module = self.root.get_submodule(step.module_path)
+            prefix = step.module_path
+            tensors += [f"{prefix}.{n}" for n, _ in module.named_parameters()]
+            tensors += [f"{prefix}.{n}" for n, _ in module.named_buffers()]
+        return values, tensors
+
+    def _tensor_step(self, step: Step) -> None:
+        values, tensors = self._inputs(step)
+        if not values:
+            self._entries[step.key] = _Const(tuple(tensors))
+            return
+        if step.call.op in ALIASES and len({v.name for v in values}) == 1 \
+                and not self._uncounted(tensors):
+            self._entries[step.key] = values[0]
+            return
+        params, buffers = self._claim(tensors)
+        name = self._name(step)
+        layer = self._convert(step, name, values, params, buffers)
+        if layer is None:
+            shared = step.module_path is not None and name != step.module_path
+            label = f"{step.label}, weights of {step.module_path}" if shared else None
+            layer = self._opaque(step, name, values, step.call.out, step.flops, params, buffers,
+                                 op=label)
+            values = values[:1]
+        self._add(name, layer, tuple(v.name for v in values), tuple(step.call.out.shape),
+                  step.key)
+
+    def _multi_step(self, step: Step) -> None:
+        values, tensors = self._inputs(step)
+        params, buffers = self._claim(tensors) if values else (0, 0)
+        name, flops = self._name(step), step.flops
+        for i, (out, key) in enumerate(zip(step.call.out, step.element_keys, strict=False)):
+            if not isinstance(out, torch.Tensor):
+                continue
+            if not values:
+                self._entries[key] = _Const(tuple(tensors))
+                continue
+            element = f"{name}[{i}]"
+            layer = self._opaque(step, element, values, out, flops, params, buffers,
+                                 op=f"{step.label}[{i}]")
+            self._add(element, layer, (values[0].name,), tuple(out.shape), key)
+            flops, params, buffers = 0, 0, 0  # the first element carries the call's counts
+        if step.module_path is not None:
+            self._module_calls[step.module_path] += 1
+
+    def _convert(self, step: Step, name: str, values: list[_Value], params: int,
+                 buffers: int) -> L.Layer | None:
+        call = step.call
+        if step.module_path is not None:
+            layer = convert_module(self.root.get_submodule(step.module_path), call)
+        else:
+            layer = convert_function(call) if call.op else None
+        if layer is None:
+            return None
+        distinct = {v.name for v in values}
+        if len(values) != len(call.tensor_args):
+            return None  # a tensor argument that is not a node (a constant): not a plain layer
+        if not isinstance(layer, L.MERGES) and len(distinct) != 1:
+            return None
+        return self._checked(layer, name, tuple(v.shape for v in values), call.out, params,
+                             buffers, step.flops)
+
+    def _checked(self, layer: L.Layer, name: str, ins: tuple[tuple[int, ...], ...],
+                 out: torch.Tensor, params: int, buffers: int, flops: int) -> L.Layer | None:
+        """The layer only stands for the call when our rules give torch's numbers."""
+        try:
+            shape = SHAPES.get(type(layer))(layer, ins)
+        except ValueError:
+            return None
+        if tuple(shape) != tuple(out.shape):
+            self.diagnostics.append(f"{name}: cnnstat's {layer.kind} shape {list(shape)} != "
+                                    f"torch's {list(out.shape)}; kept opaque")
+            return None
+        counted = PARAMS.get(type(layer))(layer, ins, shape)
+        if (counted.params, counted.buffers) != (params, buffers):
+            return None  # shared or extra tensors: the module's own sizes decide
+        if isinstance(layer, L.WEIGHT_LAYERS):
+            macs = OPS.get(type(layer))(layer, ins, shape).macs
+            if 2 * macs != flops:
+                self.diagnostics.append(f"{name}: cnnstat counts {macs} MACs, torch's "
+                                        f"FlopCounterMode {flops} FLOPs")
+        return layer
+
+    def _opaque(self, step: Step, name: str, values: list[_Value], out: torch.Tensor,
+                flops: int, params: int, buffers: int, op: str | None = None) -> L.Opaque:
+        label = op or step.label
+        self.opaque.append(f"{name} ({label})")
+        extra = sorted({v.name for v in values[1:]} - {values[0].name})
+        if extra:
+            self.diagnostics.append(
+                f"{name}: opaque op '{label}' also reads {', '.join(extra)}; the graph keeps "
+                f"only its edge from {values[0].name} (receptive fields through it are partial)")
+        return L.Opaque(op=label, in_shape=values[0].shape, out_shape=tuple(out.shape),
+                        macs=flops // 2, params=params, buffers=buffers)
+
+    # --- names, tensors, nodes ----------------------------------------------------------
+
+    def _name(self, step: Step) -> str:
+        path = step.module_path
+        if path is not None:
+            calls = self._module_calls[path]
+            if step.call.out is not None and not isinstance(step.call.out, tuple | list):
+                self._module_calls[path] += 1
+            # A module called again gets torch's own suffix for repeated calls: `relu@1`.
+            return self._unique(path if calls == 0 else f"{path}@{calls}", reserved_ok=True)
+        op = step.call.op or step.label.rsplit(".", 1)[-1]
+        return self._unique(f"{step.scope}.{op}" if step.scope else op)
+
+    def _unique(self, base: str, reserved_ok: bool = False) -> str:
+        name, n = base, 0
+        while name in self._names or (not reserved_ok and name in self._reserved):
+            n += 1
+            name = f"{base}_{n}"
+        return name
+
+    def _tensor(self, name: str) -> tuple[torch.Tensor | None, str]:
+        owner, _, attr = name.rpartition(".")
+        module = self.root.get_submodule(owner)
+        kind = "param" if attr in module._parameters else \
+            "buffer" if attr in module._buffers else "constant"
+        return getattr(module, attr, None), kind
+
+    def _uncounted(self, names: list[str]) -> bool:
+        return any(self._tensor(n)[1] != "constant" and id(self._tensor(n)[0]) not in
+                   self._counted for n in names)
+
+    def _claim(self, names: list[str]) -> tuple[int, int]:
+        sizes = {"param": 0, "buffer": 0, "constant": 0}
+        for name in names:
+            tensor, kind = self._tensor(name)
+            if tensor is None or id(tensor) in self._counted:
+                continue
+            self._counted.add(id(tensor))
+            sizes[kind] += tensor.numel()
+        return sizes["param"], sizes["buffer"]
+
+    def _add(self, name: str, layer: L.Layer, inputs: tuple[str, ...],
+             shape: tuple[int, ...], key: Key) -> None:
+        self._names.add(name)
+        self.nodes.append(Node(name=name, layer=layer, inputs=inputs, loc=self._loc()))
+        self._entries[key] = _Value(name, shape)
+
+    def _loc(self) -> Location:
+        return Location(self.source)
+
+    def _report_unused(self) -> None:
+        unused: Counter[str] = Counter()
+        for path, module in self.root.named_modules():
+            for tensor in module.parameters(recurse=False):
+                if id(tensor) not in self._counted:
+                    self._counted.add(id(tensor))
+                    unused[path.split(".")[0] or "(root)"] += tensor.numel()
+        if unused:
+            self.diagnostics.append(
+                "parameters of modules the forward never called are not in the totals: "
+                + _listing([f"{p} ({n:,})" for p, n in unused.items()]))
+
+
+def _listing(items: list[str]) -> str:
+    shown = ", ".join(items[:_LIST_LIMIT])
+    return shown + (f" and {len(items) - _LIST_LIMIT} more" if len(items) > _LIST_LIMIT else "")

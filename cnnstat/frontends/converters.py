@@ -1,0 +1,345 @@
+"""Converter registries: a torch module call or function call -> one IR layer.
+
+Two registries, filled by decorators (registering a target twice raises):
+`MODULES` is keyed by the exact `nn.Module` class (a subclass may override `forward`, so it
+is not assumed to behave like its parent) and `FUNCTIONS` by a canonical op name shared
+by `torch.add`, `operator.add`, `Tensor.add`, `Tensor.__iadd__` and `x + y` alike.
+
+A converter receives a `Call` whose arguments and output are concrete values from the
+meta-tensor run (tensors are meta tensors, sizes are ints) and returns a layer, or None
+when this particular call cannot be expressed (then the op stays opaque and torch counts
+it). The caller checks every returned layer against torch's own shape and parameter
+sizes, so a converter that is wrong for some corner case degrades to opaque, never to a
+wrong number.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from cnnstat.ir import layers as L
+
+ModuleConverter = Callable[[nn.Module, "Call"], L.Layer | None]
+FunctionConverter = Callable[["Call"], L.Layer | None]
+
+MODULES: dict[type[nn.Module], ModuleConverter] = {}
+FUNCTIONS: dict[str, FunctionConverter] = {}
+
+# Ops that only change how a tensor is held, not its values or shape: the node is skipped
+# and its consumers read the producer directly.
+ALIASES = frozenset({"contiguous", "clone", "detach", "to", "float", "requires_grad"})
+
+_CANONICAL = {"iadd": "add", "radd": "add", "imul": "mul", "rmul": "mul", "multiply": "mul",
+              "concat": "cat", "concatenate": "cat", "upsample": "interpolate"}
+_TRUSTED_MODULES = ("torch", "_operator", "operator")
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One call as it ran: concrete args/kwargs (meta tensors, ints) and output."""
+
+    op: str
+    args: tuple[Any, ...] = ()
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    out: Any = None
+
+    def arg(self, index: int, name: str, default: Any = None) -> Any:
+        """Positional `index` (counting the input tensor as 0) or keyword `name`."""
+        if len(self.args) > index:
+            return self.args[index]
+        return self.kwargs.get(name, default)
+
+    @property
+    def tensor_args(self) -> list[torch.Tensor]:
+        leaves = torch.utils._pytree.tree_leaves((self.args, self.kwargs))
+        return [a for a in leaves if isinstance(a, torch.Tensor)]
+
+
+def canonical_op(target: Any) -> str | None:
+    """`Tensor.__iadd__`, `operator.iadd`, `torch.add` -> "add"; None for a function from
+    outside torch (a user function wrapped with fx.wrap is not what its name says)."""
+    if isinstance(target, str):
+        name = target
+    else:
+        module = getattr(target, "__module__", None)
+        if module is not None and not module.startswith(_TRUSTED_MODULES):
+            return None
+        name = getattr(target, "__name__", "")
+    name = name.strip("_")
+    return _CANONICAL.get(name, name) or None
+
+
+def op_label(target: Any) -> str:
+    """A readable name for reports: `torch.cat`, `F.relu`, `Tensor.view`, `nn.LayerNorm`."""
+    if isinstance(target, nn.Module):
+        cls = type(target)
+        module = cls.__module__
+        return f"nn.{cls.__name__}" if module.startswith("torch.nn") else \
+            f"{module}.{cls.__qualname__}"
+    if isinstance(target, str):
+        return f"Tensor.{target}"
+    qualname = getattr(target, "__qualname__", None) or getattr(target, "__name__", repr(target))
+    if qualname.startswith("TensorBase."):
+        return "Tensor." + qualname.split(".", 1)[1]
+    if qualname.startswith("_VariableFunctionsClass."):  # torch.chunk, torch.cat, ...
+        return "torch." + qualname.split(".", 1)[1]
+    module = getattr(target, "__module__", None) or ""
+    module = {"torch.nn.functional": "F", "_operator": "operator"}.get(module, module)
+    return f"{module}.{qualname}" if module else qualname
+
+
+def convert_module(module: nn.Module, call: Call) -> L.Layer | None:
+    converter = MODULES.get(type(module))
+    return None if converter is None else converter(module, call)
+
+
+def convert_function(call: Call) -> L.Layer | None:
+    converter = FUNCTIONS.get(call.op)
+    return None if converter is None else converter(call)
+
+
+def _module(*classes: type[nn.Module]):
+    def register(converter: ModuleConverter) -> ModuleConverter:
+        for cls in classes:
+            if cls in MODULES:
+                raise ValueError(f"module converter for {cls.__name__} registered twice")
+            MODULES[cls] = converter
+        return converter
+    return register
+
+
+def _function(*ops: str):
+    def register(converter: FunctionConverter) -> FunctionConverter:
+        for op in ops:
+            if op in FUNCTIONS:
+                raise ValueError(f"function converter for '{op}' registered twice")
+            FUNCTIONS[op] = converter
+        return converter
+    return register
+
+
+def _pair(value: Any) -> tuple[int, int]:
+    if isinstance(value, int):
+        return (value, value)
+    values = tuple(value)
+    return (values[0], values[0]) if len(values) == 1 else (values[0], values[1])
+
+
+def _out_hw(call: Call) -> tuple[int, int]:
+    return tuple(call.out.shape[-2:])  # type: ignore[return-value]
+
+
+# --- modules ---------------------------------------------------------------------------
+
+@_module(nn.Conv2d)
+def _conv(m: nn.Conv2d, call: Call) -> L.Layer:
+    padding = m.padding if isinstance(m.padding, str) else _pair(m.padding)
+    return L.Conv2d(out_channels=m.out_channels, kernel_size=_pair(m.kernel_size),
+                    stride=_pair(m.stride),
+                    padding=(0, 0) if padding == "valid" else padding,
+                    dilation=_pair(m.dilation), groups=m.groups, bias=m.bias is not None)
+
+
+@_module(nn.ConvTranspose2d)
+def _conv_transpose(m: nn.ConvTranspose2d, call: Call) -> L.Layer | None:
+    if call.arg(1, "output_size") is not None:
+        return None  # output_padding chosen at call time
+    return L.ConvTranspose2d(
+        out_channels=m.out_channels, kernel_size=_pair(m.kernel_size), stride=_pair(m.stride),
+        padding=_pair(m.padding), output_padding=_pair(m.output_padding),
+        dilation=_pair(m.dilation), groups=m.groups, bias=m.bias is not None)
+
+
+@_module(nn.MaxPool2d)
+def _max_pool(m: nn.MaxPool2d, call: Call) -> L.Layer | None:
+    if m.return_indices:
+        return None
+    return L.MaxPool2d(kernel_size=_pair(m.kernel_size), stride=_pair(m.stride or m.kernel_size),
+                       padding=_pair(m.padding), dilation=_pair(m.dilation),
+                       ceil_mode=m.ceil_mode)
+
+
+@_module(nn.AvgPool2d)
+def _avg_pool(m: nn.AvgPool2d, call: Call) -> L.Layer | None:
+    if m.divisor_override is not None:
+        return None
+    return L.AvgPool2d(kernel_size=_pair(m.kernel_size), stride=_pair(m.stride or m.kernel_size),
+                       padding=_pair(m.padding), ceil_mode=m.ceil_mode,
+                       count_include_pad=m.count_include_pad)
+
+
+@_module(nn.AdaptiveAvgPool2d)
+def _adaptive_avg(m: nn.Module, call: Call) -> L.Layer:
+    # Output sizes given as None mean "the input's": take what torch produced.
+    return L.AdaptiveAvgPool2d(output_size=_out_hw(call))
+
+
+@_module(nn.AdaptiveMaxPool2d)
+def _adaptive_max(m: nn.AdaptiveMaxPool2d, call: Call) -> L.Layer | None:
+    return None if m.return_indices else L.AdaptiveMaxPool2d(output_size=_out_hw(call))
+
+
+@_module(nn.BatchNorm2d)
+def _batch_norm(m: nn.BatchNorm2d, call: Call) -> L.Layer:
+    return L.BatchNorm2d(eps=m.eps, momentum=m.momentum, affine=m.affine,
+                         track_running_stats=m.track_running_stats)
+
+
+@_module(nn.LocalResponseNorm)
+def _lrn(m: nn.LocalResponseNorm, call: Call) -> L.Layer:
+    return L.LocalResponseNorm(size=m.size, alpha=m.alpha, beta=m.beta, k=m.k)
+
+
+_SIMPLE_MODULES: dict[type[nn.Module], Callable[[Any], L.Layer | None]] = {
+    nn.ReLU: lambda m: L.ReLU(),
+    nn.ReLU6: lambda m: L.ReLU6(),
+    nn.LeakyReLU: lambda m: L.LeakyReLU(negative_slope=m.negative_slope),
+    nn.Sigmoid: lambda m: L.Sigmoid(),
+    nn.Tanh: lambda m: L.Tanh(),
+    nn.GELU: lambda m: L.GELU(approximate=m.approximate),
+    nn.SiLU: lambda m: L.SiLU(),
+    nn.Hardswish: lambda m: L.Hardswish(),
+    nn.Softmax: lambda m: None if m.dim is None else L.Softmax(dim=m.dim),
+    nn.Dropout: lambda m: L.Dropout(p=m.p),
+    nn.Dropout2d: lambda m: L.Dropout(p=m.p),
+    nn.Flatten: lambda m: L.Flatten(start_dim=m.start_dim, end_dim=m.end_dim),
+    nn.Linear: lambda m: L.Linear(out_features=m.out_features, bias=m.bias is not None),
+    nn.Identity: lambda m: L.Identity(),
+    nn.ChannelShuffle: lambda m: L.ChannelShuffle(groups=m.groups),
+}
+
+
+@_module(*_SIMPLE_MODULES)
+def _simple(m: nn.Module, call: Call) -> L.Layer | None:
+    return _SIMPLE_MODULES[type(m)](m)
+
+
+@_module(nn.Upsample, nn.UpsamplingNearest2d, nn.UpsamplingBilinear2d)
+def _upsample_module(m: nn.Upsample, call: Call) -> L.Layer | None:
+    return _upsample(m.size, m.scale_factor, m.mode, m.align_corners)
+
+
+def _upsample(size: Any, scale: Any, mode: str, align_corners: bool | None) -> L.Layer | None:
+    if mode not in ("nearest", "bilinear"):
+        return None
+    return L.Upsample(
+        size=None if size is None else _pair(size),
+        scale_factor=None if scale is None else tuple(float(f) for f in _pair(scale)),
+        mode=mode, align_corners=align_corners if mode == "bilinear" else None)
+
+
+# --- functions and methods -------------------------------------------------------------
+
+def _two_tensors(call: Call) -> bool:
+    return len(call.args) >= 2 and all(isinstance(a, torch.Tensor) for a in call.args[:2])
+
+
+@_function("add")
+def _add(call: Call) -> L.Layer | None:
+    if not _two_tensors(call) or call.kwargs.get("alpha", 1) != 1:
+        return None  # x + 1, or x + alpha * y: not a plain merge
+    return L.Add()
+
+
+@_function("mul")
+def _mul(call: Call) -> L.Layer | None:
+    return L.Multiply() if _two_tensors(call) else None
+
+
+@_function("cat")
+def _cat(call: Call) -> L.Layer:
+    return L.Concat(dim=call.arg(1, "dim", 0))
+
+
+_SIMPLE_FUNCTIONS: dict[str, FunctionConverter] = {
+    "relu": lambda c: L.ReLU(),
+    "relu6": lambda c: L.ReLU6(),
+    "leaky_relu": lambda c: L.LeakyReLU(negative_slope=c.arg(1, "negative_slope", 0.01)),
+    "sigmoid": lambda c: L.Sigmoid(),
+    "tanh": lambda c: L.Tanh(),
+    "gelu": lambda c: L.GELU(approximate=c.arg(1, "approximate", "none")),
+    "silu": lambda c: L.SiLU(),
+    "hardswish": lambda c: L.Hardswish(),
+    "dropout": lambda c: L.Dropout(p=c.arg(1, "p", 0.5)),
+    "dropout2d": lambda c: L.Dropout(p=c.arg(1, "p", 0.5)),
+    "channel_shuffle": lambda c: L.ChannelShuffle(groups=c.arg(1, "groups")),
+}
+
+
+@_function(*_SIMPLE_FUNCTIONS)
+def _simple_function(call: Call) -> L.Layer | None:
+    return _SIMPLE_FUNCTIONS[call.op](call)
+
+
+@_function("softmax")
+def _softmax(call: Call) -> L.Layer | None:
+    dim = call.arg(1, "dim")
+    return None if dim is None else L.Softmax(dim=dim)
+
+
+@_function("flatten")
+def _flatten(call: Call) -> L.Layer:
+    # torch.flatten and Tensor.flatten default to start_dim=0 (nn.Flatten to 1).
+    return L.Flatten(start_dim=call.arg(1, "start_dim", 0), end_dim=call.arg(2, "end_dim", -1))
+
+
+@_function("view", "reshape")
+def _reshape(call: Call) -> L.Layer | None:
+    """`x.view(x.size(0), -1)` is a flatten; any other view keeps the batch and fixes the
+    rest to what torch produced. A view that changes the batch stays opaque."""
+    src, out = call.args[0], call.out
+    if not isinstance(src, torch.Tensor) or src.dim() < 1 or out.dim() < 1:
+        return None
+    if out.shape[0] != src.shape[0]:
+        return None
+    if out.dim() == 2 and src.dim() > 2:
+        return L.Flatten(start_dim=1, end_dim=-1)
+    return L.Reshape(shape=tuple(out.shape[1:])) if out.dim() > 1 else None
+
+
+@_function("adaptive_avg_pool2d")
+def _adaptive_avg_function(call: Call) -> L.Layer:
+    return L.AdaptiveAvgPool2d(output_size=_out_hw(call))
+
+
+@_function("adaptive_max_pool2d")
+def _adaptive_max_function(call: Call) -> L.Layer | None:
+    if call.arg(2, "return_indices", False):
+        return None
+    return L.AdaptiveMaxPool2d(output_size=_out_hw(call))
+
+
+@_function("max_pool2d")
+def _max_pool_function(call: Call) -> L.Layer | None:
+    if call.arg(6, "return_indices", False):
+        return None
+    k = _pair(call.arg(1, "kernel_size"))
+    stride = call.arg(2, "stride")
+    return L.MaxPool2d(kernel_size=k, stride=_pair(stride) if stride else k,
+                       padding=_pair(call.arg(3, "padding", 0)),
+                       dilation=_pair(call.arg(4, "dilation", 1)),
+                       ceil_mode=bool(call.arg(5, "ceil_mode", False)))
+
+
+@_function("avg_pool2d")
+def _avg_pool_function(call: Call) -> L.Layer | None:
+    if call.arg(6, "divisor_override") is not None:
+        return None
+    k = _pair(call.arg(1, "kernel_size"))
+    stride = call.arg(2, "stride")
+    return L.AvgPool2d(kernel_size=k, stride=_pair(stride) if stride else k,
+                       padding=_pair(call.arg(3, "padding", 0)),
+                       ceil_mode=bool(call.arg(4, "ceil_mode", False)),
+                       count_include_pad=bool(call.arg(5, "count_include_pad", True)))
+
+
+@_function("interpolate")
+def _interpolate(call: Call) -> L.Layer | None:
+    return _upsample(call.arg(1, "size"), call.arg(2, "scale_factor"),
+                     call.arg(3, "mode", "nearest"), call.arg(4, "align_corners"))
+

@@ -1,0 +1,257 @@
+"""An `nn.Module` -> a Graph, without the memory to run it.
+
+1. `torch.fx` symbolic tracing, keeping whole the modules that fx keeps whole by default
+   (those of torch.nn) and every module a converter knows. Node names are the module
+   paths of `named_modules()` (`layer3.1.conv2`); a function call is named after the
+   module whose forward made it (`layer3.1.add`); a module called again gets torch's
+   `@1` suffix.
+2. One forward on meta tensors through the traced graph (`functional_call` with meta
+   copies of every parameter and buffer, so the user's module is left as it was) gives
+   each node's output shape, and torch's FlopCounterMode counts each node on the way.
+3. When fx cannot trace (control flow on values or shapes), the forward is run once with
+   module hooks and a TorchFunctionMode recording what ran (`eager.py`), on meta tensors,
+   or, if the forward reads tensor values, on real tensors for small models. The report's
+   diagnostics say which method was used.
+"""
+
+from __future__ import annotations
+
+import operator
+from dataclasses import dataclass
+
+import torch
+import torch.fx as fx
+from torch import nn
+from torch.utils._pytree import tree_leaves
+from torch.utils.flop_counter import FlopCounterMode
+
+from cnnstat.errors import AnalysisError, Location
+from cnnstat.frontends.assemble import Assembler, Step
+from cnnstat.frontends.converters import MODULES, Call, canonical_op, op_label
+from cnnstat.frontends.eager import Recorder, is_leaf
+from cnnstat.ir import Graph, ModelMeta
+
+# The real-tensor fallback materialises the weights: only for models this small.
+REAL_FALLBACK_MAX_ELEMENTS = 64 * 2**20
+
+
+@dataclass(frozen=True, slots=True)
+class Traced:
+    graph: Graph
+    method: str
+    diagnostics: tuple[str, ...]
+
+
+class _Tracer(fx.Tracer):
+    def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
+        return type(m) in MODULES or is_leaf(m)
+
+
+class _Runner(fx.Interpreter):
+    """Keeps every value and the FlopCounterMode count of each node."""
+
+    def __init__(self, gm: fx.GraphModule, counter: FlopCounterMode):
+        super().__init__(gm, garbage_collect_values=False)
+        self.counter = counter
+        self.flops: dict[fx.Node, int] = {}
+
+    def run_node(self, n: fx.Node):
+        before = self.counter.get_total_flops()
+        out = super().run_node(n)
+        self.flops[n] = self.counter.get_total_flops() - before
+        return out
+
+
+class _Host(nn.Module):
+    """Lets functional_call swap the state of `inner` while `run` executes."""
+
+    def __init__(self, inner: nn.Module):
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, run, *args):
+        return run(self.inner, *args)
+
+
+def state_copy(module: nn.Module, device: str, *, zeros: bool = False) -> dict[str, torch.Tensor]:
+    """Stand-ins for every parameter and buffer: free on meta, zero-filled when real."""
+    state = {}
+    for name, t in [*module.named_parameters(), *module.named_buffers()]:
+        state[name] = (torch.zeros if zeros else torch.empty)(t.shape, dtype=t.dtype,
+                                                              device=device)
+    return state
+
+
+def with_state(module: nn.Module, state: dict[str, torch.Tensor], run, *args):
+    host = _Host(module)
+    prefixed = {f"inner.{k}": v for k, v in state.items()}
+    with torch.no_grad():
+        return torch.func.functional_call(host, prefixed, (run, *args), strict=False)
+
+
+def trace_module(module: nn.Module, input_chw: tuple[int, ...], *, name: str,
+                 source: str, meta: dict | None = None) -> Traced:
+    """Trace `module` at input (1, *input_chw) into a Graph; raises AnalysisError when
+    neither fx nor a recorded forward works."""
+    was_training = module.training
+    module.eval()  # the graph of inference: dropout off, BN on running stats, no aux heads
+    info = ModelMeta(name=name, source=source, input=tuple(input_chw), **(meta or {}))
+    try:
+        return _trace(module, input_chw, info, source)
+    finally:
+        module.train(was_training)
+
+
+def _trace(module: nn.Module, input_chw: tuple[int, ...], info: ModelMeta,
+           source: str) -> Traced:
+    notes: list[str] = []
+    try:
+        gm = _Tracer().trace(module)
+        graph_module = fx.GraphModule(module, gm, type(module).__name__)
+    except Exception as e:  # noqa: BLE001 - user code: any failure means "fall back"
+        notes.append(f"torch.fx could not trace the forward ({_reason(e)}); recorded one "
+                     "forward with module hooks instead")
+    else:
+        try:
+            asm = _fx_run(graph_module, input_chw, source)
+            return _done(asm, info, "torch.fx symbolic trace, meta-tensor propagation", notes)
+        except AnalysisError:
+            raise
+        except Exception as e:  # noqa: BLE001
+            notes.append(f"the fx-traced graph failed on meta tensors ({_reason(e)}); "
+                         "recorded one forward with module hooks instead")
+    try:
+        asm = _eager_run(module, input_chw, source, device="meta")
+        return _done(asm, info, "module hooks on meta tensors (fx fallback)", notes)
+    except AnalysisError:
+        raise
+    except Exception as e:  # noqa: BLE001
+        meta_error = e
+    size = sum(t.numel() for t in [*module.parameters(), *module.buffers()])
+    if size > REAL_FALLBACK_MAX_ELEMENTS:
+        raise AnalysisError(f"the forward could not run on meta tensors ({_reason(meta_error)})"
+                            f" and the model is too large to run for real ({size:,} elements)",
+                            Location(source))
+    notes.append(f"the forward could not run on meta tensors ({_reason(meta_error)}); ran it "
+                 "on real tensors (zero weights, random input): the graph is the path this "
+                 "input took")
+    try:
+        asm = _eager_run(module, input_chw, source, device="cpu")
+    except Exception as e:  # noqa: BLE001
+        raise AnalysisError(f"running the forward failed: {_reason(e)}", Location(source)) \
+            from e
+    return _done(asm, info, "module hooks on real tensors (fx and meta fallbacks failed)", notes)
+
+
+def _done(asm: Assembler, info: ModelMeta, method: str, notes: list[str]) -> Traced:
+    graph = asm.finish(asm.output_keys, info)
+    diagnostics = (f"traced by {method}", *notes, *asm.diagnostics)
+    return Traced(graph=graph, method=method, diagnostics=tuple(diagnostics))
+
+
+def _reason(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {text[0] if text else ''}".rstrip(": ")
+
+
+# --- fx -----------------------------------------------------------------------------------
+
+def _fx_run(gm: fx.GraphModule, input_chw: tuple[int, ...], source: str) -> Assembler:
+    state = state_copy(gm, "meta")
+    for node in gm.graph.nodes:  # tensor constants fx lifted out of the forward
+        if node.op == "get_attr" and node.target not in state:
+            value = _attr(gm, node.target)
+            if isinstance(value, torch.Tensor):
+                state[node.target] = torch.empty_like(value, device="meta")
+    counter = FlopCounterMode(display=False)
+
+    def run(inner: fx.GraphModule, x: torch.Tensor) -> _Runner:
+        runner = _Runner(inner, counter)
+        with counter, torch.device("meta"):
+            runner.run(x)
+        return runner
+
+    runner = with_state(gm, state, run, torch.empty(1, *input_chw, device="meta"))
+    return _fx_steps(gm, runner, source)
+
+
+def _attr(gm: fx.GraphModule, target: str):
+    value = gm
+    for part in target.split("."):
+        value = getattr(value, part)
+    return value
+
+
+def _fx_steps(gm: fx.GraphModule, runner: _Runner, source: str) -> Assembler:
+    asm = Assembler(gm, source)
+    env = runner.env
+    for node in gm.graph.nodes:
+        value = env.get(node)
+        if node.op == "placeholder":
+            if isinstance(value, torch.Tensor):
+                asm.input(node, value)
+        elif node.op == "get_attr":
+            asm.constant(node, node.target)
+        elif node.op == "output":
+            asm.output_keys = [n for n in tree_leaves(node.args[0]) if isinstance(n, fx.Node)]
+        elif _is_element(node, env):
+            asm.alias(node, (node.args[0], node.args[1]))
+        else:
+            asm.step(_fx_step(gm, node, env, runner.flops.get(node, 0)))
+    return asm
+
+
+def _is_element(node: fx.Node, env: dict) -> bool:
+    """`getitem(t, i)` on the tuple a call returned (torch.split, a module's outputs)."""
+    return (node.op == "call_function" and node.target is operator.getitem
+            and isinstance(node.args[0], fx.Node) and isinstance(node.args[1], int)
+            and isinstance(env.get(node.args[0]), tuple | list))
+
+
+def _fx_step(gm: fx.GraphModule, node: fx.Node, env: dict, flops: int) -> Step:
+    keys: list[fx.Node] = []
+    fx.node.map_arg((node.args, node.kwargs), keys.append)
+    args = fx.node.map_arg(node.args, env.__getitem__)
+    kwargs = fx.node.map_arg(node.kwargs, env.__getitem__)
+    value = env[node]
+    elements = tuple((node, i) for i in range(len(value))) \
+        if isinstance(value, tuple | list) else ()
+    path, op, label = None, "", ""
+    if node.op == "call_module":
+        path, label = node.target, op_label(gm.get_submodule(node.target))
+    else:
+        op, label = canonical_op(node.target) or "", op_label(node.target)
+    stack = node.meta.get("nn_module_stack") or {}
+    scope = list(stack.values())[-1][0] if stack else ""
+    return Step(key=node, call=Call(op=op, args=tuple(args), kwargs=dict(kwargs), out=value),
+                label=label, scope=scope if isinstance(scope, str) else "",
+                arg_keys=tuple(keys), flops=flops, module_path=path, element_keys=elements)
+
+
+# --- the recorded forward -----------------------------------------------------------------
+
+def _eager_run(module: nn.Module, input_chw: tuple[int, ...], source: str,
+               device: str) -> Assembler:
+    state = state_copy(module, device, zeros=device != "meta")
+    names = {id(t): n for n, t in state.items()}
+    counter = FlopCounterMode(display=False)
+    recorder = Recorder(module, names, counter)
+    x = torch.randn(1, *input_chw) if device != "meta" else \
+        torch.empty(1, *input_chw, device="meta")
+    key = recorder.track_input(x)
+
+    def run(inner: nn.Module, x: torch.Tensor):
+        recorder.attach()
+        try:
+            with counter, recorder, torch.device(device):
+                return inner(x)
+        finally:
+            recorder.detach()
+
+    out = with_state(module, state, run, x)
+    asm = Assembler(module, source)
+    asm.input(key, x)
+    for step in recorder.steps:
+        asm.step(step)
+    asm.output_keys = [id(t) for t in tree_leaves(out) if isinstance(t, torch.Tensor)]
+    return asm
