@@ -67,6 +67,10 @@ class ShapeError(CnnstatError):
     exit_code = 2
 
 
+class InputTooSmallError(ShapeError):
+    """A layer's output would have a non-positive spatial size for this input."""
+
+
 class UnknownModelError(CnnstatError):
     """A MODEL argument that names no file, zoo spec or alias."""
 

@@ -24,6 +24,7 @@ class TorchTruth:
     buffers: int
     macs: int
     shapes: dict[str, tuple[int, ...]]  # module path -> output shape, from a meta forward
+    # `macs` is what eval mode runs: training-only aux heads are excluded, as in torchvision
 
 
 def torch_truth(graph: Graph, input_shape: tuple[int, ...] | None = None,
@@ -38,11 +39,14 @@ def torch_truth(graph: Graph, input_shape: tuple[int, ...] | None = None,
             def record(_m, _i, out, name=name):
                 shapes[name] = tuple(out.shape)
             hooks.append(sub.register_forward_hook(record))
-    counter = FlopCounterMode(display=False)
-    with counter, torch.no_grad():
-        module(torch.empty(batch, *shape, device="meta"))
+    x = torch.empty(batch, *shape, device="meta")
+    with torch.no_grad():
+        module.run(x, include_aux=True)  # shapes of every layer, aux heads included
     for hook in hooks:
         hook.remove()
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        module(x)  # eval mode: what inference runs, as torchvision's _ops counts it
     flops = counter.get_total_flops()
     assert flops % 2 == 0
     return TorchTruth(

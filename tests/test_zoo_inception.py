@@ -64,7 +64,8 @@ def test_every_layer_shape_equals_torch(name):
 @pytest.mark.parametrize("name", MODELS)
 def test_outputs_are_1000_way(name):
     """Every output (inception_v3's aux head included) is 1000 ImageNet logits."""
-    outputs = report(name).outputs
+    rep = report(name)
+    outputs = rep.outputs + rep.aux_outputs
     assert outputs and all(shape == (1, 1000) for _, shape in outputs)
 
 
@@ -85,20 +86,25 @@ def aux_macs(name: str) -> int:
 def test_inception_v3_matches_torchvision_metadata():
     """Inception_V3_Weights.IMAGENET1K_V1: num_params 27,161,264 counts AuxLogits, while
     _ops 5.713 GMACs at 299x299 was measured in eval mode, where AuxLogits does not run.
-    Catches a missing aux head (params) or a wrong main path (MACs without the aux rows)."""
+    Catches a missing aux head (params) or aux MACs counted as inference cost."""
     rep = report("inception_v3")
     assert rep.totals.params == 27_161_264
-    assert aux_macs("inception_v3") > 0
-    assert round((rep.totals.macs - aux_macs("inception_v3")) / 1e9, 3) == 5.713
+    assert round(rep.totals.macs / 1e9, 3) == 5.713
+    assert rep.totals.train_only_macs == aux_macs("inception_v3") > 0
+    aux_params = sum(row.params or 0 for row in scope_rows("inception_v3", "AuxLogits"))
+    assert rep.totals.train_only_params == aux_params
+    assert all(row.train_only for row in scope_rows("inception_v3", "AuxLogits"))
 
 
-def test_inception_v3_aux_head_is_a_second_output():
-    """The aux head branches off Mixed_6e and ends in an output of its own, so it adds
-    no MACs to the main path and the main path never runs through it."""
+def test_inception_v3_aux_head_is_a_training_only_output():
+    """The aux head branches off Mixed_6e and ends in an aux output, so inference (and
+    the minimum input, torchvision's 75 px) never runs through it."""
     g = graph("inception_v3")
-    assert g.outputs == ("fc", "AuxLogits.fc")
+    assert g.outputs == ("fc",) and g.aux_outputs == ("AuxLogits.fc",)
     by_name = {node.name: node for node in g}
     assert by_name["AuxLogits.pool"].inputs == by_name["Mixed_7a.branch3x3.1.conv"].inputs
+    small = analyze_graph(g, (3, 75, 75))
+    assert small.aux_outputs == () and "cannot take this input" in small.diagnostics[0]
 
 
 def test_inception_v3_paper_param_budget():

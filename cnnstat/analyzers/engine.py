@@ -18,8 +18,9 @@ from cnnstat.analyzers.results import (
     Totals,
     Unsupported,
 )
-from cnnstat.analyzers.shapes import SHAPES, Shape
-from cnnstat.errors import AnalysisError, ShapeError, UsageError
+from cnnstat.analyzers.rf import receptive_fields
+from cnnstat.analyzers.shapes import SHAPES, Shape, TooSmall
+from cnnstat.errors import AnalysisError, InputTooSmallError, ShapeError, UsageError
 from cnnstat.ir import Graph, Node
 from cnnstat.ir.layers import WEIGHT_LAYERS, Input
 
@@ -37,6 +38,8 @@ def infer_shapes(graph: Graph, input_shape: Shape, batch: int = 1) -> dict[str, 
                                 layer=node.name, kind=node.kind)
         try:
             shapes[node.name] = handler(node.layer, tuple(shapes[i] for i in node.inputs))
+        except TooSmall as e:
+            raise InputTooSmallError(str(e), node.loc, layer=node.name, kind=node.kind) from None
         except ValueError as e:
             raise ShapeError(str(e), node.loc, layer=node.name, kind=node.kind) from None
     return shapes
@@ -65,33 +68,61 @@ def analyze_graph(graph: Graph, input_shape: Shape | None = None, *, batch: int 
     if dtype not in DTYPE_BYTES:
         raise UsageError(f"dtype must be one of {', '.join(DTYPE_BYTES)}, got '{dtype}'")
     shape = resolve_input(graph, input_shape)
-    shapes = infer_shapes(graph, shape, batch)
+    graph, shapes, notes = shapes_with_aux(graph, shape, batch)
+    fields, rf_diagnostics = receptive_fields(graph, shapes)
     rows, unsupported = [], []
     for node in graph.nodes[1:]:
-        row = _layer_stats(node, shapes)
+        field = fields[node.name]
+        row = _layer_stats(node, shapes, rf=None if field is None else field.to_dict(),
+                           train_only=graph.is_train_only(node.name))
         rows.append(row)
         unsupported += [Unsupported(layer=node.name, kind=node.kind, analyzer=a)
                         for a in row.unsupported]
-    activations = sum(r.activations for r in rows)
-    totals = Totals(
+    return ModelReport(
+        model=graph.meta.name, source=graph.meta.source, meta=graph.meta,
+        input_shape=(batch, *shape), dtype=dtype, totals=_totals(graph, rows, dtype),
+        layers=tuple(rows), outputs=tuple((o, shapes[o]) for o in graph.outputs),
+        aux_outputs=tuple((o, shapes[o]) for o in graph.aux_outputs),
+        unsupported=tuple(unsupported), diagnostics=(*notes, *rf_diagnostics),
+    )
+
+
+def shapes_with_aux(graph: Graph, shape: Shape, batch: int):
+    """Shapes of the whole graph; if only a training-only aux head cannot take this input
+    (Inception v3's needs 299 px, inference runs from 75), analyze the inference graph
+    and say so, as torchvision's eval mode would run it."""
+    try:
+        return graph, infer_shapes(graph, shape, batch), ()
+    except ShapeError as e:
+        if e.layer is None or not graph.is_train_only(e.layer):
+            raise
+        inference = graph.inference_graph()
+        note = (f"the training-only aux outputs ({', '.join(graph.aux_outputs)}) cannot take "
+                f"this input ({e.message}); showing the inference graph without them")
+        return inference, infer_shapes(inference, shape, batch), (note,)
+
+
+def _totals(graph: Graph, rows: list[LayerStats], dtype: str) -> Totals:
+    """Params count every layer (they exist in the model); inference cost and activations
+    count only the layers inference runs."""
+    run = [r for r in rows if not r.train_only]
+    activations = sum(r.activations for r in run)
+    return Totals(
         params=sum(r.params or 0 for r in rows),
         trainable_params=sum(r.params or 0 for r in rows),
         buffers=sum(r.buffers or 0 for r in rows),
-        macs=sum(r.macs or 0 for r in rows),
-        other_ops=sum(r.other_ops or 0 for r in rows),
+        macs=sum(r.macs or 0 for r in run),
+        other_ops=sum(r.other_ops or 0 for r in run),
         activations=activations,
         activation_bytes=activations * DTYPE_BYTES[dtype],
         depth=weight_depth(graph),
-    )
-    return ModelReport(
-        model=graph.meta.name, source=graph.meta.source, meta=graph.meta,
-        input_shape=(batch, *shape), dtype=dtype, totals=totals, layers=tuple(rows),
-        outputs=tuple((o, shapes[o]) for o in graph.outputs),
-        unsupported=tuple(unsupported),
+        train_only_params=sum(r.params or 0 for r in rows if r.train_only),
+        train_only_macs=sum(r.macs or 0 for r in rows if r.train_only),
     )
 
 
-def _layer_stats(node: Node, shapes: dict[str, Shape]) -> LayerStats:
+def _layer_stats(node: Node, shapes: dict[str, Shape], rf: dict | None = None,
+                 train_only: bool = False) -> LayerStats:
     ins = tuple(shapes[i] for i in node.inputs)
     out = shapes[node.name]
     missing = []
@@ -113,6 +144,6 @@ def _layer_stats(node: Node, shapes: dict[str, Shape]) -> LayerStats:
         macs=None if ops is None else ops.macs,
         other_ops=None if ops is None else ops.other_ops,
         activations=math.prod(out),
-        is_weight_layer=isinstance(node.layer, WEIGHT_LAYERS),
+        is_weight_layer=isinstance(node.layer, WEIGHT_LAYERS), rf=rf, train_only=train_only,
         unsupported=tuple(missing),
     )

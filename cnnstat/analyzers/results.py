@@ -27,6 +27,7 @@ class LayerStats:
     other_ops: int | None
     activations: int
     is_weight_layer: bool = False
+    train_only: bool = False  # feeds only aux outputs: in params, not in inference cost
     rf: dict[str, Any] | None = None
     unsupported: tuple[str, ...] = ()
 
@@ -43,6 +44,8 @@ class LayerStats:
             "activations": self.activations,
             "activation_bytes": self.activations * dtype_bytes,
         }
+        if self.train_only:
+            out["train_only"] = True
         if self.rf is not None:
             out["rf"] = self.rf
         if self.unsupported:
@@ -60,6 +63,8 @@ class Totals:
     activations: int
     activation_bytes: int
     depth: int
+    train_only_params: int = 0  # inside `params`: layers that only feed aux outputs
+    train_only_macs: int = 0  # NOT inside `macs`: inference never runs those layers
 
     @property
     def flops(self) -> int:
@@ -71,6 +76,8 @@ class Totals:
             "buffers": self.buffers, "macs": self.macs, "flops": self.flops,
             "other_ops": self.other_ops, "activations": self.activations,
             "activation_bytes": self.activation_bytes, "depth": self.depth,
+            "train_only_params": self.train_only_params,
+            "train_only_macs": self.train_only_macs,
         }
 
 
@@ -96,18 +103,22 @@ class ModelReport:
     totals: Totals
     layers: tuple[LayerStats, ...]
     outputs: tuple[tuple[str, tuple[int, ...]], ...]
+    aux_outputs: tuple[tuple[str, tuple[int, ...]], ...] = ()
     unsupported: tuple[Unsupported, ...] = ()
     diagnostics: tuple[str, ...] = field(default=())
 
     def __post_init__(self) -> None:
-        def total(attr: str) -> int:
-            return sum(getattr(row, attr) or 0 for row in self.layers)
+        def total(attr: str, inference_only: bool = True) -> int:
+            return sum(getattr(row, attr) or 0 for row in self.layers
+                       if not (inference_only and row.train_only))
 
-        checks = {"params": self.totals.params, "macs": self.totals.macs,
-                  "other_ops": self.totals.other_ops, "activations": self.totals.activations}
+        checks = {"macs": self.totals.macs, "other_ops": self.totals.other_ops,
+                  "activations": self.totals.activations}
         for attr, value in checks.items():
             if total(attr) != value:
                 raise AssertionError(f"{attr}: total {value} != sum of layers {total(attr)}")
+        if total("params", inference_only=False) != self.totals.params:
+            raise AssertionError("params: total != sum of layers")
 
     @property
     def dtype_bytes(self) -> int:
@@ -131,6 +142,7 @@ class ModelReport:
             "dtype": self.dtype,
             "totals": self.totals.to_dict(),
             "outputs": [{"name": n, "shape": list(s)} for n, s in self.outputs],
+            "aux_outputs": [{"name": n, "shape": list(s)} for n, s in self.aux_outputs],
             "layers": [row.to_dict(self.dtype_bytes) for row in self.layers],
             "unsupported": [u.to_dict() for u in self.unsupported],
             "diagnostics": list(self.diagnostics),
@@ -176,6 +188,7 @@ def _merge_rows(key: str, rows: list[LayerStats]) -> LayerStats:
         other_ops=_sum(rows, "other_ops"),
         activations=sum(r.activations for r in rows),
         is_weight_layer=any(r.is_weight_layer for r in rows),
+        train_only=all(r.train_only for r in rows),
         rf=rows[-1].rf,
         unsupported=tuple(sorted({u for r in rows for u in r.unsupported})),
     )

@@ -12,7 +12,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from cnnstat.analyzers.engine import infer_shapes, resolve_input
+from cnnstat.analyzers.engine import resolve_input, shapes_with_aux
 from cnnstat.analyzers.registry import Registry
 from cnnstat.analyzers.shapes import Shape
 from cnnstat.ir import Graph
@@ -147,17 +147,28 @@ def _linear(layer: L.Linear, ins: tuple[Shape, ...]) -> nn.Module:
     return nn.Linear(ins[0][-1], layer.out_features, layer.bias)
 
 
+@BUILDERS.register(L.Opaque)
+def _opaque(layer: L.Opaque, ins: tuple[Shape, ...]) -> nn.Module:
+    """An opaque op only stands for code cnnstat did not translate; it cannot be rebuilt."""
+    raise NotImplementedError(
+        f"cannot build opaque op '{layer.op}': it was counted by torch from the original "
+        "module, which cnnstat did not translate; use that module instead"
+    )
+
+
 class GraphModule(nn.Module):
     """Runs the graph's nodes in order; submodules sit at their dotted node paths."""
 
     def __init__(self, graph: Graph, input_shape: Shape | None = None):
         super().__init__()
         shape = resolve_input(graph, input_shape)
-        shapes = infer_shapes(graph, shape)
+        graph, shapes, _ = shapes_with_aux(graph, shape, 1)
         self.input_shape = shape
         self._input = graph.input_node.name
         self._steps: list[tuple[str, tuple[str, ...]]] = []
         self._outputs = graph.outputs
+        self._aux_outputs = graph.aux_outputs
+        self._train_only = frozenset(n.name for n in graph if graph.is_train_only(n.name))
         last_use = {}
         for position, node in enumerate(graph):
             for src in node.inputs:
@@ -174,7 +185,8 @@ class GraphModule(nn.Module):
             self._steps.append((node.name, node.inputs))
             self._free_after.append(tuple(
                 src for src in node.inputs
-                if last_use.get(src) == position and src not in graph.outputs))
+                if last_use.get(src) == position
+                and src not in graph.outputs and src not in graph.aux_outputs))
 
     def _attach(self, path: str, module: nn.Module) -> None:
         *scopes, leaf = path.split(".")
@@ -188,14 +200,25 @@ class GraphModule(nn.Module):
         parent.add_module(leaf, module)
 
     def forward(self, x: torch.Tensor):
+        """Eval mode runs what inference runs and returns the outputs; training mode also
+        runs the aux heads and returns (outputs..., aux outputs...), as torchvision's
+        Inception does."""
+        values = self.run(x, include_aux=self.training)
+        names = self._outputs + (self._aux_outputs if self.training else ())
+        outs = tuple(values[o] for o in names)
+        return outs[0] if len(outs) == 1 else outs
+
+    def run(self, x: torch.Tensor, *, include_aux: bool) -> dict[str, torch.Tensor]:
+        """Every computed value that is still needed, by node name (outputs included)."""
         values = {self._input: x}
         steps = zip(self._steps, self._callables, self._free_after, strict=True)
         for (name, inputs), module, free in steps:
+            if name in self._train_only and not include_aux:
+                continue
             values[name] = module(*(values[i] for i in inputs))
             for src in free:
-                del values[src]
-        outs = tuple(values[o] for o in self._outputs)
-        return outs[0] if len(outs) == 1 else outs
+                values.pop(src, None)
+        return values
 
 
 def build_module(graph: Graph, input_shape: Shape | None = None) -> GraphModule:

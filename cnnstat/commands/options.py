@@ -24,10 +24,13 @@ class Dtype(StrEnum):
 
 
 ModelArg = Annotated[str, typer.Argument(
-    help="A spec path (.yaml), a zoo name (vgg16) or a family alias (vgg).", show_default=False)]
+    help="A spec path (.yaml), a zoo name (vgg16), a family alias (vgg), or a torch module "
+    "reference: pkg.mod:attr, path/to/file.py:attr, torchvision:NAME. Loading a module "
+    "reference RUNS ITS CODE (see docs/torch.md).", show_default=False)]
 InputOpt = Annotated[str | None, typer.Option(
     "--input", "-i", help="Input without batch: CxHxW, HxW or a square size "
-    "[default: the spec's input].", show_default=False)]
+    "[default: the spec's input]. Several, comma-separated (224,320,448), give a sweep.",
+    show_default=False)]
 BatchOpt = Annotated[int, typer.Option("--batch", "-b", min=1, help="Batch size.")]
 FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="Output format.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Same as --format json.")]
@@ -37,6 +40,14 @@ DepthOpt = Annotated[int | None, typer.Option(
 DtypeOpt = Annotated[Dtype, typer.Option("--dtype", help="Element type for activation bytes.")]
 NoColorOpt = Annotated[bool, typer.Option(
     "--no-color", help="No colour (NO_COLOR is honoured too).")]
+MinInputOpt = Annotated[bool, typer.Option(
+    "--min-input", help="Also report the smallest square input every layer accepts (stderr).")]
+KwargsOpt = Annotated[str | None, typer.Option(
+    "--kwargs", help="JSON object of arguments for a module reference's class or factory, "
+    "e.g. '{\"num_classes\": 10}' (runs the user's code).", show_default=False)]
+CrosscheckOpt = Annotated[bool, typer.Option(
+    "--crosscheck", help="Also count with fvcore and torch's FlopCounterMode, per operator, "
+    "and explain each difference (imports torch).")]
 StrictOpt = Annotated[bool, typer.Option(
     "--strict", help="Exit 3 when any layer kind could not be counted.")]
 

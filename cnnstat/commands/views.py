@@ -7,6 +7,7 @@ import sys
 from cnnstat.commands.app import app, note
 from cnnstat.commands.options import (
     BatchOpt,
+    CrosscheckOpt,
     DepthOpt,
     Dtype,
     DtypeOpt,
@@ -14,32 +15,66 @@ from cnnstat.commands.options import (
     FormatOpt,
     InputOpt,
     JsonOpt,
+    KwargsOpt,
+    MinInputOpt,
     ModelArg,
     NoColorOpt,
     StrictOpt,
 )
+from cnnstat.commands.torch_cmds import emit_with_crosscheck, resolve_model, with_diagnostics
 from cnnstat.errors import AnalysisError
 
 
 def _run_view(view: str, model: str, input: str | None, batch: int, format: Format,
               as_json: bool, depth: int | None, dtype: Dtype, no_color: bool,
-              strict: bool) -> None:
+              strict: bool, min_input: bool = False, kwargs: str | None = None,
+              crosscheck: bool = False) -> None:
     from cnnstat.analyzers import analyze_graph
     from cnnstat.api import input_shape
-    from cnnstat.models import resolve
 
-    resolved = resolve(model)
+    resolved = resolve_model(model, input, kwargs)
     if resolved.note:
         note(resolved.note)
-    report = analyze_graph(resolved.graph, input_shape(input, resolved.graph), batch=batch,
-                           dtype=dtype.value)
-    _emit(report, view, Format.json if as_json else format, depth, no_color)
+    format = Format.json if as_json else format
+    if min_input:
+        from cnnstat.analyzers.min_input import min_input_side
+
+        note(f"minimum input of {resolved.graph.meta.name}: "
+             f"{min_input_side(resolved.graph)} px square")
+    if input is not None and "," in input:
+        reports = [analyze_graph(resolved.graph, input_shape(size.strip(), resolved.graph),
+                                 batch=batch, dtype=dtype.value) for size in input.split(",")]
+        _emit_sweep(reports, format, no_color)
+        report = reports[-1]
+    else:
+        report = analyze_graph(resolved.graph, input_shape(input, resolved.graph), batch=batch,
+                               dtype=dtype.value)
+        report = with_diagnostics(report, resolved)
+        if crosscheck:
+            emit_with_crosscheck(resolved, report, view, format, depth, no_color, _emit)
+        else:
+            _emit(report, view, format, depth, no_color)
     if report.unsupported:
         kinds = sorted({u.kind for u in report.unsupported})
         message = f"{len(report.unsupported)} layer counts are unsupported ({', '.join(kinds)})"
         if strict:
             raise AnalysisError(message + " and --strict is set")
         note(message + "; totals exclude them")
+
+
+def _emit_sweep(reports, format: Format, no_color: bool) -> None:
+    from cnnstat.report import sweep
+
+    if format is Format.json:
+        print(sweep.sweep_json(reports))
+    elif format is Format.csv:
+        sys.stdout.write(sweep.sweep_csv(reports))
+    elif format is Format.markdown:
+        sys.stdout.write(sweep.sweep_markdown(reports))
+    else:
+        from cnnstat.report.console import stdout_console
+
+        stdout_console(no_color).print(sweep.sweep_table(reports))
 
 
 def _emit(report, view: str, format: Format, depth: int | None, no_color: bool) -> None:
@@ -62,8 +97,11 @@ def _command(view: str, doc: str):
     def command(model: ModelArg, input: InputOpt = None, batch: BatchOpt = 1,
                 format: FormatOpt = Format.table, as_json: JsonOpt = False,
                 depth: DepthOpt = None, dtype: DtypeOpt = Dtype.fp32,
-                no_color: NoColorOpt = False, strict: StrictOpt = False) -> None:
-        _run_view(view, model, input, batch, format, as_json, depth, dtype, no_color, strict)
+                no_color: NoColorOpt = False, strict: StrictOpt = False,
+                min_input: MinInputOpt = False, kwargs: KwargsOpt = None,
+                crosscheck: CrosscheckOpt = False) -> None:
+        _run_view(view, model, input, batch, format, as_json, depth, dtype, no_color, strict,
+                  min_input, kwargs, crosscheck)
 
     command.__doc__ = doc
     app.command(view)(command)

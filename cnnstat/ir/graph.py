@@ -52,7 +52,11 @@ class Graph:
     nodes: tuple[Node, ...]
     outputs: tuple[str, ...]
     meta: ModelMeta
+    # Training-only outputs (Inception's auxiliary classifiers): their parameters exist,
+    # but inference never runs the layers that only feed them.
+    aux_outputs: tuple[str, ...] = ()
     _index: Mapping[str, int] = field(init=False, repr=False, compare=False)
+    _inference: frozenset[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         index: dict[str, int] = {}
@@ -63,10 +67,14 @@ class Graph:
             raise SpecError("a graph starts with its input node")
         if not self.outputs:
             raise SpecError("a graph has at least one output")
-        for out in self.outputs:
+        for out in (*self.outputs, *self.aux_outputs):
             if out not in index:
                 raise SpecError(f"output '{out}' names no layer")
+        for out in self.aux_outputs:
+            if out in self.outputs:
+                raise SpecError(f"'{out}' is both an output and an aux output")
         object.__setattr__(self, "_index", MappingProxyType(index))
+        object.__setattr__(self, "_inference", self._ancestors(self.outputs))
 
     def __len__(self) -> int:
         return len(self.nodes)
@@ -86,6 +94,27 @@ class Graph:
     @property
     def input_node(self) -> Node:
         return self.nodes[0]
+
+    def _ancestors(self, names: tuple[str, ...]) -> frozenset[str]:
+        seen: set[str] = set()
+        stack = list(names)
+        while stack:
+            name = stack.pop()
+            if name not in seen:
+                seen.add(name)
+                stack.extend(self.node(name).inputs)
+        return frozenset(seen)
+
+    def is_train_only(self, name: str) -> bool:
+        """True for a layer that only feeds aux outputs (skipped at inference)."""
+        return bool(self.aux_outputs) and name not in self._inference
+
+    def inference_graph(self) -> Graph:
+        """The graph inference runs: without the layers that only feed aux outputs."""
+        if not self.aux_outputs:
+            return self
+        nodes = tuple(n for n in self.nodes if n.name in self._inference)
+        return Graph(nodes, self.outputs, self.meta)
 
 
 def _check_node(node: Node, position: int, index: Mapping[str, int]) -> None:

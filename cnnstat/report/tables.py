@@ -57,7 +57,9 @@ def layer_table(report: ModelReport, view: str, depth: int | None = None,
     table = Table(box=box.SIMPLE_HEAD, caption=CONVENTION, caption_justify="left",
                   title=f"{report.model}: {_title(view)} at input {fmt.shape(report.input_shape)}",
                   title_justify="left", show_footer=True)
-    table.add_column("Layer", overflow="fold", footer="Total")
+    # Names are what users search for: other columns fold before a name is split.
+    name_width = min(max((len(r.name) for r in rows), default=5), 48)
+    table.add_column("Layer", overflow="fold", footer="Total", min_width=name_width)
     table.add_column("Kind", overflow="fold")
     table.add_column("Output", overflow="fold", no_wrap=False)
     units = []
@@ -127,4 +129,4 @@ def headline(report: ModelReport) -> Table:
 
 
 def render(report: ModelReport, view: str, depth: int | None = None) -> Group:
-    return Group(layer_table(report, view, depth), headline(report))
+    return Group(layer_table(report, view, depth), Text(""), headline(report))

@@ -26,7 +26,7 @@ INPUT_NAME = "input"
 
 TOP_KEYS = (
     "name", "title", "family", "year", "paper", "follows", "input", "notes", "blocks",
-    "layers", "outputs",
+    "layers", "outputs", "aux_outputs",
 )
 STRUCTURE_KEYS = ("repeat", "parallel", "layers")
 REPEAT_KEYS = ("repeat", "as", "layers", *S.COMMON_KEYS)
@@ -55,13 +55,16 @@ def build_graph(root: YNode, *, default_name: str, source: str | None) -> Graph:
     scope = _Scope(path=(), env={})
     expander.add(INPUT_NAME, Input(), (), root.loc)
     last = expander.seq(_seq(root.items["layers"], "layers"), scope, INPUT_NAME)
-    outputs_node = root.get("outputs")
-    if outputs_node is None:
-        outputs = (last,)
-    else:
-        refs = outputs_node.items if isinstance(outputs_node, YSeq) else (outputs_node,)
-        outputs = tuple(expander.resolve(ref, scope) for ref in refs)
-    return Graph(tuple(expander.nodes), outputs, meta)
+    outputs = _output_refs(expander, scope, root.get("outputs")) or (last,)
+    aux = _output_refs(expander, scope, root.get("aux_outputs"))
+    return Graph(tuple(expander.nodes), outputs, meta, aux)
+
+
+def _output_refs(expander: _Expander, scope: _Scope, node: YNode | None) -> tuple[str, ...]:
+    if node is None:
+        return ()
+    refs = node.items if isinstance(node, YSeq) else (node,)
+    return tuple(expander.resolve(ref, scope) for ref in refs)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,120 @@
+"""Side-by-side metrics for several models: pure data, rendered by report/compare_render.
+
+Each metric knows its unit and which direction is "better" (fewer params is better; a
+larger receptive field is neither), so ratios can say "20.9x fewer" without colour.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any
+
+from cnnstat.analyzers.results import ModelReport
+from cnnstat.ir import Graph
+from cnnstat.ir.layers import Conv2d, ConvTranspose2d, Linear
+
+LOWER_IS_BETTER = "lower"
+NEUTRAL = "neutral"
+
+
+@dataclass(frozen=True, slots=True)
+class Metric:
+    key: str
+    label: str
+    unit: str  # "count", "bytes", "text", "px"
+    better: str = LOWER_IS_BETTER
+    headline: bool = False  # gets an inline bar
+
+
+METRICS: tuple[Metric, ...] = (
+    Metric("params", "Params", "count", headline=True),
+    Metric("macs", "MACs", "count", headline=True),
+    Metric("flops", "FLOPs (= 2 x MACs)", "count"),
+    Metric("other_ops", "Other ops (element-wise)", "count"),
+    Metric("activation_bytes", "Activation memory", "bytes", headline=True),
+    Metric("depth", "Depth (weight layers)", "count", NEUTRAL),
+    Metric("params_conv", "Params in conv layers", "count"),
+    Metric("params_fc", "Params in FC layers", "count"),
+    Metric("rf", "Receptive field (last spatial layer)", "px", NEUTRAL),
+    Metric("min_input", "Min input", "px"),
+    Metric("reduction_savings", "MACs saved by 1x1 reductions", "count", NEUTRAL),
+    Metric("output", "Output shape", "text", NEUTRAL),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ModelColumn:
+    """One model's metrics, or the error that stopped it."""
+
+    name: str
+    report: ModelReport | None = None
+    values: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    exit_code: int = 0
+
+
+def _params_of(report: ModelReport, kinds: tuple[str, ...]) -> int:
+    return sum(row.params or 0 for row in report.layers if row.kind in kinds)
+
+
+def last_spatial_rf(report: ModelReport) -> int | None:
+    """The larger side of the receptive field of the last layer with a 4-D output."""
+    for row in reversed(report.layers):
+        if len(row.output_shape) == 4 and row.rf is not None and not row.rf.get("global"):
+            return max(int(Fraction(str(s))) for s in row.rf["size"])
+    return None
+
+
+def metric_values(report: ModelReport, graph: Graph,
+                  extra: dict[str, Callable[[], Any]] | None = None) -> dict[str, Any]:
+    t = report.totals
+    values = {
+        "params": t.params, "macs": t.macs, "flops": t.flops, "other_ops": t.other_ops,
+        "activation_bytes": t.activation_bytes, "depth": t.depth,
+        "params_conv": _params_of(report, (Conv2d.kind, ConvTranspose2d.kind)),
+        "params_fc": _params_of(report, (Linear.kind,)),
+        "rf": last_spatial_rf(report),
+        "output": ", ".join("x".join(map(str, s)) for _, s in report.outputs),
+    }
+    for key, compute in (extra or {}).items():
+        values[key] = compute()
+    return values
+
+
+def ratio(value: Any, first: Any) -> float | None:
+    if not isinstance(value, int) or not isinstance(first, int) or first == 0:
+        return None
+    return value / first
+
+
+def sort_columns(columns: list[ModelColumn], key: str | None) -> list[ModelColumn]:
+    if key is None:
+        return columns
+    good = [c for c in columns if c.error is None and isinstance(c.values.get(key), int)]
+    rest = [c for c in columns if c not in good]
+    return sorted(good, key=lambda c: c.values[key]) + rest
+
+
+def stage_key(report: ModelReport, output_shape: tuple[int, ...]) -> str:
+    """A layer's resolution stage as its downsampling factor: `/4` means H_in / H_out = 4.
+    Factors align stages across models with different inputs; non-spatial layers
+    (after flatten) form the `head`."""
+    if len(output_shape) != 4:
+        return "head"
+    factor = Fraction(report.input_shape[2], output_shape[2])
+    if factor.denominator == 1:
+        return f"/{factor.numerator}"
+    return f"/{float(factor):.3g}"
+
+
+def stage_costs(report: ModelReport) -> dict[str, tuple[int, int]]:
+    """(params, MACs) per resolution stage, in order of first appearance."""
+    stages: dict[str, list[int]] = {}
+    for row in report.layers:
+        key = stage_key(report, row.output_shape)
+        entry = stages.setdefault(key, [0, 0])
+        entry[0] += row.params or 0
+        entry[1] += row.macs or 0
+    return {key: (p, m) for key, (p, m) in stages.items()}

@@ -1,0 +1,482 @@
+"""Receptive fields per layer and per axis, through any graph (docs/receptive-field.md).
+
+For one axis, output unit j of a layer reads a set of units of the layer's input; the
+receptive field of j is the span (first to last pixel) of the input-image pixels it can
+depend on. For convolution and pooling this is Araujo, Norris & Sim, "Computing Receptive
+Fields of Convolutional Neural Networks", Distill 2019: with k_eff = d(k-1)+1,
+
+    size_out  = size_in + (k_eff - 1) * jump_in
+    jump_out  = jump_in * s
+    start_out = start_in + ((k_eff - 1)/2 - p) * jump_in
+
+Transposed convolution and upsampling make the jump fractional and the field depend on
+where the unit sits between input pixels, so each axis keeps an exact periodic table:
+for j = q*period + r, unit j covers [lo[r] + q*step, hi[r] + q*step] (step = period *
+jump, an int). With period 1 the table is exactly Araujo's recurrences. Fields live on an
+unbounded grid: a unit near the border may cover negative pixels (padding); `region`
+clips them to the image. Merges take the union of their inputs' fields.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from fractions import Fraction
+from functools import lru_cache
+from typing import Any
+
+from cnnstat.analyzers.registry import Registry
+from cnnstat.analyzers.shapes import Shape, conv_padding
+from cnnstat.ir import Graph, Node
+from cnnstat.ir import layers as L
+
+Span = tuple[int, int]
+MAX_PERIOD = 4096  # far above any real net (a U-Net's 4 x2 upsamplings give 16)
+
+
+class RfUnsupported(Exception):
+    """A layer whose field cannot be described here; the engine reports it, never raises."""
+
+
+@dataclass(frozen=True, slots=True)
+class UnitMap:
+    """Along one axis, the layer-input units that output unit j reads:
+    for j = q*period + r, reads(j) = {u + q*shift for u in reads[r]}."""
+
+    period: int
+    shift: int
+    reads: tuple[tuple[int, ...], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class AxisField:
+    """The exact field of every unit along one axis (see the module docstring)."""
+
+    jump: Fraction
+    period: int
+    lo: tuple[int | None, ...]  # None: that unit reads no input pixel (only a bias)
+    hi: tuple[int | None, ...]
+    step: int = dataclasses.field(init=False, repr=False, compare=False)  # period * jump, an int
+
+    def __post_init__(self) -> None:
+        jump = self.jump
+        step = self.period * (jump.numerator if jump.denominator == 1 else jump)
+        if step.denominator != 1 or len(self.lo) != self.period or len(self.hi) != self.period:
+            raise ValueError(f"inconsistent field table: {self!r}")
+        object.__setattr__(self, "step", int(step))
+
+    def span(self, unit: int) -> Span | None:
+        """First and last input pixel (unbounded grid) that unit `unit` can depend on."""
+        q, r = divmod(unit, self.period)
+        lo = self.lo[r]
+        if lo is None:
+            return None
+        shift = q * self.step
+        return lo + shift, self.hi[r] + shift  # type: ignore[operator]
+
+    @property
+    def size(self) -> int:
+        """The widest unit's field; equal for every unit when period is 1."""
+        return max((h - lo + 1 for lo, h in zip(self.lo, self.hi, strict=True)
+                    if lo is not None), default=0)
+
+    @property
+    def start(self) -> Fraction | None:
+        """Centre of unit 0's field in input pixels (Araujo's start)."""
+        span = self.span(0)
+        return None if span is None else Fraction(span[0] + span[1], 2)
+
+    @property
+    def padding(self) -> int | None:
+        """Effective padding: how far unit 0's field reaches left of pixel 0."""
+        span = self.span(0)
+        return None if span is None else -span[0]
+
+
+IDENTITY_AXIS = AxisField(jump=Fraction(1), period=1, lo=(0,), hi=(0,))
+
+
+@dataclass(frozen=True, slots=True)
+class ReceptiveField:
+    """One layer's field on both axes. `h`/`w` are None when the field is global (it
+    depends on the whole input image: global pooling, flatten, linear)."""
+
+    h: AxisField | None
+    w: AxisField | None
+    image: tuple[int, int]
+
+    @property
+    def is_global(self) -> bool:
+        return self.h is None or self.w is None
+
+    @property
+    def axes(self) -> tuple[AxisField, AxisField]:
+        if self.h is None or self.w is None:
+            raise ValueError("a global field has no per-axis table")
+        return self.h, self.w
+
+    def _pair(self, attr: str, whole: tuple) -> tuple:
+        return whole if self.is_global else (getattr(self.h, attr), getattr(self.w, attr))
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """Global: the image."""
+        return self._pair("size", self.image)
+
+    @property
+    def stride(self) -> tuple[Fraction | None, Fraction | None]:
+        """The jump; global: None (one unit, or units that all see the whole image)."""
+        return self._pair("jump", (None, None))
+
+    @property
+    def start(self) -> tuple[Fraction | None, Fraction | None]:
+        """Global: the centre of the image."""
+        return self._pair("start", tuple(Fraction(n - 1, 2) for n in self.image))
+
+    @property
+    def padding(self) -> tuple[int | None, int | None]:
+        return self._pair("padding", (0, 0))
+
+    @property
+    def exceeds_input(self) -> bool:
+        """One unit's field is larger than the image on some axis (global fields are
+        exactly the image, so False)."""
+        return not self.is_global and any(
+            s > n for s, n in zip(self.size, self.image, strict=True))
+
+    def region(self, unit: tuple[int, int], *, clipped: bool) -> tuple[Span, Span] | None:
+        """Input rows and columns (inclusive) that output unit (y, x) sees."""
+        if self.is_global:
+            return (0, self.image[0] - 1), (0, self.image[1] - 1)
+        spans = [a.span(u) for a, u in zip(self.axes, unit, strict=True)]
+        if spans[0] is None or spans[1] is None:
+            return None
+        if clipped:
+            spans = [_clip(s, n) for s, n in zip(spans, self.image, strict=True)]
+            if spans[0] is None or spans[1] is None:
+                return None
+        return spans[0], spans[1]  # type: ignore[return-value]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form: Fractions as ints when integral, else as "p/q" strings."""
+        return {
+            "size": list(self.size), "stride": [number(v) for v in self.stride],
+            "start": [number(v) for v in self.start], "padding": list(self.padding),
+            "global": self.is_global, "exceeds_input": self.exceeds_input,
+        }
+
+
+def number(value: Fraction | int | None) -> int | str | None:
+    if value is None or isinstance(value, int):
+        return value
+    return value.numerator if value.denominator == 1 else f"{value.numerator}/{value.denominator}"
+
+
+def _clip(span: Span, n: int) -> Span | None:
+    lo, hi = max(span[0], 0), min(span[1], n - 1)
+    return (lo, hi) if lo <= hi else None
+
+
+# --- unit maps: one per kind of spatial window ------------------------------------------------
+
+
+@lru_cache(maxsize=1024)
+def window_map(k: int, s: int, p: int, d: int = 1) -> UnitMap:
+    """Convolution and pooling: unit j reads j*s - p + m*d for m in [0, k)."""
+    return UnitMap(period=1, shift=s, reads=(tuple(-p + m * d for m in range(k)),))
+
+
+def transposed_map(k: int, s: int, p: int, d: int = 1) -> UnitMap:
+    """ConvTranspose2d: input i feeds output i*s - p + m*d, so output j reads every i with
+    j + p - m*d = i*s for some m in [0, k). The pattern repeats every s outputs, one input
+    further on (docs/receptive-field.md derives size and start from it)."""
+    reads = []
+    for r in range(s):
+        reads.append(tuple((r + p - m * d) // s for m in range(k)
+                           if (r + p - m * d) % s == 0))
+    return UnitMap(period=s, shift=1, reads=tuple(reads))
+
+
+def resample_map(scale: Fraction, mode: str, align_corners: bool | None) -> UnitMap:
+    """Upsample, as torch indexes its source (`scale` = input units per output unit):
+    nearest reads floor(j*scale); bilinear reads floor(src) and floor(src)+1 with
+    src = (j + 1/2)*scale - 1/2 (j*scale with align_corners), the second only when its
+    weight src - floor(src) is not zero."""
+    period, shift = scale.denominator, scale.numerator
+    reads = []
+    for j in range(period):
+        if mode == "nearest":
+            reads.append((math.floor(j * scale),))
+            continue
+        src = j * scale if align_corners else (j + Fraction(1, 2)) * scale - Fraction(1, 2)
+        first = math.floor(src)
+        reads.append((first,) if src == first else (first, first + 1))
+    return UnitMap(period=period, shift=shift, reads=tuple(reads))
+
+
+def adaptive_map(n_in: int, n_out: int) -> UnitMap:
+    """Adaptive pooling: output j pools [floor(j*n_in/n_out), ceil((j+1)*n_in/n_out))."""
+    g = math.gcd(n_in, n_out)
+    period, shift = n_out // g, n_in // g
+    reads = []
+    for j in range(period):
+        first, end = (j * n_in) // n_out, -((-(j + 1) * n_in) // n_out)
+        reads.append(tuple(range(first, end)))
+    return UnitMap(period=period, shift=shift, reads=tuple(reads))
+
+
+def compose(field: AxisField, umap: UnitMap) -> AxisField:
+    """The field of a layer's output units from its input's field and its unit map."""
+    if field.period == 1 and umap.period == 1:  # conv and pooling: Araujo's recurrences
+        return _compose_plain(field, umap)
+    repeats = field.period // math.gcd(umap.shift, field.period)
+    period = umap.period * repeats
+    if period > MAX_PERIOD:
+        raise RfUnsupported(f"the field repeats only every {period} units")
+    los: list[int | None] = []
+    his: list[int | None] = []
+    for j in range(period):
+        q, r = divmod(j, umap.period)
+        spans = [s for u in umap.reads[r] if (s := field.span(u + q * umap.shift)) is not None]
+        los.append(min((s[0] for s in spans), default=None))
+        his.append(max((s[1] for s in spans), default=None))
+    jump = field.jump
+    if umap.shift != umap.period:  # Fraction arithmetic is slow: skip it when s = 1
+        jump = jump * umap.shift / umap.period
+    return reduced(AxisField(jump=jump, period=period, lo=tuple(los), hi=tuple(his)))
+
+
+def _compose_plain(field: AxisField, umap: UnitMap) -> AxisField:
+    """size_out = size_in + (k_eff - 1)*jump_in and start_out = start_in + ((k_eff - 1)/2 -
+    p)*jump_in, written as unit 0's first and last pixel; jump_out = jump_in*s."""
+    reads, lo, hi = umap.reads[0], field.lo[0], field.hi[0]
+    jump = field.jump if umap.shift == 1 else field.jump * umap.shift
+    if not reads or lo is None or hi is None:
+        return AxisField(jump=jump, period=1, lo=(None,), hi=(None,))
+    return AxisField(jump=jump, period=1, lo=(lo + min(reads) * field.step,),
+                     hi=(hi + max(reads) * field.step,))
+
+
+def reduced(field: AxisField) -> AxisField:
+    """The same field with its smallest period (a stride-2 conv after a x2 upsampling
+    brings the period back to 1)."""
+    for period in range(1, field.period):
+        if field.period % period or (period * field.jump).denominator != 1:
+            continue
+        step = int(period * field.jump)
+        if all(_shifted(field.lo, j, period, step) and _shifted(field.hi, j, period, step)
+               for j in range(field.period - period)):
+            return AxisField(jump=field.jump, period=period, lo=field.lo[:period],
+                             hi=field.hi[:period])
+    return field
+
+
+def _shifted(table: tuple[int | None, ...], j: int, period: int, step: int) -> bool:
+    a, b = table[j], table[j + period]
+    return a is None if b is None else a is not None and a + step == b
+
+
+# --- per-kind handlers ------------------------------------------------------------------------
+
+Handler = Callable[[Node, tuple[ReceptiveField, ...], tuple[Shape, ...], Shape, list[str]],
+                   ReceptiveField]
+RF: Registry[Handler] = Registry("rf")
+
+
+def _per_axis(field: ReceptiveField, maps: tuple[UnitMap, UnitMap]) -> ReceptiveField:
+    h, w = (compose(a, m) for a, m in zip(field.axes, maps, strict=True))
+    return ReceptiveField(h, w, field.image)
+
+
+def global_field(image: tuple[int, int]) -> ReceptiveField:
+    return ReceptiveField(None, None, image)
+
+
+def _windows(field: ReceptiveField, make: Callable[..., UnitMap], *pairs) -> ReceptiveField:
+    """One unit map per axis from [h, w] attribute pairs (kernel, stride, padding, ...)."""
+    return _per_axis(field, tuple(make(*values) for values in zip(*pairs, strict=True)))
+
+
+@RF.register(L.Conv2d)
+def _conv(node, fields, ins, out, notes):
+    """Araujo's recurrences with k_eff = d(k-1)+1; 'same' pads d(k-1)//2 on the left."""
+    layer = node.layer
+    return _windows(fields[0], window_map, layer.kernel_size, layer.stride,
+                    conv_padding(layer), layer.dilation)
+
+
+@RF.register(L.MaxPool2d, L.AvgPool2d)
+def _pool(node, fields, ins, out, notes):
+    """As conv. NB: ceil_mode only adds output units at the far end, so the recurrences
+    (which describe unit j's window, not how many units exist) do not change."""
+    layer = node.layer
+    return _windows(fields[0], window_map, layer.kernel_size, layer.stride, layer.padding,
+                    getattr(layer, "dilation", (1, 1)))
+
+
+@RF.register(L.ConvTranspose2d)
+def _conv_transpose(node, fields, ins, out, notes):
+    """jump / s; each output unit reads the inputs of transposed_map (output_padding only
+    appends units at the far end)."""
+    layer = node.layer
+    return _windows(fields[0], transposed_map, layer.kernel_size, layer.stride,
+                    layer.padding, layer.dilation)
+
+
+@RF.register(L.Upsample)
+def _upsample(node, fields, ins, out, notes):
+    """jump * scale, with torch's source indexing (resample_map)."""
+    layer = node.layer
+    maps = []
+    for axis in range(2):
+        n_in, n_out = ins[0][2 + axis], out[2 + axis]
+        if layer.align_corners:
+            scale = Fraction(n_in - 1, n_out - 1) if n_out > 1 else Fraction(0)
+        elif layer.scale_factor is not None:
+            scale = 1 / Fraction(layer.scale_factor[axis]).limit_denominator(10_000)
+        else:
+            scale = Fraction(n_in, n_out)
+        maps.append(resample_map(scale, layer.mode, layer.align_corners))
+    return _per_axis(fields[0], tuple(maps))
+
+
+@RF.register(L.AdaptiveAvgPool2d, L.AdaptiveMaxPool2d)
+def _adaptive(node, fields, ins, out, notes):
+    """Global when it pools a whole axis to one unit; else torch's adaptive windows (a
+    plain k = s = n_in/n_out pool when n_out divides n_in; VGG's 7x7 pool of a 7x7 map is
+    the identity)."""
+    sizes = tuple(zip(ins[0][2:], out[2:], strict=True))
+    if any(n_out == 1 < n_in for n_in, n_out in sizes):
+        return global_field(fields[0].image)
+    return _per_axis(fields[0], tuple(adaptive_map(n_in, n_out) for n_in, n_out in sizes))
+
+
+@RF.register(*L.ELEMENTWISE_ACTIVATIONS, L.BatchNorm2d, L.LocalResponseNorm, L.Dropout,
+             L.Identity, L.ChannelShuffle)
+def _same(node, fields, ins, out, notes):
+    """Element-wise or across channels only (LRN normalises across channels, not space):
+    the field is unchanged."""
+    return fields[0]
+
+
+@RF.register(L.Softmax)
+def _softmax(node, fields, ins, out, notes):
+    """Across channels: unchanged; across a spatial axis: every output sees the whole axis."""
+    if len(ins[0]) == 4 and node.layer.dim % 4 == 1:
+        return fields[0]
+    return global_field(fields[0].image)
+
+
+@RF.register(L.Opaque)
+def _opaque(node, fields, ins, out, notes):
+    """An op the torch frontend could not translate: its spatial behaviour is unknown."""
+    raise RfUnsupported(f"opaque op '{node.layer.op}' has no known receptive field")
+
+
+@RF.register(L.Flatten, L.Linear, L.Reshape)
+def _global(node, fields, ins, out, notes):
+    """Mixes every position (flatten -> linear), so the field is the whole image."""
+    return global_field(fields[0].image)
+
+
+@RF.register(*L.MERGES)
+def _merge(node, fields, ins, out, notes):
+    """The union of the inputs' fields, unit by unit; notes when the inputs' strides
+    differ or the centres of their unit 0 do not coincide."""
+    image = fields[0].image
+    if len(out) != 4 or any(len(s) != 4 or s[2:] != out[2:] for s in ins):
+        notes.append("an input is broadcast over space or concatenated along a spatial "
+                     "axis, so units do not see shifted copies of one region; treated as "
+                     "global")
+        return global_field(image)
+    axes = [_union([f.axes[i] for f in fields], name, node.inputs, notes)
+            for i, name in enumerate("hw")]
+    return ReceptiveField(axes[0], axes[1], image)
+
+
+def _union(axes: list[AxisField], axis: str, sources: tuple[str, ...],
+           notes: list[str]) -> AxisField:
+    _check_alignment(axes, axis, sources, notes)
+    jump = axes[0].jump
+    same_jump = all(a.jump == jump for a in axes)
+    if same_jump and all(a.period == 1 for a in axes):  # the common case, kept cheap
+        los = [a.lo[0] for a in axes if a.lo[0] is not None]
+        his = [a.hi[0] for a in axes if a.hi[0] is not None]
+        return AxisField(jump=jump, period=1, lo=(min(los, default=None),),
+                         hi=(max(his, default=None),))
+    widest = max(axes, key=lambda a: a.jump)
+    if not same_jump:
+        listed = ", ".join(f"'{s}' {number(a.jump)}" for s, a in zip(sources, axes, strict=True))
+        notes.append(f"inputs' strides differ along {axis} ({listed}): their fields drift "
+                     f"apart from unit to unit; the union is exact for unit 0 and the "
+                     f"largest stride is kept")
+    period = math.lcm(*(a.period for a in axes))
+    if period > MAX_PERIOD:
+        raise RfUnsupported(f"the merged field repeats only every {period} units")
+    los, his = [], []
+    for j in range(period):
+        spans = [s for a in axes if (s := a.span(j)) is not None]
+        los.append(min((s[0] for s in spans), default=None))
+        his.append(max((s[1] for s in spans), default=None))
+    merged = AxisField(jump=widest.jump, period=period, lo=tuple(los), hi=tuple(his))
+    return merged if period == 1 else reduced(merged)
+
+
+def _check_alignment(axes: list[AxisField], axis: str, sources: tuple[str, ...],
+                     notes: list[str]) -> None:
+    """Notes when the centres of the inputs' unit 0 differ (compared as lo + hi, in ints)."""
+    doubled = [(s, span[0] + span[1]) for s, a in zip(sources, axes, strict=True)
+               if (span := a.span(0)) is not None]
+    values = [v for _, v in doubled]
+    if values and max(values) != min(values):
+        listed = ", ".join(f"'{s}' at {number(Fraction(v, 2))}" for s, v in doubled)
+        gap = number(Fraction(max(values) - min(values), 2))
+        notes.append(f"inputs are misaligned along {axis} by {gap} px (centre of unit 0: "
+                     f"{listed})")
+
+
+# --- the pass over a graph --------------------------------------------------------------------
+
+
+def receptive_fields(graph: Graph, shapes: dict[str, Shape]
+                     ) -> tuple[dict[str, ReceptiveField | None], tuple[str, ...]]:
+    """Every node's field (None when the input is not an image, or after a layer whose field
+    is unknown) and the diagnostics, each starting with its location and layer path."""
+    image_shape = shapes[graph.input_node.name]
+    if len(image_shape) != 4:
+        return {node.name: None for node in graph}, ()
+    image = (image_shape[2], image_shape[3])
+    fields: dict[str, ReceptiveField | None] = {
+        graph.input_node.name: ReceptiveField(IDENTITY_AXIS, IDENTITY_AXIS, image)}
+    diagnostics: list[str] = []
+    for node in graph.nodes[1:]:
+        fields[node.name] = _field_of(node, fields, shapes, diagnostics)
+    return fields, tuple(diagnostics)
+
+
+def _field_of(node: Node, fields: dict[str, ReceptiveField | None], shapes: dict[str, Shape],
+              diagnostics: list[str]) -> ReceptiveField | None:
+    ins = tuple(fields[i] for i in node.inputs)
+    if any(f is None for f in ins):
+        return None
+    if any(f.is_global for f in ins):  # type: ignore[union-attr]
+        return global_field(ins[0].image)  # type: ignore[union-attr]
+    handler = RF.get(type(node.layer))
+    notes: list[str] = []
+    field = None
+    if handler is None:
+        notes.append("no receptive-field rule for this kind; later fields are unknown")
+    else:
+        try:
+            field = handler(node, ins, tuple(shapes[i] for i in node.inputs),
+                            shapes[node.name], notes)
+        except RfUnsupported as e:
+            notes.append(f"{e}; later fields are unknown")
+    if not notes:
+        return field
+    where = f"{node.loc}: " if node.loc is not None else ""
+    diagnostics += [f"{where}warning: layer '{node.name}' ({node.kind}): receptive field: {n}"
+                    for n in notes]
+    return field

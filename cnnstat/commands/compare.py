@@ -1,0 +1,137 @@
+"""`cnnstat compare A B [C ...]`: models side by side."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from cnnstat.commands.app import app, error, note
+from cnnstat.commands.options import (
+    BatchOpt,
+    Dtype,
+    DtypeOpt,
+    Format,
+    FormatOpt,
+    InputOpt,
+    JsonOpt,
+    NoColorOpt,
+)
+from cnnstat.errors import CnnstatError, UsageError, did_you_mean
+
+SORT_KEYS = ("params", "macs", "flops", "other_ops", "activation_bytes", "depth", "min_input")
+
+
+def _expand(models: list[str], family: str | None) -> list[str]:
+    from cnnstat.models import load_zoo, zoo_names
+
+    if family is None:
+        return models
+    members = [n for n in zoo_names() if load_zoo(n).meta.family == family]
+    if not members:
+        families = {load_zoo(n).meta.family for n in zoo_names()} - {None}
+        raise UsageError(f"no family '{family}'{did_you_mean(family, families)}")
+    return models + [m for m in members if m not in models]
+
+
+def _column(model: str, input: str | None, batch: int, dtype: str):
+    """Analyze one model; a failure becomes the column's error, never the others'."""
+    from cnnstat.analyzers import analyze_graph
+    from cnnstat.analyzers.compare import ModelColumn, metric_values
+    from cnnstat.analyzers.min_input import min_input_side
+    from cnnstat.api import input_shape
+    from cnnstat.models import resolve
+
+    try:
+        resolved = resolve(model)
+        if resolved.note:
+            note(resolved.note)
+        graph = resolved.graph
+        shape = input_shape(input, graph)
+        report = analyze_graph(graph, shape, batch=batch, dtype=dtype)
+        extra = {"min_input": lambda: min_input_side(graph),
+                 "reduction_savings": lambda: _reduction_savings(graph, shape)}
+        return ModelColumn(report.model, report, metric_values(report, graph, extra))
+    except CnnstatError as e:
+        return ModelColumn(model, error=str(e), exit_code=e.exit_code)
+
+
+def _reduction_savings(graph, shape) -> int | None:
+    """MACs the model's 1x1 reductions save (baseline - actual), from the savings analyzer."""
+    try:
+        from cnnstat.analyzers.savings import savings_totals
+    except ImportError:
+        return None
+    return savings_totals(graph, shape).saved.macs
+
+
+@app.command("compare")
+def compare(
+    models: Annotated[list[str] | None, typer.Argument(
+        help="Models: zoo names, aliases (vgg, inception), spec paths.", show_default=False)]
+    = None,
+    family: Annotated[str | None, typer.Option(
+        "--family", help="Add every zoo model of this family (resnet, vgg, ...).",
+        show_default=False)] = None,
+    input: InputOpt = None,
+    batch: BatchOpt = 1,
+    dtype: DtypeOpt = Dtype.fp32,
+    sort: Annotated[str | None, typer.Option(
+        "--sort", help=f"Order models by a metric: {', '.join(SORT_KEYS)}.",
+        show_default=False)] = None,
+    per_stage: Annotated[bool, typer.Option(
+        "--per-stage", help="Also compare params and MACs per resolution stage.")] = False,
+    plot: Annotated[str | None, typer.Option(
+        "--plot", help="Write a PNG or SVG of params, MACs and receptive field along depth "
+        "(needs matplotlib: pip install 'cnnstat[plot]').", show_default=False)] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing --plot file.")]
+    = False,
+    format: FormatOpt = Format.table,
+    as_json: JsonOpt = False,
+    no_color: NoColorOpt = False,
+) -> None:
+    """Compare models side by side: params, MACs, memory, depth, receptive field, ..."""
+    from cnnstat.analyzers.compare import sort_columns
+
+    names = _expand(list(models or []), family)
+    if not names:
+        raise UsageError("give at least one model, or --family")
+    if sort is not None and sort not in SORT_KEYS:
+        raise UsageError(f"--sort takes one of {', '.join(SORT_KEYS)}, got '{sort}'"
+                         f"{did_you_mean(sort, SORT_KEYS)}")
+    if plot is not None:
+        from cnnstat.files import check_writable
+
+        check_writable(plot, force)  # fail before the work, not after
+    columns = sort_columns([_column(m, input, batch, dtype.value) for m in names], sort)
+    _emit(columns, Format.json if as_json else format, per_stage, no_color)
+    if plot is not None:
+        from cnnstat.report.compare_plot import write_plot
+
+        write_plot([c for c in columns if c.error is None], plot, force=force)
+        note(f"wrote {plot}")
+    failed = [c for c in columns if c.error is not None]
+    for c in failed:
+        error(f"{c.name}: {c.error}")
+    if failed:
+        raise typer.Exit(max(c.exit_code for c in failed))
+
+
+def _emit(columns, format: Format, per_stage: bool, no_color: bool) -> None:
+    from cnnstat.report import compare_render as render
+
+    if format is Format.json:
+        print(render.compare_json(columns))
+    elif format is Format.csv:
+        sys.stdout.write(render.compare_csv(columns))
+    elif format is Format.markdown:
+        sys.stdout.write(render.compare_markdown(columns))
+    else:
+        from cnnstat.report.console import stdout_console
+
+        console = stdout_console(no_color)
+        ascii_only = not (console.encoding or "").lower().startswith("utf")
+        console.print(render.compare_table(columns, ascii_only))
+        if per_stage and any(c.error is None for c in columns):
+            console.print(render.stage_table(columns))

@@ -1,0 +1,127 @@
+"""`cnnstat compare`: published numbers, a golden table with invariants, formats, plots,
+and a failing model that does not stop the others."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import re
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+from typer.testing import CliRunner
+
+from cnnstat.cli import app
+from cnnstat.commands.compare import _column
+from cnnstat.report.compare_render import compare_table
+
+GOLDENS = Path(__file__).parent / "goldens"
+# torchvision weights metadata (reference §1): num_params and _ops (GMACs).
+PUBLISHED = {"vgg16": (138_357_544, 15.47), "googlenet": (6_624_904, 1.498)}
+
+
+def run(*args: str):
+    return CliRunner().invoke(app, list(args))
+
+
+def test_vgg_vs_inception_json() -> None:
+    result = run("compare", "vgg", "inception", "--format", "json")
+    assert result.exit_code == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["schema"] == "cnnstat.compare/1" and data["errors"] == []
+    by_name = {m["model"]: m for m in data["models"]}
+    assert list(by_name) == ["vgg16", "googlenet"]
+    for name, (params, gmacs) in PUBLISHED.items():
+        assert by_name[name]["totals"]["params"] == params
+        assert round(by_name[name]["totals"]["macs"] / 1e9, len(str(gmacs).split(".")[1])) == gmacs
+    ratio = by_name["vgg16"]["totals"]["params"] / by_name["googlenet"]["totals"]["params"]
+    assert round(ratio, 1) == 20.9
+
+
+def _render(width: int = 140) -> str:
+    columns = [_column(m, None, 1, "fp32") for m in ("vgg16", "googlenet")]
+    console = Console(width=width, no_color=True, file=io.StringIO(), color_system=None)
+    console.print(compare_table(columns, ascii_only=True))
+    return console.file.getvalue()
+
+
+def test_golden_table_and_its_invariants() -> None:
+    text = _render()
+    golden = GOLDENS / "compare_vgg16_googlenet.txt"
+    if os.environ.get("CNNSTAT_UPDATE_GOLDENS"):
+        golden.write_text(text)
+    assert text == golden.read_text()
+    # Invariants on the rendered numbers themselves: each ratio is the quotient of the
+    # two values printed in the same row (to the printed precision).
+    units = {"k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "MiB": 2**20, "KiB": 2**10, "": 1,
+             "px": 1}
+    checked = 0
+    for line in text.splitlines():
+        match = re.search(r"([\d.,]+) (\w*)[ #]*\s+([\d.,]+) (\w*)[ #]*\s+"
+                          r"([\d.]+)x (lower|higher)", line)
+        if not match:
+            continue
+        a = float(match[1].replace(",", "")) * units[match[2]]
+        b = float(match[3].replace(",", "")) * units[match[4]]
+        shown = float(match[5])
+        expected = a / b if match[6] == "lower" else b / a
+        assert abs(shown - expected) / expected < 0.01, line
+        checked += 1
+    assert checked >= 5
+
+
+def test_markdown_and_csv_parse() -> None:
+    md = run("compare", "vgg16", "googlenet", "-f", "markdown").stdout
+    table = [line for line in md.splitlines() if line.startswith("|")]
+    assert len({line.count("|") for line in table}) == 1
+    rows = list(csv.reader(io.StringIO(run("compare", "vgg16", "googlenet", "-f", "csv").stdout)))
+    assert rows[0] == ["metric", "vgg16", "googlenet"]
+    params = next(r for r in rows if r[0] == "params")
+    assert [int(v) for v in params[1:]] == [138_357_544, 6_624_904]
+
+
+def test_per_stage_sums_to_totals() -> None:
+    from cnnstat.analyzers.compare import stage_costs
+
+    column = _column("resnet50", None, 1, "fp32")
+    stages = stage_costs(column.report)
+    assert sum(p for p, _ in stages.values()) == column.report.totals.params
+    assert sum(m for _, m in stages.values()) == column.report.totals.macs
+    assert list(stages)[:3] == ["/2", "/4", "/8"]
+
+
+def test_one_bad_model_does_not_stop_the_others(tmp_path: Path) -> None:
+    result = run("compare", "vgg16", "nosuchnet", "googlenet", "--json")
+    assert result.exit_code == 2
+    data = json.loads(result.stdout)
+    assert [m["model"] for m in data["models"]] == ["vgg16", "googlenet"]
+    assert data["errors"][0]["model"] == "nosuchnet"
+    assert "unknown model 'nosuchnet'" in result.stderr
+
+
+def test_input_too_small_for_one_model() -> None:
+    result = run("compare", "resnet50", "vgg16", "--input", "16")
+    assert result.exit_code == 2
+    assert "vgg16 (failed)" in result.stdout and "output size would be" in result.stderr
+
+
+def test_family_expands_and_sort() -> None:
+    data = json.loads(run("compare", "--family", "resnet", "--sort", "params", "--json").stdout)
+    names = [m["model"] for m in data["models"]]
+    assert names == ["resnet18", "resnet34", "resnet50", "resnet101", "resnet152"]
+
+
+def test_plot_writes_png_and_never_overwrites(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    target = tmp_path / "cmp.png"
+    assert run("compare", "vgg16", "googlenet", "--plot", str(target)).exit_code == 0
+    data = target.read_bytes()
+    assert data.startswith(b"\x89PNG") and len(data) > 20_000
+    again = run("compare", "vgg16", "--plot", str(target))
+    assert again.exit_code == 2 and "--force" in again.stderr
+    assert target.read_bytes() == data
+    assert run("compare", "vgg16", "--plot", str(target), "--force").exit_code == 0
+    assert list(tmp_path.iterdir()) == [target]  # no temp files left behind
