@@ -125,3 +125,28 @@ def test_plot_writes_png_and_never_overwrites(tmp_path: Path) -> None:
     assert target.read_bytes() == data
     assert run("compare", "vgg16", "--plot", str(target), "--force").exit_code == 0
     assert list(tmp_path.iterdir()) == [target]  # no temp files left behind
+
+
+def test_module_reference_is_traced_at_the_compared_input(tmp_path: Path) -> None:
+    """A torch module beside a spec: traced at --input, counted as torch counts it."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    source = tmp_path / "tiny_net.py"
+    source.write_text(
+        "import torch.nn as nn\n"
+        "def make():\n"
+        "    return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(),\n"
+        "                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 10))\n")
+    result = run("compare", f"{source}:make", "vgg16", "--input", "64", "--json")
+    assert result.exit_code == 0, result.stderr
+    ours = json.loads(result.stdout)["models"][0]
+    module = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU(),
+                                 torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(),
+                                 torch.nn.Linear(8, 10))
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        module(torch.zeros(1, 3, 64, 64))
+    assert ours["input_shape"] == [1, 3, 64, 64]
+    assert ours["totals"]["macs"] == counter.get_total_flops() // 2
+    assert ours["totals"]["params"] == sum(p.numel() for p in module.parameters())

@@ -80,7 +80,7 @@ def _measure(mb: ModelBudget, notes: list[str]) -> ModelReport | str:
     from cnnstat.models import resolve
 
     try:
-        resolved = resolve(_model_arg(mb))
+        resolved = resolve(_model_arg(mb), input=mb.input)  # references: traced at it
         if resolved.note:
             notes.append(f"{mb.loc}: {resolved.note}")
         shape = input_shape(mb.input, resolved.graph)

@@ -44,7 +44,8 @@ def _column(model: str, input: str | None, batch: int, dtype: str):
     from cnnstat.models import resolve
 
     try:
-        resolved = resolve(model)
+        # a module reference is traced at the compared input (a spec ignores it)
+        resolved = resolve(model, input=input if input and "," not in input else None)
         if resolved.note:
             note(resolved.note)
         graph = resolved.graph

@@ -34,7 +34,7 @@ def savings(model: ModelArg, input: InputOpt = None, suggest: SuggestOpt = False
     from cnnstat.models import resolve
 
     frac = as_ratio(ratio)  # a bad --ratio fails before any work
-    resolved = resolve(model)
+    resolved = resolve(model, input=input)  # a module reference is traced at --input
     if resolved.note:
         note(resolved.note)
     shape = input_shape(input, resolved.graph)
