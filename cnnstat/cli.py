@@ -7,7 +7,7 @@ results only; stderr carries diagnostics. Exit codes: docs/exit-codes.md.
 
 from __future__ import annotations
 
-from cnnstat.commands import check, compare, savings, views, zoo  # noqa: F401 (registers)
+from cnnstat.commands import check, compare, rf, savings, views, zoo  # noqa: F401 (registers)
 from cnnstat.commands.app import app
 
 
