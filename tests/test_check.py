@@ -226,7 +226,7 @@ def test_min_rf_without_rf_fails_closed(tmp_path: Path, monkeypatch) -> None:
 
     def without_rf(*args, **kwargs):
         report = real(*args, **kwargs)
-        layers = tuple(dataclasses.replace(row, rf=None) for row in report.layers)
+        layers = tuple(dataclasses.replace(row, receptive_field=None) for row in report.layers)
         return dataclasses.replace(report, layers=layers)
 
     monkeypatch.setattr(budget, "analyze_graph", without_rf)

@@ -62,18 +62,19 @@ def resolve_input(graph: Graph, input_shape: Shape | None) -> Shape:
 
 
 def analyze_graph(graph: Graph, input_shape: Shape | None = None, *, batch: int = 1,
-                  dtype: str = "fp32") -> ModelReport:
+                  dtype: str = "fp32", fields: bool = True) -> ModelReport:
+    """Every analyzer at one input. `fields=False` skips receptive fields (about half the
+    work) for callers that only need counts, such as `cnnstat zoo`."""
     if batch < 1:
         raise UsageError(f"batch must be positive, got {batch}")
     if dtype not in DTYPE_BYTES:
         raise UsageError(f"dtype must be one of {', '.join(DTYPE_BYTES)}, got '{dtype}'")
     shape = resolve_input(graph, input_shape)
     graph, shapes, notes = shapes_with_aux(graph, shape, batch)
-    fields, rf_diagnostics = receptive_fields(graph, shapes)
+    rf_of, rf_diagnostics = receptive_fields(graph, shapes) if fields else ({}, ())
     rows, unsupported = [], []
     for node in graph.nodes[1:]:
-        field = fields[node.name]
-        row = _layer_stats(node, shapes, rf=None if field is None else field.to_dict(),
+        row = _layer_stats(node, shapes, rf=rf_of.get(node.name),
                            train_only=graph.is_train_only(node.name))
         rows.append(row)
         unsupported += [Unsupported(layer=node.name, kind=node.kind, analyzer=a)
@@ -121,7 +122,7 @@ def _totals(graph: Graph, rows: list[LayerStats], dtype: str) -> Totals:
     )
 
 
-def _layer_stats(node: Node, shapes: dict[str, Shape], rf: dict | None = None,
+def _layer_stats(node: Node, shapes: dict[str, Shape], rf: object = None,
                  train_only: bool = False) -> LayerStats:
     ins = tuple(shapes[i] for i in node.inputs)
     out = shapes[node.name]
@@ -144,6 +145,7 @@ def _layer_stats(node: Node, shapes: dict[str, Shape], rf: dict | None = None,
         macs=None if ops is None else ops.macs,
         other_ops=None if ops is None else ops.other_ops,
         activations=math.prod(out),
-        is_weight_layer=isinstance(node.layer, WEIGHT_LAYERS), rf=rf, train_only=train_only,
+        is_weight_layer=isinstance(node.layer, WEIGHT_LAYERS), receptive_field=rf,
+        train_only=train_only,
         unsupported=tuple(missing),
     )

@@ -28,12 +28,19 @@ class LayerStats:
     activations: int
     is_weight_layer: bool = False
     train_only: bool = False  # feeds only aux outputs: in params, not in inference cost
-    rf: dict[str, Any] | None = None
+    # The receptive-field record (cnnstat.analyzers.rf.ReceptiveField); its dict form is
+    # built on demand by `rf`, since most callers never read it (zoo-wide work halves).
+    receptive_field: Any = None
     unsupported: tuple[str, ...] = ()
 
     @property
     def flops(self) -> int | None:
         return None if self.macs is None else 2 * self.macs
+
+    @property
+    def rf(self) -> dict[str, Any] | None:
+        """{"size", "stride", "start", "padding", "global", "exceeds_input"} or None."""
+        return None if self.receptive_field is None else self.receptive_field.to_dict()
 
     def to_dict(self, dtype_bytes: int) -> dict[str, Any]:
         out = {
@@ -46,8 +53,9 @@ class LayerStats:
         }
         if self.train_only:
             out["train_only"] = True
-        if self.rf is not None:
-            out["rf"] = self.rf
+        rf = self.rf
+        if rf is not None:
+            out["rf"] = rf
         if self.unsupported:
             out["unsupported"] = list(self.unsupported)
         return out
@@ -189,6 +197,6 @@ def _merge_rows(key: str, rows: list[LayerStats]) -> LayerStats:
         activations=sum(r.activations for r in rows),
         is_weight_layer=any(r.is_weight_layer for r in rows),
         train_only=all(r.train_only for r in rows),
-        rf=rows[-1].rf,
+        receptive_field=rows[-1].receptive_field,
         unsupported=tuple(sorted({u for r in rows for u in r.unsupported})),
     )

@@ -34,7 +34,7 @@ class ZooRow:
 
 
 def zoo_row(graph: Graph) -> ZooRow:
-    report = analyze_graph(graph)
+    report = analyze_graph(graph, fields=False)  # the zoo table shows no fields
     meta = graph.meta
     return ZooRow(name=meta.name, title=meta.title, family=meta.family, year=meta.year,
                   paper=meta.paper, follows=meta.follows, input=meta.input,

@@ -84,7 +84,9 @@ def _measure(mb: ModelBudget, notes: list[str]) -> ModelReport | str:
         if resolved.note:
             notes.append(f"{mb.loc}: {resolved.note}")
         shape = input_shape(mb.input, resolved.graph)
-        return analyze_graph(resolved.graph, shape, batch=mb.batch, dtype=mb.dtype)
+        wants_rf = any(b.metric == "min_rf" for b in mb.budgets)  # fields: half the work
+        return analyze_graph(resolved.graph, shape, batch=mb.batch, dtype=mb.dtype,
+                             fields=wants_rf)
     except CnnstatError as e:
         inner = str(e)
         inner = inner.removeprefix("error: ") if inner.startswith("error: ") \

@@ -52,7 +52,7 @@ def rf(model: ModelArg, input: InputOpt = None, layer: LayerOpt = None, unit: Un
     from cnnstat.api import input_shape
     from cnnstat.models import resolve
 
-    resolved = resolve(model)
+    resolved = resolve(model, input=input)  # a module reference is traced at --input
     if resolved.note:
         note(resolved.note)
     graph = resolved.graph

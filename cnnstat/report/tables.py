@@ -75,6 +75,8 @@ def layer_table(report: ModelReport, view: str, depth: int | None = None,
             table.add_column(f"% {col.header}", justify="right", overflow="fold")
     if view == "params":
         table.add_column("Formula (k x in x out + bias)", overflow="fold")
+    if view == "summary":
+        table.add_column("RF (px)", justify="right", overflow="fold")
     table.add_column("Top", justify="right")
     for row in rows:
         cells = [row.name, row.kind, fmt.shape(row.output_shape)]
@@ -85,9 +87,21 @@ def layer_table(report: ModelReport, view: str, depth: int | None = None,
                 cells.append(fmt.percent(value, col.share_of(report)))
         if view == "params":
             cells.append(row.formula)
+        if view == "summary":
+            cells.append(rf_text(row.rf))
         cells.append(f"#{ranked[row.name]}" if row.name in ranked else "")
         table.add_row(*cells)
     return table
+
+
+def rf_text(rf: dict | None) -> str:
+    """`212` for a square field, `7x3` otherwise, `global` once it spans the input."""
+    if rf is None:
+        return "n/a"
+    if rf.get("global"):
+        return "global"
+    h, w = (str(s) for s in rf["size"])
+    return h if h == w else f"{h}x{w}"
 
 
 def _title(view: str) -> str:
