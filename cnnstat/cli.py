@@ -7,7 +7,8 @@ results only; stderr carries diagnostics. Exit codes: docs/exit-codes.md.
 
 from __future__ import annotations
 
-from cnnstat.commands import check, compare, rf, savings, views, zoo  # noqa: F401 (registers)
+# Importing a command module registers its commands on `app`.
+from cnnstat.commands import check, compare, rf, savings, timing, views, zoo  # noqa: F401
 from cnnstat.commands.app import app
 
 
