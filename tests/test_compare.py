@@ -150,3 +150,14 @@ def test_module_reference_is_traced_at_the_compared_input(tmp_path: Path) -> Non
     assert ours["input_shape"] == [1, 3, 64, 64]
     assert ours["totals"]["macs"] == counter.get_total_flops() // 2
     assert ours["totals"]["params"] == sum(p.numel() for p in module.parameters())
+
+
+def test_time_adds_latency_and_throughput_rows() -> None:
+    """--time builds and times each model; throughput follows from the median latency."""
+    result = run("compare", "lenet5", "--time", "--device", "cpu", "--json")
+    assert result.exit_code == 0, result.stderr
+    metrics = json.loads(result.stdout)["models"][0]["metrics"]
+    assert metrics["latency_ms"] > 0
+    assert abs(metrics["images_per_s"] - 1000 / metrics["latency_ms"]) / metrics["images_per_s"] \
+        < 1e-6
+    assert run("compare", "lenet5", "--time", "--device", "cuda").exit_code in (0, 4)

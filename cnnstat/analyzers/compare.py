@@ -16,6 +16,7 @@ from cnnstat.ir import Graph
 from cnnstat.ir.layers import Conv2d, ConvTranspose2d, Linear
 
 LOWER_IS_BETTER = "lower"
+HIGHER_IS_BETTER = "higher"
 NEUTRAL = "neutral"
 
 
@@ -23,7 +24,7 @@ NEUTRAL = "neutral"
 class Metric:
     key: str
     label: str
-    unit: str  # "count", "bytes", "text", "px"
+    unit: str  # "count", "bytes", "text", "px", "ms", "per_s"
     better: str = LOWER_IS_BETTER
     headline: bool = False  # gets an inline bar
 
@@ -41,6 +42,9 @@ METRICS: tuple[Metric, ...] = (
     Metric("min_input", "Min input", "px"),
     Metric("reduction_savings", "MACs saved by 1x1 reductions", "count", NEUTRAL),
     Metric("output", "Output shape", "text", NEUTRAL),
+    # Only with --time: measured, so floats; the method is in docs/timing.md.
+    Metric("latency_ms", "Latency (median)", "ms"),
+    Metric("images_per_s", "Throughput", "per_s", HIGHER_IS_BETTER),
 )
 
 
@@ -84,7 +88,9 @@ def metric_values(report: ModelReport, graph: Graph,
 
 
 def ratio(value: Any, first: Any) -> float | None:
-    if not isinstance(value, int) or not isinstance(first, int) or first == 0:
+    numbers = (int, float)
+    if isinstance(value, bool) or not isinstance(value, numbers) \
+            or not isinstance(first, numbers) or first == 0:
         return None
     return value / first
 

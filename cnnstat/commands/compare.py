@@ -35,7 +35,7 @@ def _expand(models: list[str], family: str | None) -> list[str]:
     return models + [m for m in members if m not in models]
 
 
-def _column(model: str, input: str | None, batch: int, dtype: str):
+def _column(model: str, input: str | None, batch: int, dtype: str, time_on: str | None = None):
     """Analyze one model; a failure becomes the column's error, never the others'."""
     from cnnstat.analyzers import analyze_graph
     from cnnstat.analyzers.compare import ModelColumn, metric_values
@@ -53,9 +53,20 @@ def _column(model: str, input: str | None, batch: int, dtype: str):
         report = analyze_graph(graph, shape, batch=batch, dtype=dtype)
         extra = {"min_input": lambda: min_input_side(graph),
                  "reduction_savings": lambda: _reduction_savings(graph, shape)}
+        if time_on is not None:
+            extra.update(_timing(graph, shape, batch, time_on))
         return ModelColumn(report.model, report, metric_values(report, graph, extra))
     except CnnstatError as e:
         return ModelColumn(model, error=str(e), exit_code=e.exit_code)
+
+
+def _timing(graph, shape, batch: int, device: str) -> dict:
+    """Latency and throughput rows (imports torch: only with --time)."""
+    from cnnstat.timing import time_model
+
+    result = time_model(graph, shape, batch, device)
+    note(f"{graph.meta.name}: timed on {result.env.device_name}, batch {result.batch}")
+    return {"latency_ms": lambda: result.median_ms, "images_per_s": lambda: result.images_per_s}
 
 
 def _reduction_savings(graph, shape) -> int | None:
@@ -88,6 +99,11 @@ def compare(
         "(needs matplotlib: pip install 'cnnstat[plot]').", show_default=False)] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing --plot file.")]
     = False,
+    time: Annotated[bool, typer.Option(
+        "--time", help="Also measure latency and throughput (builds each model; imports "
+        "torch; see `cnnstat time` for every option).")] = False,
+    device: Annotated[str, typer.Option(
+        "--device", help="Where --time runs: auto, cpu, cuda[:N], mps.")] = "auto",
     format: FormatOpt = Format.table,
     as_json: JsonOpt = False,
     no_color: NoColorOpt = False,
@@ -105,7 +121,9 @@ def compare(
         from cnnstat.files import check_writable
 
         check_writable(plot, force)  # fail before the work, not after
-    columns = sort_columns([_column(m, input, batch, dtype.value) for m in names], sort)
+    time_on = device if time else None
+    columns = sort_columns([_column(m, input, batch, dtype.value, time_on) for m in names],
+                           sort)
     _emit(columns, Format.json if as_json else format, per_stage, no_color)
     if plot is not None:
         from cnnstat.report.compare_plot import write_plot

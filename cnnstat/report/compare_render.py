@@ -12,6 +12,7 @@ from rich import box
 from rich.table import Table
 
 from cnnstat.analyzers.compare import (
+    HIGHER_IS_BETTER,
     LOWER_IS_BETTER,
     METRICS,
     Metric,
@@ -25,16 +26,20 @@ COMPARE_SCHEMA = "cnnstat.compare/1"
 BAR_WIDTH = 8
 CAPTION = ("Batch 1 unless --batch; activation memory at fp32 unless --dtype. MACs exclude "
            "bias; FLOPs = 2 x MACs; other ops are element-wise work. Ratios are each model "
-           "against the first; 'better' marks the direction where less is better.")
+           "against the first; better/worse say which side wins where that has a direction.")
 
 
 def _cell(metric: Metric, value: Any, scale: int, suffix: str) -> str:
     if value is None:
         return "n/a"
-    if metric.unit == "text" or not isinstance(value, int):
+    if metric.unit == "text" or not isinstance(value, int | float):
         return str(value)
     if metric.unit == "px":
         return f"{value} px"
+    if metric.unit == "ms":
+        return f"{value:,.2f} ms"
+    if metric.unit == "per_s":
+        return f"{value:,.1f} /s"
     text = fmt.scaled(value, scale)
     return f"{text} {suffix}".rstrip()
 
@@ -47,6 +52,8 @@ def ratio_text(metric: Metric, value: Any, first: Any) -> str:
         return "same"
     if metric.better == LOWER_IS_BETTER:
         return f"{1 / r:.2f}x lower (better)" if r < 1 else f"{r:.2f}x higher (worse)"
+    if metric.better == HIGHER_IS_BETTER:
+        return f"{r:.2f}x higher (better)" if r > 1 else f"{1 / r:.2f}x lower (worse)"
     return f"{1 / r:.2f}x smaller" if r < 1 else f"{r:.2f}x larger"
 
 
