@@ -181,7 +181,7 @@ def isolate_axis(graph: Graph, axis: int) -> Graph:
 
 
 _NEUTRAL = {"kernel_size": 1, "stride": 1, "dilation": 1, "padding": 0, "output_padding": 0,
-            "scale_factor": 1.0}
+            "scale_factor": 1.0, "offset": 0}  # offset: FCN's crop, which a strip cannot fit
 METHODS = ("strip", "axis")
 
 

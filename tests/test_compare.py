@@ -161,3 +161,17 @@ def test_time_adds_latency_and_throughput_rows() -> None:
     assert abs(metrics["images_per_s"] - 1000 / metrics["latency_ms"]) / metrics["images_per_s"] \
         < 1e-6
     assert run("compare", "lenet5", "--time", "--device", "cuda").exit_code in (0, 4)
+
+
+def test_region_rows_tell_where_detection_cost_sits() -> None:
+    """R-CNN runs everything once per region; Fast R-CNN runs only its head per region:
+    per-image MACs = backbone once + regions x per-region head."""
+    data = json.loads(run("compare", "rcnn", "fast_rcnn", "vgg16", "--json").stdout)
+    by_name = {m["model"]: m for m in data["models"]}
+    rcnn, fast = by_name["rcnn"], by_name["fast_rcnn"]
+    assert rcnn["metrics"]["regions"] == fast["metrics"]["regions"] == 2000
+    assert rcnn["metrics"]["region_macs"] == rcnn["totals"]["macs"]
+    head = [layer for layer in fast["layers"] if layer.get("regions", 1) > 1]
+    assert fast["metrics"]["region_macs"] == sum(layer["macs"] for layer in head)
+    assert all(layer["macs"] % 2000 == 0 for layer in head)  # R identical regions
+    assert by_name["vgg16"]["metrics"]["regions"] is None  # no per-region part

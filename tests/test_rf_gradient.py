@@ -288,6 +288,9 @@ def test_rf_empirical_cli_on_lenet5() -> None:
 
 ZOO = sorted(p.stem for p in SPECS.glob("*.yaml"))
 TIMINGS: dict[str, float] = {}
+# Specs where every layer sits behind a region entry (roi_align on the image), so every
+# field is global with respect to the image: there is no local field to measure.
+NO_LOCAL_FIELD = {"rcnn": "R-CNN warps each region from the image: all fields are global"}
 
 
 @pytest.mark.slow
@@ -296,6 +299,8 @@ def test_zoo_analytic_equals_gradient(name: str) -> None:
     """At the end of each stage and the last spatial layer, with the real channel counts:
     the analytic span of the central unit equals the gradient's. Measured on one-pixel
     strips (empirical_rf.isolate_axis: the same windows along the measured axis)."""
+    if name in NO_LOCAL_FIELD:
+        pytest.skip(NO_LOCAL_FIELD[name])
     graph = load_spec(SPECS / f"{name}.yaml")
     fields, shapes = E.analytic(graph)
     layers = E.checkpoints(graph, fields, shapes)

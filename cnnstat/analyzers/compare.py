@@ -41,6 +41,9 @@ METRICS: tuple[Metric, ...] = (
     Metric("rf", "Receptive field (last spatial layer)", "px", NEUTRAL),
     Metric("min_input", "Min input", "px"),
     Metric("reduction_savings", "MACs saved by 1x1 reductions", "count", NEUTRAL),
+    # Detection nets: how often the per-region part runs, and what it costs per image.
+    Metric("regions", "Regions per image (per-region part runs xR)", "count", NEUTRAL),
+    Metric("region_macs", "MACs in the per-region part (all regions)", "count"),
     Metric("output", "Output shape", "text", NEUTRAL),
     # Only with --time: measured, so floats; the method is in docs/timing.md.
     Metric("latency_ms", "Latency (median)", "ms"),
@@ -71,6 +74,15 @@ def last_spatial_rf(report: ModelReport) -> int | None:
     return None
 
 
+def _region_values(report: ModelReport) -> dict[str, int | None]:
+    """None for models without a per-region part, so the rows stay hidden for them."""
+    per_region = [row for row in report.layers if getattr(row, "regions", 1) > 1]
+    if not per_region:
+        return {"regions": None, "region_macs": None}
+    return {"regions": max(row.regions for row in per_region),
+            "region_macs": sum(row.macs or 0 for row in per_region)}
+
+
 def metric_values(report: ModelReport, graph: Graph,
                   extra: dict[str, Callable[[], Any]] | None = None) -> dict[str, Any]:
     t = report.totals
@@ -80,6 +92,7 @@ def metric_values(report: ModelReport, graph: Graph,
         "params_conv": _params_of(report, (Conv2d.kind, ConvTranspose2d.kind)),
         "params_fc": _params_of(report, (Linear.kind,)),
         "rf": last_spatial_rf(report),
+        **_region_values(report),
         "output": ", ".join("x".join(map(str, s)) for _, s in report.outputs),
     }
     for key, compute in (extra or {}).items():

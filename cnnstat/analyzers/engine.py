@@ -7,6 +7,7 @@ unsupported: its row shows no number and the totals say they exclude it.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 from cnnstat.analyzers.ops import OPS
@@ -22,7 +23,7 @@ from cnnstat.analyzers.rf import receptive_fields
 from cnnstat.analyzers.shapes import SHAPES, Shape, TooSmall
 from cnnstat.errors import AnalysisError, InputTooSmallError, ShapeError, UsageError
 from cnnstat.ir import Graph, Node
-from cnnstat.ir.layers import WEIGHT_LAYERS, Input
+from cnnstat.ir.layers import REGION_ENTRIES, WEIGHT_LAYERS, Input
 
 
 def infer_shapes(graph: Graph, input_shape: Shape, batch: int = 1) -> dict[str, Shape]:
@@ -57,7 +58,8 @@ def weight_depth(graph: Graph) -> int:
 def resolve_input(graph: Graph, input_shape: Shape | None) -> Shape:
     shape = input_shape or graph.meta.input
     if shape is None:
-        raise UsageError(f"model '{graph.meta.name}' declares no input shape; pass --input")
+        raise UsageError(f"model '{graph.meta.name}' declares no input shape; pass --input",
+                         graph.input_node.loc)  # a spec: where its `input:` would go
     return tuple(shape)
 
 
@@ -73,9 +75,12 @@ def analyze_graph(graph: Graph, input_shape: Shape | None = None, *, batch: int 
     graph, shapes, notes = shapes_with_aux(graph, shape, batch)
     rf_of, rf_diagnostics = receptive_fields(graph, shapes) if fields else ({}, ())
     rows, unsupported = [], []
+    per_region = region_multipliers(graph)
     for node in graph.nodes[1:]:
         row = _layer_stats(node, shapes, rf=rf_of.get(node.name),
                            train_only=graph.is_train_only(node.name))
+        if per_region[node.name] > 1:
+            row = dataclasses.replace(row, regions=per_region[node.name])
         rows.append(row)
         unsupported += [Unsupported(layer=node.name, kind=node.kind, analyzer=a)
                         for a in row.unsupported]
@@ -149,3 +154,31 @@ def _layer_stats(node: Node, shapes: dict[str, Shape], rf: object = None,
         train_only=train_only,
         unsupported=tuple(missing),
     )
+
+
+def region_multipliers(graph: Graph) -> dict[str, int]:
+    """How many times each layer runs per image: a per-region entry (RoI pooling, SPP on R
+    windows) multiplies by its region count, every other layer inherits its inputs' count.
+    The shapes already carry it (batch x R), so MACs and activations are per image."""
+    runs: dict[str, int] = {}
+    for node in graph:
+        before = max((runs[i] for i in node.inputs), default=1)
+        own = node.layer.region_count if isinstance(node.layer, REGION_ENTRIES) else 1
+        runs[node.name] = before * own
+    return runs
+
+
+def with_regions(graph: Graph, count: int) -> Graph:
+    """The graph with every per-region scope set to `count` regions (--regions N)."""
+    if count < 1:
+        raise UsageError(f"the number of regions must be positive, got {count}")
+    nodes, changed = [], False
+    for node in graph:
+        if isinstance(node.layer, REGION_ENTRIES) and node.layer.regions is not None:
+            node = dataclasses.replace(node, layer=dataclasses.replace(node.layer, regions=count))
+            changed = True
+        nodes.append(node)
+    if not changed:
+        raise UsageError(f"model '{graph.meta.name}' has no per-region part for --regions / "
+                         "--proposals to set (docs/detection.md)")
+    return Graph(tuple(nodes), graph.outputs, graph.meta, graph.aux_outputs)

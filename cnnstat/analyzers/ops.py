@@ -130,3 +130,39 @@ def _opaque(layer: L.Opaque, ins: tuple[Shape, ...], out: Shape) -> OpCount:
     batch = ins[0][0] if ins and ins[0] else traced_batch
     macs = None if layer.macs is None else layer.macs * batch // traced_batch
     return OpCount(macs, None)  # type: ignore[arg-type]
+
+
+@OPS.register(L.SpatialPyramidPool)
+def _spp(layer: L.SpatialPyramidPool, ins: tuple[Shape, ...], out: Shape) -> OpCount:
+    """Per level l, an adaptive max pool to l x l with torch's windows: one compare per
+    window element, sum over levels of regions*N*C*windows_h(l)*windows_w(l). Each of the
+    regions is modelled as the whole map (an upper bound: real windows are smaller)."""
+    n, c, h, w = ins[0]
+    per_map = sum(adaptive_windows(h, level) * adaptive_windows(w, level)
+                  for level in layer.levels)
+    return OpCount(0, layer.region_count * n * c * per_map)
+
+
+@OPS.register(L.RoIPool)
+def _roi_pool(layer: L.RoIPool, ins: tuple[Shape, ...], out: Shape) -> OpCount:
+    """One compare per bin element: regions*N*C*windows_h*windows_w, each region modelled
+    as the whole feature map cut into adaptive bins (an upper bound: the boxes are data,
+    and real proposals are smaller than the image)."""
+    n, c, h, w = ins[0]
+    oh, ow = layer.output_size
+    per_map = adaptive_windows(h, oh) * adaptive_windows(w, ow)
+    return OpCount(0, layer.region_count * n * c * per_map)
+
+
+@OPS.register(L.RoIAlign)
+def _roi_align(layer: L.RoIAlign, ins: tuple[Shape, ...], out: Shape) -> OpCount:
+    """Per output element, sampling_ratio^2 bilinear samples of 7 ops each (4 multiplies,
+    3 adds, as for bilinear upsampling) and one add each for the bin's mean: 8*sr^2.
+    Independent of the box size."""
+    return OpCount(0, 8 * layer.sampling_ratio ** 2 * _elements(out))
+
+
+@OPS.register(L.Crop)
+def _crop(layer: L.Crop, ins: tuple[Shape, ...], out: Shape) -> OpCount:
+    """A slice (a view): no arithmetic."""
+    return OpCount(0, 0)

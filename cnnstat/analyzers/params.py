@@ -86,3 +86,9 @@ def _opaque(layer: L.Opaque, ins: tuple[Shape, ...], out: Shape) -> ParamCount:
     a tensor shared by several calls is counted at its first call only."""
     formula = f"{layer.op}: from the module" if layer.params else ""
     return ParamCount(layer.params, layer.buffers, formula)
+
+
+@PARAMS.register(L.SpatialPyramidPool, L.RoIPool, L.RoIAlign, L.Crop)
+def _no_params_detection(layer: L.Layer, ins: tuple[Shape, ...], out: Shape) -> ParamCount:
+    """Pyramid and RoI pooling, crop: no learnable tensors and no buffers."""
+    return _NONE

@@ -32,10 +32,17 @@ class LayerStats:
     # built on demand by `rf`, since most callers never read it (zoo-wide work halves).
     receptive_field: Any = None
     unsupported: tuple[str, ...] = ()
+    # Runs per image: R inside a per-region scope (docs/detection.md), else 1. The counts
+    # above are per image (R x the per-region cost); `per_region` divides them back.
+    regions: int = 1
 
     @property
     def flops(self) -> int | None:
         return None if self.macs is None else 2 * self.macs
+
+    def per_region(self, value: int | None) -> int | None:
+        """One region's share of a per-image count of this row (exact: R divides it)."""
+        return None if value is None else value // self.regions
 
     @property
     def rf(self) -> dict[str, Any] | None:
@@ -53,6 +60,9 @@ class LayerStats:
         }
         if self.train_only:
             out["train_only"] = True
+        if self.regions > 1:
+            out["regions"] = self.regions
+            out["macs_per_region"] = self.per_region(self.macs)
         rf = self.rf
         if rf is not None:
             out["rf"] = rf
@@ -199,4 +209,5 @@ def _merge_rows(key: str, rows: list[LayerStats]) -> LayerStats:
         train_only=all(r.train_only for r in rows),
         receptive_field=rows[-1].receptive_field,
         unsupported=tuple(sorted({u for r in rows for u in r.unsupported})),
+        regions=rows[-1].regions if len({r.regions for r in rows}) == 1 else 1,
     )

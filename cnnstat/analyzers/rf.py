@@ -381,6 +381,22 @@ def _global(node, fields, ins, out, notes):
     return global_field(fields[0].image)
 
 
+@RF.register(L.SpatialPyramidPool, L.RoIPool, L.RoIAlign)
+def _detection_pool(node, fields, ins, out, notes):
+    """Global. SPP's level-1 bin pools the whole map and its output is a flat vector (as
+    flatten); an RoI's box is data (any part of the image), so its units can see anything."""
+    return global_field(fields[0].image)
+
+
+@RF.register(L.Crop)
+def _crop(node, fields, ins, out, notes):
+    """Output unit j is input unit j + offset (a window of k=1, s=1, p=-offset): the field
+    shifts, its size does not change. The reference input only gives the output size."""
+    layer = node.layer
+    return _windows(fields[0], window_map, (1, 1), (1, 1),
+                    tuple(-o for o in layer.offset), (1, 1))
+
+
 @RF.register(*L.MERGES)
 def _merge(node, fields, ins, out, notes):
     """The union of the inputs' fields, unit by unit; notes when the inputs' strides
@@ -426,7 +442,13 @@ def _union(axes: list[AxisField], axis: str, sources: tuple[str, ...],
 
 def _check_alignment(axes: list[AxisField], axis: str, sources: tuple[str, ...],
                      notes: list[str]) -> None:
-    """Notes when the centres of the inputs' unit 0 differ (compared as lo + hi, in ints)."""
+    """Notes when the centres of the inputs' unit 0 differ (compared as lo + hi, in ints).
+    Only for period-1 fields: after a transposed conv or an upsampling, units differ by
+    phase and a span's centre is not where the kernel's weight sits (FCN's bilinear 4x4/2
+    upsampling reads 2 inputs weighted 1/4 and 3/4), so the centres do not say whether
+    the inputs are aligned (FCN-16s's crop offsets, Caffe's coord_map, align them)."""
+    if any(a.period > 1 for a in axes):
+        return
     doubled = [(s, span[0] + span[1]) for s, a in zip(sources, axes, strict=True)
                if (span := a.span(0)) is not None]
     values = [v for _, v in doubled]

@@ -15,6 +15,10 @@ from cnnstat.ir import layers as L
 
 Shape = tuple[int, ...]
 SHAPES: Registry = Registry("shapes")
+# Per spatial axis: sizes, kernels, strides, paddings, dilations (docs/limits.md). Far above
+# any real network, and it keeps the receptive-field tables (one entry per kernel tap or
+# output unit) small: a 10**12-px pool would otherwise allocate without end.
+MAX_SPATIAL = 1 << 16
 
 
 class TooSmall(ValueError):
@@ -24,7 +28,21 @@ class TooSmall(ValueError):
 def _image(shape: Shape, what: str) -> tuple[int, int, int, int]:
     if len(shape) != 4:
         raise ValueError(f"needs an image input [N, C, H, W], got {list(shape)}")
+    _within(shape[2:], "input size")
     return shape  # type: ignore[return-value]
+
+
+def _within(sizes, what: str) -> None:
+    if any(size > MAX_SPATIAL for size in sizes):
+        raise ValueError(f"{what} {'x'.join(map(str, sizes))} is over the limit of "
+                         f"{MAX_SPATIAL} px per axis (docs/limits.md)")
+
+
+def _window(layer: L.Layer) -> None:
+    for name in ("kernel_size", "stride", "padding", "dilation", "output_padding"):
+        value = getattr(layer, name, None)
+        if isinstance(value, tuple):
+            _within(value, name)
 
 
 def _positive_spatial(out_h: int, out_w: int, shape: Shape) -> None:
@@ -33,6 +51,7 @@ def _positive_spatial(out_h: int, out_w: int, shape: Shape) -> None:
             f"output size would be {out_h}x{out_w} for input {shape[2]}x{shape[3]}: "
             "the input is too small"
         )
+    _within((out_h, out_w), "output size")
 
 
 def _channels_divisible(channels: int, groups: int) -> None:
@@ -66,6 +85,7 @@ def pool_out(size: int, k: int, s: int, p: int, d: int, ceil_mode: bool) -> int:
 @SHAPES.register(L.Conv2d)
 def _conv(layer: L.Conv2d, ins: tuple[Shape, ...]) -> Shape:
     n, c, h, w = _image(ins[0], "conv2d")
+    _window(layer)
     _channels_divisible(c, layer.groups)
     if layer.padding == "same":
         out_h, out_w = h, w
@@ -81,6 +101,10 @@ def _conv(layer: L.Conv2d, ins: tuple[Shape, ...]) -> Shape:
 def _conv_transpose(layer: L.ConvTranspose2d, ins: tuple[Shape, ...]) -> Shape:
     """(i - 1)s - 2p + d(k - 1) + output_padding + 1  (torch ConvTranspose2d)."""
     n, c, h, w = _image(ins[0], "conv_transpose2d")
+    _window(layer)
+    # The receptive-field table of a transposed conv costs kernel x stride per axis.
+    _within(tuple(k * s for k, s in zip(layer.kernel_size, layer.stride, strict=True)),
+            "kernel_size x stride")
     _channels_divisible(c, layer.groups)
     out = [
         (i - 1) * s - 2 * p + d * (k - 1) + op + 1
@@ -94,6 +118,7 @@ def _conv_transpose(layer: L.ConvTranspose2d, ins: tuple[Shape, ...]) -> Shape:
 @SHAPES.register(L.MaxPool2d, L.AvgPool2d)
 def _pool(layer: L.MaxPool2d | L.AvgPool2d, ins: tuple[Shape, ...]) -> Shape:
     n, c, h, w = _image(ins[0], layer.kind)
+    _window(layer)
     dilation = getattr(layer, "dilation", (1, 1))
     out = [
         pool_out(i, k, s, p, d, layer.ceil_mode)
@@ -107,6 +132,7 @@ def _pool(layer: L.MaxPool2d | L.AvgPool2d, ins: tuple[Shape, ...]) -> Shape:
 @SHAPES.register(L.AdaptiveAvgPool2d, L.AdaptiveMaxPool2d)
 def _adaptive(layer: L.AdaptiveAvgPool2d, ins: tuple[Shape, ...]) -> Shape:
     n, c, _, _ = _image(ins[0], layer.kind)
+    _within(layer.output_size, "output size")
     return (n, c, *layer.output_size)
 
 
@@ -208,6 +234,7 @@ def _upsample(layer: L.Upsample, ins: tuple[Shape, ...]) -> Shape:
     """torch.nn.Upsample: size, or floor(input * scale_factor)."""
     n, c, h, w = _image(ins[0], "upsample")
     if layer.size is not None:
+        _within(layer.size, "output size")
         return (n, c, *layer.size)
     fh, fw = layer.scale_factor  # type: ignore[misc]
     out_h, out_w = math.floor(h * fh), math.floor(w * fw)
@@ -238,3 +265,34 @@ def _opaque(layer: L.Opaque, ins: tuple[Shape, ...]) -> Shape:
         f"'{layer.op}' was traced at input {list(traced_in)}, got {list(ins[0])}; "
         "analyze the torch module at this input (--input) so it is traced again"
     )
+
+
+@SHAPES.register(L.SpatialPyramidPool)
+def _spp(layer: L.SpatialPyramidPool, ins: tuple[Shape, ...]) -> Shape:
+    """[N, C, H, W] -> [N*regions, C * sum(l*l for l in levels)], for any H, W >= 1
+    (He et al. 2014, Sec. 2.3: a fixed-length vector from any input size)."""
+    n, c, _, _ = _image(ins[0], "spatial_pyramid_pool")
+    return (n * layer.region_count, c * sum(level * level for level in layer.levels))
+
+
+@SHAPES.register(L.RoIPool, L.RoIAlign)
+def _roi(layer: L.RoIPool | L.RoIAlign, ins: tuple[Shape, ...]) -> Shape:
+    """[N, C, H, W] -> [N*regions, C, oh, ow]: one pooled map per region (torchvision.ops
+    roi_pool / roi_align return [K, C, oh, ow] for K boxes)."""
+    n, c, _, _ = _image(ins[0], layer.kind)
+    return (n * layer.region_count, c, *layer.output_size)
+
+
+@SHAPES.register(L.Crop)
+def _crop(layer: L.Crop, ins: tuple[Shape, ...]) -> Shape:
+    """Caffe Crop (axis 2): x[:, :, o_h:o_h + H_ref, o_w:o_w + W_ref]; the window must fit
+    inside x (o + size_ref <= size_x on both axes)."""
+    n, c, h, w = _image(ins[0], "crop")
+    _, _, ref_h, ref_w = _image(ins[1], "crop")
+    (oh, ow) = layer.offset
+    if oh + ref_h > h or ow + ref_w > w:
+        raise ValueError(
+            f"cannot crop {ref_h}x{ref_w} at offset ({oh}, {ow}) from a {h}x{w} input "
+            f"(the window must fit: offset + reference size <= input size)"
+        )
+    return (n, c, ref_h, ref_w)

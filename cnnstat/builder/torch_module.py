@@ -156,6 +156,81 @@ def _opaque(layer: L.Opaque, ins: tuple[Shape, ...]) -> nn.Module:
     )
 
 
+class SpatialPyramidPool(nn.Module):
+    """Max pool to l x l per level, flattened and concatenated (torch's adaptive windows);
+    with regions > 1 every region is the whole map (what cnnstat's ops count)."""
+
+    def __init__(self, levels: tuple[int, ...], regions: int):
+        super().__init__()
+        self.levels, self.regions = levels, regions
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pooled = torch.cat([nn.functional.adaptive_max_pool2d(x, level).flatten(1)
+                            for level in self.levels], dim=1)
+        return pooled.repeat_interleave(self.regions, dim=0)
+
+
+class RoIPool(nn.Module):
+    """RoI max pooling with every box = the whole feature map (the boxes are data; this
+    stands in for torchvision.ops.roi_pool, which it does not need): [N*R, C, oh, ow]."""
+
+    def __init__(self, output_size: tuple[int, int], regions: int):
+        super().__init__()
+        self.output_size, self.regions = output_size, regions
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pooled = nn.functional.adaptive_max_pool2d(x, self.output_size)
+        return pooled.repeat_interleave(self.regions, dim=0)
+
+
+class RoIAlign(nn.Module):
+    """RoI align with every box = the whole map: bilinear samples on an (oh*sr, ow*sr)
+    grid (bin centres as torchvision's aligned=True), averaged per bin: [N*R, C, oh, ow]."""
+
+    def __init__(self, output_size: tuple[int, int], sampling_ratio: int, regions: int):
+        super().__init__()
+        self.output_size, self.sr, self.regions = output_size, sampling_ratio, regions
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        (oh, ow), sr = self.output_size, self.sr
+        samples = nn.functional.interpolate(x, size=(oh * sr, ow * sr), mode="bilinear",
+                                            align_corners=False)
+        pooled = nn.functional.avg_pool2d(samples, sr) if sr > 1 else samples
+        return pooled.repeat_interleave(self.regions, dim=0)
+
+
+class Crop(nn.Module):
+    """Caffe Crop: x cut to the reference's H, W at a fixed offset."""
+
+    def __init__(self, offset: tuple[int, int]):
+        super().__init__()
+        self.offset = offset
+
+    def forward(self, x: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+        (oh, ow), (h, w) = self.offset, reference.shape[-2:]
+        return x[:, :, oh:oh + h, ow:ow + w]
+
+
+@BUILDERS.register(L.SpatialPyramidPool)
+def _spp(layer: L.SpatialPyramidPool, ins: tuple[Shape, ...]) -> nn.Module:
+    return SpatialPyramidPool(layer.levels, layer.region_count)
+
+
+@BUILDERS.register(L.RoIPool)
+def _roi_pool(layer: L.RoIPool, ins: tuple[Shape, ...]) -> nn.Module:
+    return RoIPool(layer.output_size, layer.region_count)
+
+
+@BUILDERS.register(L.RoIAlign)
+def _roi_align(layer: L.RoIAlign, ins: tuple[Shape, ...]) -> nn.Module:
+    return RoIAlign(layer.output_size, layer.sampling_ratio, layer.region_count)
+
+
+@BUILDERS.register(L.Crop)
+def _crop(layer: L.Crop, ins: tuple[Shape, ...]) -> nn.Module:
+    return Crop(layer.offset)
+
+
 class GraphModule(nn.Module):
     """Runs the graph's nodes in order; submodules sit at their dotted node paths."""
 

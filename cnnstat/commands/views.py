@@ -19,20 +19,28 @@ from cnnstat.commands.options import (
     MinInputOpt,
     ModelArg,
     NoColorOpt,
+    ProposalsOpt,
+    RegionsOpt,
     StrictOpt,
 )
 from cnnstat.commands.torch_cmds import emit_with_crosscheck, resolve_model, with_diagnostics
-from cnnstat.errors import AnalysisError
+from cnnstat.errors import AnalysisError, UsageError
 
 
 def _run_view(view: str, model: str, input: str | None, batch: int, format: Format,
               as_json: bool, depth: int | None, dtype: Dtype, no_color: bool,
               strict: bool, min_input: bool = False, kwargs: str | None = None,
-              crosscheck: bool = False) -> None:
+              crosscheck: bool = False, regions: int | None = None) -> None:
     from cnnstat.analyzers import analyze_graph
     from cnnstat.api import input_shape
 
     resolved = resolve_model(model, input, kwargs)
+    if regions is not None:
+        import dataclasses
+
+        from cnnstat.analyzers.engine import with_regions
+
+        resolved = dataclasses.replace(resolved, graph=with_regions(resolved.graph, regions))
     if resolved.note:
         note(resolved.note)
     format = Format.json if as_json else format
@@ -99,9 +107,13 @@ def _command(view: str, doc: str):
                 depth: DepthOpt = None, dtype: DtypeOpt = Dtype.fp32,
                 no_color: NoColorOpt = False, strict: StrictOpt = False,
                 min_input: MinInputOpt = False, kwargs: KwargsOpt = None,
-                crosscheck: CrosscheckOpt = False) -> None:
+                crosscheck: CrosscheckOpt = False, regions: RegionsOpt = None,
+                proposals: ProposalsOpt = None) -> None:
+        if regions is not None and proposals is not None and regions != proposals:
+            raise UsageError(f"--regions {regions} and --proposals {proposals} disagree; "
+                             "they set the same count")
         _run_view(view, model, input, batch, format, as_json, depth, dtype, no_color, strict,
-                  min_input, kwargs, crosscheck)
+                  min_input, kwargs, crosscheck, regions or proposals)
 
     command.__doc__ = doc
     app.command(view)(command)

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from cnnstat.errors import Location, SpecError
-from cnnstat.ir.layers import MERGES, Input, Layer
+from cnnstat.ir.layers import MERGES, TWO_INPUTS, Input, Layer
 
 ChwShape = tuple[int, ...]
 
@@ -133,11 +133,14 @@ def _check_node(node: Node, position: int, index: Mapping[str, int]) -> None:
         expected_ok = arity == 0
     elif isinstance(node.layer, MERGES):
         expected_ok = arity >= 1
+    elif isinstance(node.layer, TWO_INPUTS):
+        expected_ok = arity == 2
     else:
         expected_ok = arity == 1
     if not expected_ok:
+        wanted = "no" if is_input else "two" if isinstance(node.layer, TWO_INPUTS) else "one"
         raise SpecError(
-            f"{node.kind} takes {'no' if is_input else 'one'} input, got {arity}",
+            f"{node.kind} takes {wanted} input{'s' if wanted == 'two' else ''}, got {arity}",
             node.loc,
             layer=node.name,
         )

@@ -355,15 +355,98 @@ class Opaque(Layer):
             _non_negative("macs", self.macs)
 
 
+def _regions(value: int | None) -> None:
+    if value is not None:
+        _positive("regions", value)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SpatialPyramidPool(Layer):
+    """He et al. 2014 (SPP-net): a max pool per pyramid level (an l x l grid of adaptive
+    windows), flattened and concatenated: [N, C, H, W] -> [N*regions, C * sum(l*l)] from
+    any H, W. `regions` is set when it pools each of R windows of one feature map (set by a
+    per-region scope, docs/detection.md)."""
+
+    kind: ClassVar[str] = "spatial_pyramid_pool"
+    levels: tuple[int, ...]
+    regions: int | None = None  # None: not per-region (one output per image)
+
+    def __post_init__(self) -> None:
+        if not self.levels:
+            raise ValueError("levels must list at least one pyramid level")
+        for level in self.levels:
+            _positive("levels entries", level)
+        _regions(self.regions)
+
+    @property
+    def region_count(self) -> int:
+        return self.regions or 1
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _RoI(Layer):
+    output_size: Pair
+    spatial_scale: float = 1.0
+    regions: int | None = None  # None: one region per image
+
+    def __post_init__(self) -> None:
+        _pair("output_size", self.output_size)
+        if not self.spatial_scale > 0:
+            raise ValueError(f"spatial_scale must be positive, got {self.spatial_scale!r}")
+        _regions(self.regions)
+
+    @property
+    def region_count(self) -> int:
+        return self.regions or 1
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RoIPool(_RoI):
+    """Fast R-CNN RoI max pooling: each of `regions` boxes is cut into an output_size grid
+    of bins, max-pooled: [N, C, H, W] -> [N*regions, C, oh, ow]. The boxes are data (from
+    selective search or an RPN); `spatial_scale` maps image to feature-map coordinates."""
+
+    kind: ClassVar[str] = "roi_pool"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RoIAlign(_RoI):
+    """Mask R-CNN RoI align: bilinear samples (sampling_ratio^2 per bin), averaged per bin.
+    Also R-CNN's warp of each proposal to 227x227 (spatial_scale 1 on the image)."""
+
+    kind: ClassVar[str] = "roi_align"
+    sampling_ratio: int = 2
+
+    def __post_init__(self) -> None:
+        _RoI.__post_init__(self)
+        _positive("sampling_ratio", self.sampling_ratio)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Crop(Layer):
+    """Caffe's Crop (as FCN uses it): inputs (x, reference); x cropped to the reference's
+    spatial size starting at `offset` (h, w): [N, C, H, W] -> [N, C, H_ref, W_ref]."""
+
+    kind: ClassVar[str] = "crop"
+    offset: Pair = (0, 0)
+
+    def __post_init__(self) -> None:
+        _pair("offset", self.offset, _non_negative)
+
+
 ELEMENTWISE_ACTIVATIONS: tuple[type[Layer], ...] = (
     ReLU, ReLU6, LeakyReLU, Sigmoid, Tanh, GELU, SiLU, Hardswish,
 )
 MERGES: tuple[type[Layer], ...] = (Concat, Add, Multiply)
 WEIGHT_LAYERS: tuple[type[Layer], ...] = (Conv2d, ConvTranspose2d, Linear)
+# Kinds that take exactly two inputs: (the tensor, a reference it is shaped after).
+TWO_INPUTS: tuple[type[Layer], ...] = (Crop,)
+# Kinds that can cut R regions out of one image or feature map: [N, ...] -> [N*R, ...].
+REGION_ENTRIES: tuple[type[Layer], ...] = (RoIPool, RoIAlign, SpatialPyramidPool)
 
 ALL_KINDS: tuple[type[Layer], ...] = (
     Input, Conv2d, ConvTranspose2d, MaxPool2d, AvgPool2d, AdaptiveAvgPool2d,
     AdaptiveMaxPool2d, BatchNorm2d, LocalResponseNorm, *ELEMENTWISE_ACTIVATIONS, Softmax,
     Dropout, Flatten, Linear, *MERGES, Reshape, Identity, Upsample, ChannelShuffle,
-    Opaque,
+    Opaque, SpatialPyramidPool, RoIPool, RoIAlign, Crop,
 )

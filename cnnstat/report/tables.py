@@ -40,12 +40,21 @@ def columns_for(view: str, report: ModelReport) -> list[Column]:
     other = Column("Other ops", lambda r: r.other_ops)
     acts = Column("Activations", lambda r: r.activations)
     memory = Column(f"Memory ({report.dtype})", _bytes(report), binary=True)
-    return {
+    cols = {
         "params": [params],
         "flops": [macs, flops, other],
         "shapes": [acts, memory],
         "summary": [params, macs, other, acts],
     }[view]
+    if _has_regions(report) and macs in cols:  # the per-region cost next to the per-image
+        per_region = Column("MACs / region",
+                            lambda r: r.per_region(r.macs) if r.regions > 1 else None)
+        cols.insert(cols.index(macs) + 1, per_region)
+    return cols
+
+
+def _has_regions(report: ModelReport) -> bool:
+    return any(r.regions > 1 for r in report.layers)
 
 
 def layer_table(report: ModelReport, view: str, depth: int | None = None,
@@ -62,6 +71,9 @@ def layer_table(report: ModelReport, view: str, depth: int | None = None,
     table.add_column("Layer", overflow="fold", footer="Total", min_width=name_width)
     table.add_column("Kind", overflow="fold")
     table.add_column("Output", overflow="fold", no_wrap=False)
+    runs = _has_regions(report)
+    if runs:
+        table.add_column("Runs", justify="right")  # x R: once per region
     units = []
     for col in cols:
         values = [col.value(r) for r in rows]
@@ -80,6 +92,8 @@ def layer_table(report: ModelReport, view: str, depth: int | None = None,
     table.add_column("Top", justify="right")
     for row in rows:
         cells = [row.name, row.kind, fmt.shape(row.output_shape)]
+        if runs:
+            cells.append(f"x{row.regions}" if row.regions > 1 else "")
         for col, scale in zip(cols, units, strict=True):
             value = col.value(row)
             cells.append(fmt.scaled(value, scale))
@@ -133,6 +147,8 @@ def headline(report: ModelReport) -> Table:
     grid.add_row("Activations", fmt.exact(t.activations),
                  f"elements; {fmt.human(t.activation_bytes, binary=True)} at {report.dtype}")
     grid.add_row("Depth", str(t.depth), "weight layers on the longest path")
+    if _has_regions(report):
+        _region_rows(grid, report)
     for name, out_shape in report.outputs:
         grid.add_row("Output", fmt.shape(out_shape), name)
     if report.unsupported:
@@ -140,6 +156,19 @@ def headline(report: ModelReport) -> Table:
         grid.add_row("Unsupported", str(len(report.unsupported)),
                      Text(f"not counted: {names}"))
     return grid
+
+
+def _region_rows(grid: Table, report: ModelReport) -> None:
+    """Per-region part: one region's MACs x R = per image, and what runs once per image."""
+    inside = [r for r in report.layers if r.regions > 1 and not r.train_only]
+    outside = sum(r.macs or 0 for r in report.layers if r.regions == 1 and not r.train_only)
+    for count in sorted({r.regions for r in inside}):
+        per_image = sum(r.macs or 0 for r in inside if r.regions == count)
+        one = per_image // count
+        grid.add_row("Per region", fmt.exact(one),
+                     f"{fmt.human(one)}MAC x {count} regions = {fmt.human(per_image)}MAC "
+                     "per image")
+    grid.add_row("Once per image", fmt.exact(outside), f"{fmt.human(outside)}MAC")
 
 
 def render(report: ModelReport, view: str, depth: int | None = None) -> Group:

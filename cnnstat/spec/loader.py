@@ -9,12 +9,13 @@ innermost scope first, then outwards, so a block can refer to its own layers.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from cnnstat.errors import LimitError, Location, SpecError, did_you_mean
 from cnnstat.ir import Graph, ModelMeta, Node
-from cnnstat.ir.layers import MERGES, Input, Layer
+from cnnstat.ir.layers import MERGES, REGION_ENTRIES, TWO_INPUTS, Input, Layer
 from cnnstat.spec import schema as S
 from cnnstat.spec import values as V
 from cnnstat.spec.yaml_tree import YMap, YNode, YScalar, YSeq, plain, read_file
@@ -28,10 +29,13 @@ TOP_KEYS = (
     "name", "title", "family", "year", "paper", "follows", "input", "notes", "blocks",
     "layers", "outputs", "aux_outputs",
 )
-STRUCTURE_KEYS = ("repeat", "parallel", "layers")
+STRUCTURE_KEYS = ("repeat", "parallel", "layers", "backbone", "regions")
 REPEAT_KEYS = ("repeat", "as", "layers", *S.COMMON_KEYS)
 PARALLEL_KEYS = ("parallel", "merge", "dim", *S.COMMON_KEYS)
 GROUP_KEYS = ("layers", *S.COMMON_KEYS)
+REGIONS_KEYS = ("regions", "layers", *S.COMMON_KEYS)
+BACKBONE_KEYS = ("backbone", "until", "patch", *S.COMMON_KEYS)
+_LOADING_BACKBONES: list[str] = []  # zoo specs being inlined now (to stop cycles)
 MERGE_WORDS = {"concat": "concat", "cat": "concat", "add": "add", "multiply": "multiply",
                "mul": "multiply"}
 
@@ -57,6 +61,10 @@ def build_graph(root: YNode, *, default_name: str, source: str | None) -> Graph:
     last = expander.seq(_seq(root.items["layers"], "layers"), scope, INPUT_NAME)
     outputs = _output_refs(expander, scope, root.get("outputs")) or (last,)
     aux = _output_refs(expander, scope, root.get("aux_outputs"))
+    for name in aux:
+        if name in outputs:  # Graph refuses it too, but without a location
+            raise SpecError(f"'{name}' is both an output and an aux output",
+                            root.items["aux_outputs"].loc)
     return Graph(tuple(expander.nodes), outputs, meta, aux)
 
 
@@ -106,6 +114,8 @@ class _Expander:
         self.scope_outputs: dict[str, str] = {}
         self.depth = 0
         self.steps = 0
+        self.in_regions = False  # inside a per-region scope (they do not nest)
+        self.pending_regions: int | None = None  # for the scope's entry layer
 
     # ---- emitting -------------------------------------------------------------------
     def add(self, name: str, layer: Layer, inputs: tuple[str, ...], loc: Location) -> str:
@@ -135,6 +145,10 @@ class _Expander:
             return self.repeat(node, scope, self.single(sources, node))
         if "parallel" in node.items:
             return self.parallel(node, scope, self.single(sources, node))
+        if "backbone" in node.items:
+            return self.backbone(node, scope, self.single(sources, node))
+        if "regions" in node.items:
+            return self.regions(node, scope, self.single(sources, node))
         if "layers" in node.items:
             return self.group(node, scope, self.single(sources, node))
         head = self.head(node)
@@ -188,6 +202,10 @@ class _Expander:
             raise LimitError(f"repeat {count} is more than {MAX_STEPS} iterations", node.loc)
         base = scope.child(name) if name else scope
         for index in range(count):
+            self.steps += 1  # an iteration is a step: nested empty repeats must end too
+            if self.steps > MAX_STEPS:
+                raise LimitError(f"the spec takes more than {MAX_STEPS} expansion steps",
+                                 node.loc)
             env = {**scope.env, var: index}
             iteration = base.child(str(index), env) if name else scope.with_env(env)
             before = len(self.nodes)
@@ -245,6 +263,82 @@ class _Expander:
             self.scope_outputs[scope.full(name)] = out
         return out
 
+    def regions(self, node: YMap, scope: _Scope, inp: str) -> str:
+        """A per-region scope: its first layer (roi_pool, roi_align or spp) cuts R regions
+        out of its input, so every layer inside runs on a batch R times larger."""
+        _check_keys(node, REGIONS_KEYS, "a per-region scope")
+        count = V.integer(node.items["regions"], scope.env, "regions")
+        if self.in_regions:
+            raise SpecError("per-region scopes do not nest", node.keys["regions"])
+        if "layers" not in node.items:
+            raise SpecError("a per-region scope needs 'layers'", node.loc)
+        body = _seq(node.items["layers"], "layers")
+        if not body.items or not self.is_region_entry(body.items[0]):
+            raise SpecError("a per-region scope starts with the layer that cuts the regions: "
+                            "roi_pool, roi_align or spp", body.loc)
+        name = self.local_name(node)
+        inner = scope.child(name) if name else scope
+        self.in_regions, self.pending_regions = True, count
+        try:
+            out = self.seq(body, inner, inp)
+        finally:
+            self.in_regions, self.pending_regions = False, None
+        if name:
+            self.scope_outputs[scope.full(name)] = out
+        return out
+
+    def is_region_entry(self, entry: YNode) -> bool:
+        entry = _as_map(entry)
+        if any(k in entry.items for k in STRUCTURE_KEYS) or "when" in entry.items:
+            return False
+        found = S.lookup_kind(self.head(entry)) if self.head(entry) not in self.blocks else None
+        return found is not None and issubclass(found[0].layer, REGION_ENTRIES)
+
+    def backbone(self, node: YMap, scope: _Scope, inp: str) -> str:
+        """Inline a zoo spec's layers up to `until` (its ancestors, in order), named as there
+        under this entry's scope; `patch` changes fields of named layers."""
+        _check_keys(node, BACKBONE_KEYS, "a backbone")
+        graph = _zoo_graph(node.items["backbone"])
+        until = node.get("until")
+        last = graph.outputs[0] if until is None else V.text(until, "until")
+        if last not in graph:
+            raise SpecError(f"backbone '{graph.meta.name}' has no layer '{last}'"
+                            f"{did_you_mean(last, [n.name for n in graph])}", until.loc)
+        patches = _patches(node.get("patch"), graph, last)
+        name = self.local_name(node)
+        base = scope.child(name) if name else scope
+        keep = _ancestors(graph, last)
+        renamed = {graph.input_node.name: inp}
+        for src in graph.nodes[1:]:
+            if src.name not in keep:
+                continue
+            layer = src.layer
+            if src.name in patches:
+                layer = self.patched(layer, patches[src.name], scope, base.full(src.name))
+            full = self.add(base.full(src.name), layer,
+                            tuple(renamed[i] for i in src.inputs), src.loc)
+            renamed[src.name] = full
+            parts = src.name.split(".")
+            for depth in range(1, len(parts)):  # its scopes answer `from:` as in the zoo spec
+                self.scope_outputs[base.full(".".join(parts[:depth]))] = full
+        if name:
+            self.scope_outputs[scope.full(name)] = renamed[last]
+        return renamed[last]
+
+    def patched(self, layer: Layer, fields: YMap, scope: _Scope, full: str) -> Layer:
+        spec = S.KINDS[layer.kind]
+        kwargs = {}
+        for key, value in fields.items.items():
+            canonical = key if key in spec.fields else S.FIELD_ALIASES.get(key, key)
+            if canonical not in spec.fields:
+                raise SpecError(f"no key '{key}'{did_you_mean(key, _valid_keys(spec))}",
+                                fields.keys[key], layer=full, kind=spec.name)
+            kwargs[canonical] = self.field(spec, canonical, value, scope, full)
+        try:
+            return dataclasses.replace(layer, **kwargs)
+        except ValueError as e:
+            raise SpecError(str(e), fields.loc, layer=full, kind=spec.name) from None
+
     def call(self, node: YMap, head: str, scope: _Scope, inp: str, *, inline=False) -> str:
         block = self.blocks[head]
         _check_keys(node, (head, *S.COMMON_KEYS), f"a call of block '{head}'")
@@ -272,7 +366,7 @@ class _Expander:
         full = scope.full(self.local_name(node) or scope.auto(spec.auto_name))
         kwargs = dict(presets)
         primary = node.items[head]
-        if not (isinstance(primary, YScalar) and primary.value in (None, True)):
+        if not (isinstance(primary, YScalar) and (primary.value is None or primary.value is True)):
             if spec.primary is None:
                 raise SpecError(f"{spec.name} takes no value; write '{head}' alone or "
                                 f"'{{{head}: null}}'", primary.loc, layer=full)
@@ -298,9 +392,19 @@ class _Expander:
             layer = spec.layer(**kwargs)
         except ValueError as e:
             raise SpecError(str(e), node.loc, layer=full, kind=spec.name) from None
-        if len(sources) != 1 and not isinstance(layer, MERGES):
+        return self.add(full, self.placed(layer, node, full, sources), sources, node.loc)
+
+    def placed(self, layer: Layer, node: YMap, full: str, sources: tuple[str, ...]) -> Layer:
+        """Checks the number of inputs; a per-region scope's entry gets its region count."""
+        if isinstance(layer, TWO_INPUTS) and len(sources) != 2:
+            raise SpecError(f"{layer.kind} takes two inputs: from: [tensor, reference]",
+                            node.keys.get("from", node.loc), layer=full, kind=layer.kind)
+        if len(sources) != 1 and not isinstance(layer, (*MERGES, *TWO_INPUTS)):
             self.single(sources, node)
-        return self.add(full, layer, sources, node.loc)
+        if self.pending_regions is not None and isinstance(layer, REGION_ENTRIES):
+            layer = dataclasses.replace(layer, regions=self.pending_regions)
+            self.pending_regions = None
+        return layer
 
     @staticmethod
     def field(spec: S.KindSpec, name: str, value: YNode, scope: _Scope, full: str):
@@ -326,12 +430,61 @@ class _Expander:
                 return self.scope_outputs[candidate]
             at = at.parent
         known = [*self.names, *self.scope_outputs]
+        elsewhere = sorted(n for n in known if n.endswith("." + name))
+        if elsewhere:  # it exists, but in a scope this entry cannot see by its short name
+            raise SpecError(f"'{name}' is not visible from here; write its full name: "
+                            f"{' or '.join(repr(n) for n in elsewhere[:3])}", ref.loc)
         suffixes = {n.rsplit(".", 1)[-1] for n in known}
         raise SpecError(f"'{name}' names no earlier layer{did_you_mean(name, [*known, *suffixes])}",
                         ref.loc)
 
 
 # ---- helpers ------------------------------------------------------------------------
+def _zoo_graph(ref: YNode) -> Graph:
+    """The zoo spec a `backbone:` names, loaded once per name (a cycle is an error)."""
+    from cnnstat.models import load_zoo, zoo_names  # models imports this module
+
+    zoo = V.text(ref, "backbone")
+    if zoo not in zoo_names():
+        raise SpecError(f"backbone '{zoo}' is not a zoo spec{did_you_mean(zoo, zoo_names())}",
+                        ref.loc)
+    if zoo in _LOADING_BACKBONES:
+        raise SpecError(f"backbone '{zoo}' uses itself "
+                        f"({' -> '.join((*_LOADING_BACKBONES, zoo))})", ref.loc)
+    _LOADING_BACKBONES.append(zoo)
+    try:
+        return load_zoo(zoo)
+    finally:
+        _LOADING_BACKBONES.pop()
+
+
+def _ancestors(graph: Graph, last: str) -> set[str]:
+    seen: set[str] = set()
+    stack = [last]
+    while stack:
+        name = stack.pop()
+        if name not in seen:
+            seen.add(name)
+            stack.extend(graph.node(name).inputs)
+    return seen
+
+
+def _patches(node: YNode | None, graph: Graph, last: str) -> dict[str, YMap]:
+    """`patch: {layer name: {key: value}}`, each naming an inlined layer."""
+    if node is None:
+        return {}
+    if not isinstance(node, YMap):
+        raise SpecError("patch maps layer names to {key: value} changes", node.loc)
+    keep = _ancestors(graph, last)
+    for key, value in node.items.items():
+        if key not in keep or key == graph.input_node.name:
+            raise SpecError(f"patch: '{key}' is not an inlined layer of '{graph.meta.name}'"
+                            f"{did_you_mean(key, sorted(keep))}", node.keys[key])
+        if not isinstance(value, YMap):
+            raise SpecError(f"patch: '{key}' takes a mapping of keys to new values", value.loc)
+    return dict(node.items)  # type: ignore[arg-type]
+
+
 def _as_map(node: YNode) -> YMap:
     if isinstance(node, YScalar) and isinstance(node.value, str) and node.value:
         return YMap({node.value: YScalar(None, node.loc)}, {node.value: node.loc}, node.loc)

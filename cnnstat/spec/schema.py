@@ -92,6 +92,15 @@ KINDS: dict[str, KindSpec] = {
                               "align_corners": BOOL}, "scale_factor",
                  choices={"mode": ("nearest", "bilinear")}, auto_name="upsample"),
         KindSpec(L.ChannelShuffle, {"groups": INT}, "groups", ("groups",), auto_name="shuffle"),
+        # Detection (docs/detection.md). `regions` is not a key: a per-region scope sets it.
+        KindSpec(L.SpatialPyramidPool, {"levels": SHAPE}, "levels", ("levels",),
+                 auto_name="spp"),
+        KindSpec(L.RoIPool, {"output_size": PAIR, "spatial_scale": FLOAT}, "output_size",
+                 ("output_size",), auto_name="roi_pool"),
+        KindSpec(L.RoIAlign, {"output_size": PAIR, "spatial_scale": FLOAT,
+                              "sampling_ratio": INT}, "output_size", ("output_size",),
+                 auto_name="roi_align"),
+        KindSpec(L.Crop, {"offset": NONNEG_PAIR}, "offset", auto_name="crop"),
     )
 }
 
@@ -120,6 +129,8 @@ KIND_ALIASES: dict[str, tuple[str, dict[str, Any]]] = {
     "mul": ("multiply", {}),
     "view": ("reshape", {}),
     "shuffle": ("channel_shuffle", {}),
+    "spp": ("spatial_pyramid_pool", {}),
+    "roi_max_pool": ("roi_pool", {}),
 }
 
 # Short keys accepted for a kind's fields, when the kind has that field.
