@@ -9,10 +9,11 @@ from __future__ import annotations
 
 # Importing a command module registers its commands on `app`.
 from cnnstat.commands import check, compare, rf, savings, timing, views, zoo  # noqa: F401
-from cnnstat.commands.app import app
+from cnnstat.commands.app import app, tolerate_any_encoding
 
 
 def main() -> None:
+    tolerate_any_encoding()  # also for --help, which typer prints before any command runs
     app()
 
 

@@ -134,6 +134,10 @@ def _model_entry(node: YNode, defaults: dict, base_dir: Path) -> ModelBudget:
         raise SpecError("a model entry needs 'model:' (a spec path or zoo name)", entry.loc)
     if not isinstance(ref, YScalar) or not isinstance(ref.value, str) or not ref.value.strip():
         raise SpecError("'model' must be a spec path or a zoo name", ref.loc)
+    if ":" in ref.value and Path(ref.value).suffix not in (".yaml", ".yml"):
+        # Importing runs the module's code; a budget file is data (docs/limits.md).
+        raise SpecError(f"'{ref.value}' is a module reference, and a budget file never "
+                        "imports code: give a spec path or a zoo name", ref.loc)
     own = _settings(entry, defaults)
     budgets = [parse_budget(key, value, entry.keys[key])
                for key, value in entry.items.items() if key in MODEL_METRICS]
@@ -188,6 +192,9 @@ def quantity(node: YNode, unit: str, what: str) -> int:
         raise SpecError(f"{what} must be a number such as {_example(unit)}, got '{node.value}'",
                         node.loc)
     digits, exponent, suffix = match.groups()
+    if len(text) > 40 or abs(int(exponent or 0)) > 30:  # 1e999999999 would take forever
+        raise SpecError(f"{what}: '{text[:40]}' is out of range (at most 40 characters "
+                        "and an exponent within +-30)", node.loc)
     if suffix not in units:
         # Units are case-sensitive (m would be milli); a case slip gets the right spelling.
         same = [u for u in units if u and u.lower() == suffix.lower()]

@@ -6,6 +6,7 @@ them all. Nothing here imports torch.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import traceback
@@ -25,6 +26,7 @@ class _Boundary(TyperGroup):
     other exception is a bug (exit 70, traceback only with --debug)."""
 
     def invoke(self, ctx: typer.Context):
+        tolerate_any_encoding()
         try:
             return super().invoke(ctx)
         except (typer.Exit, typer.Abort, typer.TyperException):
@@ -32,6 +34,11 @@ class _Boundary(TyperGroup):
         except CnnstatError as e:
             error(str(e))
             raise typer.Exit(e.exit_code) from None
+        except BrokenPipeError:
+            # The reader went away (`cnnstat ... | head`): stop quietly, as shell tools do on
+            # SIGPIPE. Never exit 1 (click's choice), which means "budget exceeded".
+            _silence_stdout()
+            raise typer.Exit(EXIT_BROKEN_PIPE) from None
         except KeyboardInterrupt:
             error("interrupted")
             raise typer.Exit(130) from None
@@ -41,6 +48,29 @@ class _Boundary(TyperGroup):
             error(f"internal error: {type(e).__name__}: {e}. This is a bug in cnnstat "
                   f"{__version__}; please report it (rerun with --debug for the traceback)")
             raise typer.Exit(70) from None
+
+
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE
+
+
+def tolerate_any_encoding() -> None:
+    """On a non-UTF-8 stdout (LANG=C, PYTHONIOENCODING=ascii) write '?' for characters it
+    cannot encode instead of crashing; numbers and names stay readable."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            with contextlib.suppress(ValueError, OSError):  # a detached stream: leave it
+                reconfigure(errors="replace")
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush cannot fail again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        with contextlib.suppress(OSError, ValueError):  # not a real file (tests capture it)
+            os.dup2(devnull, sys.stdout.fileno())
+    finally:
+        os.close(devnull)
 
 
 def error(message: str) -> None:

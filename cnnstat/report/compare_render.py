@@ -50,6 +50,8 @@ def ratio_text(metric: Metric, value: Any, first: Any) -> str:
         return ""
     if r == 1:
         return "same"
+    if r == 0:  # this model has none of it (a spec without weight layers: depth 0)
+        return "none"
     if metric.better == LOWER_IS_BETTER:
         return f"{1 / r:.2f}x lower (better)" if r < 1 else f"{r:.2f}x higher (worse)"
     if metric.better == HIGHER_IS_BETTER:

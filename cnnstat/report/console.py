@@ -2,24 +2,74 @@
 
 Colour follows rich's detection (off when piped, NO_COLOR honoured) plus --no-color.
 When stdout is not a terminal we widen the console so tables are never squeezed into 80
-columns; numeric columns fold rather than truncate, so no digit is ever cut.
+columns. A renderable is never printed narrower than its minimum width (the longest word
+of each column side by side): at that width rich wraps between words only, and a number
+is one word, so no digit is ever folded onto the next line or cut to an ellipsis; on a
+narrow terminal (COLUMNS=40) the terminal wraps the long lines instead. When stdout cannot
+encode Unicode (LANG=C with PYTHONIOENCODING=ascii, a latin-1 pipe), rich draws ASCII
+boxes and the few other non-ASCII characters are transliterated, never a crash.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+from typing import Any, TextIO
 
 from rich.console import Console
+from rich.measure import measure_renderables
+
+# What a table may hold beyond ASCII, and its ASCII spelling.
+_ASCII = str.maketrans({"…": "...", "×": "x", "—": "-", "–": "-", "→": "->", "✓": "v",
+                        "✗": "x", "≤": "<=", "≥": ">=", "±": "+-", "█": "#", "▏": "|",
+                        "µ": "u", "·": "."})
+
+
+class _Encodable:
+    """A text stream that never raises UnicodeEncodeError: what its encoding cannot hold
+    is transliterated (or replaced with '?')."""
+
+    def __init__(self, stream: TextIO):
+        self.stream = stream
+        self.encoding = getattr(stream, "encoding", None) or "utf-8"
+
+    def write(self, text: str) -> int:
+        safe = text.translate(_ASCII).encode(self.encoding, "replace").decode(self.encoding)
+        return self.stream.write(safe)
+
+    def __getattr__(self, name: str) -> Any:  # flush, isatty, fileno: the stream's own
+        return getattr(self.stream, name)
+
+
+def _utf(stream: TextIO) -> bool:
+    encoding = (getattr(stream, "encoding", None) or "utf-8").lower().replace("-", "")
+    return encoding.startswith("utf")
+
+
+class _UncutConsole(Console):
+    def print(self, *objects: Any, **kwargs: Any) -> None:
+        unbounded = self.options.update_width(1 << 16)  # else rich caps it at self.width
+        needed = measure_renderables(self, unbounded, objects).maximum if objects else 0
+        if needed <= self.width:
+            super().print(*objects, **kwargs)
+            return
+        width = self.width
+        self.width = needed
+        try:
+            super().print(*objects, **kwargs)
+        finally:
+            self.width = width
 
 
 def stdout_console(no_color: bool = False) -> Console:
     width = None
     if not sys.stdout.isatty() and not os.environ.get("COLUMNS"):
         width = 200
-    return Console(file=sys.stdout, no_color=no_color or None, highlight=False, width=width,
-                   emoji=False)
+    stream = sys.stdout if _utf(sys.stdout) else _Encodable(sys.stdout)
+    return _UncutConsole(file=stream, no_color=no_color or None, highlight=False, width=width,
+                         emoji=False)
 
 
 def stderr_console(no_color: bool = False) -> Console:
-    return Console(file=sys.stderr, no_color=no_color or None, highlight=False, emoji=False)
+    stream = sys.stderr if _utf(sys.stderr) else _Encodable(sys.stderr)
+    return Console(file=stream, no_color=no_color or None, highlight=False, emoji=False)

@@ -17,6 +17,7 @@ from cnnstat.errors import did_you_mean
 
 Number = int | float | bool
 MAX_EXPR_CHARS = 500
+MAX_EXPR_DEPTH = 100  # the evaluator recurses: 500 chars of `-` would blow Python's stack
 MAX_EXPONENT = 64
 MAX_MAGNITUDE = 10**30
 
@@ -55,9 +56,17 @@ def evaluate(text: str, env: Mapping[str, Number]) -> Number:
 def _parse(text: str) -> ast.expr:
     """Specs repeat the same few expressions thousands of times (DenseNet): parse once."""
     try:
-        return ast.parse(text, mode="eval").body
+        tree = ast.parse(text, mode="eval").body
     except SyntaxError as e:
         raise ExprError(f"cannot parse expression {text!r}: {e.msg}") from None
+    deepest, stack = 0, [(tree, 1)]
+    while stack:  # iteratively: the check itself must not recurse
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
+    if deepest > MAX_EXPR_DEPTH:
+        raise ExprError(f"expression nested deeper than {MAX_EXPR_DEPTH} levels")
+    return tree
 
 
 class _Eval:

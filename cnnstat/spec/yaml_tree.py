@@ -8,6 +8,7 @@ Budget files use the same reader, so their errors are located the same way.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -87,17 +88,36 @@ def parse(text: str, file: str) -> YNode:
         root = yaml.compose(text, Loader=_COMPOSER)
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
-        loc = Location(file, mark.line + 1, mark.column + 1) if mark else Location(file)
+        loc = _mark_location(text, file, mark) if mark else Location(file, 1, 1)
         problem = e.problem or e.context or "malformed YAML"
         if e.context and e.context_mark and e.problem:
             started = f"{e.context_mark.line + 1}:{e.context_mark.column + 1}"
             problem += f" ({e.context} that starts at {started})"
         raise SpecError(f"malformed YAML: {problem}", loc) from e
+    except yaml.reader.ReaderError as e:  # a control character: no mark, only an offset
+        char = e.character if isinstance(e.character, int) else ord(e.character)
+        loc = Location(file, text.count("\n", 0, e.position) + 1,
+                       e.position - text.rfind("\n", 0, e.position))
+        raise SpecError(f"malformed YAML: character #x{char:04x}: {e.reason}", loc) from e
     except yaml.YAMLError as e:
-        raise SpecError(f"malformed YAML: {e}", Location(file)) from e
-    if root is None:
+        raise SpecError(f"malformed YAML: {e}", Location(file, 1, 1)) from e
+    if root is None or (isinstance(root, yaml.ScalarNode) and root.value == "" and not
+                        root.style):  # nothing, or `---` with nothing after it
         raise SpecError("the file is empty", Location(file, 1, 1))
     return _Converter(file).convert(root, 0)
+
+
+_BREAK = re.compile("\r\n|[\r\n\x85\u2028\u2029]")  # YAML's line breaks
+
+
+def _mark_location(text: str, file: str, mark: yaml.Mark) -> Location:
+    """A YAML error mark as FILE:LINE:COL. At the end of a file that does not end with a
+    line break, libyaml counts one anyway (line N+1 of N): point at the end of the last
+    line instead, where an editor puts the cursor."""
+    parts = _BREAK.split(text)
+    if mark.line < len(parts):
+        return Location(file, mark.line + 1, mark.column + 1)
+    return Location(file, len(parts), len(parts[-1]) + 1)
 
 
 class _Converter:
@@ -121,7 +141,11 @@ class _Converter:
             raise LimitError(f"YAML nested deeper than {MAX_YAML_DEPTH} levels", self.loc(node))
         if isinstance(node, yaml.ScalarNode) and node.tag in _SCALAR_TAGS:
             value = yaml.SafeLoader.construct_scalar(_SCALAR_LOADER, node)
-            return YScalar(_resolve_scalar(node, value), self.loc(node))
+            try:
+                return YScalar(_resolve_scalar(node, value), self.loc(node))
+            except ValueError:  # an int longer than Python's int() digit limit (4300)
+                raise LimitError(f"the number {value[:20]}... has {len(value)} digits",
+                                 self.loc(node)) from None
         if isinstance(node, yaml.SequenceNode) and node.tag == _SEQ_TAG:
             items = tuple(self.convert(child, depth + 1) for child in node.value)
             return YSeq(items, self.loc(node))
