@@ -6,7 +6,8 @@ specs, with the properties of tests/test_fuzz.py (whose mutation code it reuses)
 Each mutated spec goes through the loader and every analyzer; one in `--cli-every`
 also through a CLI command, one in `--budget-every` comes with a mutated budget file, and
 `--valid` random valid specs are checked against torch. Each example runs under a time
-alarm and an address-space cap, so a hang or a memory blow-up is reported like a crash.
+alarm (--timeout) and an address-space cap, so a hang or a memory blow-up is reported like
+a crash (a spec near the layer limit legitimately takes minutes: raise --timeout to tell).
 Prints how many inputs it tried, what they ended as (answer or which CnnstatError), and
 every violation, whose file it keeps; exits 1 if there was any.
 """
@@ -47,7 +48,7 @@ def run_one(kind: str, check: Callable[[], str], raw: bytes, keep: Path, seconds
     except BaseException as e:  # noqa: BLE001 - every failure is a finding here
         if isinstance(e, KeyboardInterrupt):
             raise
-        what = "hang" if isinstance(e, Hang) else type(e).__name__
+        what = f"over {seconds} s" if isinstance(e, Hang) else type(e).__name__
         saved = keep / f"{kind}-{len(violations)}.yaml"
         saved.write_bytes(raw)
         detail = traceback.format_exc(limit=-3) if not isinstance(e, AssertionError) else str(e)

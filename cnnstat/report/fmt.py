@@ -17,6 +17,14 @@ def si_unit(values: Iterable[int | None], binary: bool = False) -> tuple[int, st
     return 1, "B" if binary else ""
 
 
+def typical_unit(values: Iterable[int | None], binary: bool = False) -> tuple[int, str]:
+    """One unit for a column whose values span orders of magnitude (the zoo: LeNet's
+    0.4 M MACs to R-CNN's 1.4 T): the unit of the median, so most rows read naturally
+    and the largest ones simply carry more digits (1,440.79 G)."""
+    present = sorted(abs(v) for v in values if v)
+    return si_unit(present[len(present) // 2:len(present) // 2 + 1], binary)
+
+
 def scaled(value: int | None, scale: int, digits: int = 2) -> str:
     """`value` in a column whose unit is `scale`; never prints a nonzero value as 0."""
     if value is None:

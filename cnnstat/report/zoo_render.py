@@ -18,8 +18,8 @@ _FIELDS = ("name", "family", "year", "follows", "input", "min_input", "params", 
 
 
 def zoo_table(rows: list[ZooRow]) -> Table:
-    params_scale, params_unit = fmt.si_unit([r.params for r in rows])
-    macs_scale, macs_unit = fmt.si_unit([r.macs for r in rows])
+    params_scale, params_unit = fmt.typical_unit([r.params for r in rows])
+    macs_scale, macs_unit = fmt.typical_unit([r.macs for r in rows])
     table = Table(box=box.SIMPLE_HEAD, title="cnnstat zoo", title_justify="left",
                   caption="MACs at each model's default input, batch 1 (FLOPs = 2 x MACs). "
                   "Min input: the smallest square input every layer accepts.",
