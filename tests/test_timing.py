@@ -571,3 +571,17 @@ def test_csv_has_a_row_per_batch_and_markdown_is_a_table(tiny: Path) -> None:
     lines = run(tiny, *FAST, "--no-peak", "-f", "markdown").stdout.splitlines()
     table = [line for line in lines if line.startswith("|")]
     assert len(table) == 3 and len({line.count("|") for line in table}) == 1
+
+
+def test_a_model_that_cannot_fit_is_refused_before_allocating(monkeypatch) -> None:
+    """A spec too big for this machine exits 3 with a sentence, instead of being killed
+    by the kernel mid-allocation (which no error handler can report)."""
+    from typer.testing import CliRunner
+
+    from cnnstat.cli import app
+    from cnnstat.timing import measure
+
+    monkeypatch.setattr(measure, "_available_bytes", lambda: 1024)
+    result = CliRunner().invoke(app, ["time", "lenet5", "--no-peak", "--iters", "1"])
+    assert result.exit_code == 3
+    assert "GiB is available" in result.stderr and "Traceback" not in result.stderr

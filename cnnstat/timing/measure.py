@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import platform
 import time
 from collections.abc import Callable, Iterator
@@ -401,11 +402,15 @@ def build(graph: Graph, input_shape: tuple[int, ...], device: torch.device,
           options: TimingOptions, *, train: bool = False) -> torch.nn.Module:
     """Our module (random init) on `device`, in eval (or train) mode, channels-last and
     compiled as asked."""
+    from cnnstat.analyzers import analyze_graph
     from cnnstat.builder import build_module
 
+    _check_fits_in_memory(graph, analyze_graph(graph, input_shape, fields=False).totals)
     try:
         module = build_module(graph, input_shape)
     except NotImplementedError as e:
+        raise AnalysisError(f"cannot build '{graph.meta.name}' to time it: {e}") from None
+    except (MemoryError, RuntimeError) as e:  # an allocation the estimate did not foresee
         raise AnalysisError(f"cannot build '{graph.meta.name}' to time it: {e}") from None
     module = module.train(train).to(device)
     if options.channels_last:
@@ -413,6 +418,34 @@ def build(graph: Graph, input_shape: tuple[int, ...], device: torch.device,
     if options.compile:
         module = torch.compile(module)
     return module
+
+
+def _check_fits_in_memory(graph: Graph, totals) -> None:
+    """Refuse, before allocating anything, a model whose fp32 weights and buffers plus its
+    batch-1 activations (all layer outputs: an upper bound on what is live at once)
+    exceed the memory available now. A 10^8-channel spec would otherwise try tens of GB
+    and be killed by the kernel, with no message at all."""
+    needed = 4 * (totals.params + totals.buffers) + totals.activation_bytes
+    available = _available_bytes()
+    if available is not None and needed > available:
+        raise AnalysisError(f"'{graph.meta.name}' needs about {needed / 2**30:,.1f} GiB (fp32 "
+                            f"weights and batch-1 activations); {available / 2**30:,.1f} GiB "
+                            "is available")
+
+
+def _available_bytes() -> int | None:
+    """MemAvailable on Linux, else free physical pages, else None (no check)."""
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
 
 
 def make_input(batch: int, input_shape: tuple[int, ...], device: torch.device,
