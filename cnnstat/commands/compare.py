@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from typing import Annotated
 
 import typer
@@ -18,6 +17,7 @@ from cnnstat.commands.options import (
     JsonOpt,
     NoColorOpt,
 )
+from cnnstat.commands.output import emit
 from cnnstat.errors import CnnstatError, UsageError, did_you_mean
 
 SORT_KEYS = ("params", "macs", "flops", "other_ops", "activation_bytes", "depth", "min_input")
@@ -140,17 +140,12 @@ def compare(
 def _emit(columns, format: Format, per_stage: bool, no_color: bool) -> None:
     from cnnstat.report import compare_render as render
 
-    if format is Format.json:
-        print(render.compare_json(columns))
-    elif format is Format.csv:
-        sys.stdout.write(render.compare_csv(columns))
-    elif format is Format.markdown:
-        sys.stdout.write(render.compare_markdown(columns))
-    else:
-        from cnnstat.report.console import stdout_console
-
-        console = stdout_console(no_color)
+    def table(console) -> None:
         ascii_only = not (console.encoding or "").lower().startswith("utf")
         console.print(render.compare_table(columns, ascii_only))
         if per_stage and any(c.error is None for c in columns):
             console.print(render.stage_table(columns))
+
+    emit(format, no_color, json=lambda: render.compare_json(columns),
+         csv=lambda: render.compare_csv(columns),
+         markdown=lambda: render.compare_markdown(columns), table=table)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-
 from cnnstat.commands.app import app, note
 from cnnstat.commands.options import (
     BatchOpt,
@@ -23,6 +21,7 @@ from cnnstat.commands.options import (
     RegionsOpt,
     StrictOpt,
 )
+from cnnstat.commands.output import emit
 from cnnstat.commands.torch_cmds import emit_with_crosscheck, resolve_model, with_diagnostics
 from cnnstat.errors import AnalysisError, UsageError
 
@@ -73,32 +72,22 @@ def _run_view(view: str, model: str, input: str | None, batch: int, format: Form
 def _emit_sweep(reports, format: Format, no_color: bool) -> None:
     from cnnstat.report import sweep
 
-    if format is Format.json:
-        print(sweep.sweep_json(reports))
-    elif format is Format.csv:
-        sys.stdout.write(sweep.sweep_csv(reports))
-    elif format is Format.markdown:
-        sys.stdout.write(sweep.sweep_markdown(reports))
-    else:
-        from cnnstat.report.console import stdout_console
-
-        stdout_console(no_color).print(sweep.sweep_table(reports))
+    emit(format, no_color, json=lambda: sweep.sweep_json(reports),
+         csv=lambda: sweep.sweep_csv(reports), markdown=lambda: sweep.sweep_markdown(reports),
+         table=lambda console: console.print(sweep.sweep_table(reports)))
 
 
 def _emit(report, view: str, format: Format, depth: int | None, no_color: bool) -> None:
     from cnnstat.report import export
 
-    if format is Format.json:
-        print(export.to_json(report))
-    elif format is Format.csv:
-        sys.stdout.write(export.to_csv(report, depth))
-    elif format is Format.markdown:
-        sys.stdout.write(export.to_markdown(report, view, depth))
-    else:
-        from cnnstat.report.console import stdout_console
+    def table(console) -> None:
         from cnnstat.report.tables import render
 
-        stdout_console(no_color).print(render(report, view, depth))
+        console.print(render(report, view, depth))
+
+    emit(format, no_color, json=lambda: export.to_json(report),
+         csv=lambda: export.to_csv(report, depth),
+         markdown=lambda: export.to_markdown(report, view, depth), table=table)
 
 
 def _command(view: str, doc: str):

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 from typing import Annotated
 
 import typer
 
 from cnnstat.commands.app import app
 from cnnstat.commands.options import Format, FormatOpt, JsonOpt, NoColorOpt
+from cnnstat.commands.output import emit
 from cnnstat.errors import UsageError, did_you_mean
 
 
@@ -35,14 +35,7 @@ def zoo(
         graphs = [g for g in graphs if g.meta.family == family]
     rows = sorted((zoo_row(g) for g in graphs),
                   key=lambda r: (r.family or "", r.year or 0, r.params, r.name))
-    format = Format.json if as_json else format
-    if format is Format.json:
-        print(zoo_render.zoo_json(rows))
-    elif format is Format.csv:
-        sys.stdout.write(zoo_render.zoo_csv(rows))
-    elif format is Format.markdown:
-        sys.stdout.write(zoo_render.zoo_markdown(rows))
-    else:
-        from cnnstat.report.console import stdout_console
-
-        stdout_console(no_color).print(zoo_render.zoo_table(rows))
+    emit(Format.json if as_json else format, no_color,
+         json=lambda: zoo_render.zoo_json(rows), csv=lambda: zoo_render.zoo_csv(rows),
+         markdown=lambda: zoo_render.zoo_markdown(rows),
+         table=lambda console: console.print(zoo_render.zoo_table(rows)))
