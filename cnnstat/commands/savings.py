@@ -3,7 +3,6 @@ large kernel would cost against a stack of small ones, and where a reduction wou
 
 from __future__ import annotations
 
-import sys
 from typing import Annotated
 
 import typer
@@ -17,6 +16,7 @@ from cnnstat.commands.options import (
     ModelArg,
     NoColorOpt,
 )
+from cnnstat.commands.output import emit
 
 SuggestOpt = Annotated[bool, typer.Option(
     "--suggest", help="Rank the kxk convs where a 1x1 reduction would save the most MACs.")]
@@ -38,38 +38,16 @@ def savings(model: ModelArg, input: InputOpt = None, suggest: SuggestOpt = False
     if resolved.note:
         note(resolved.note)
     shape = input_shape(input, resolved.graph)
+    from cnnstat.report import savings_tables as out
+
     format = Format.json if as_json else format
     if suggest:
-        _emit_suggest(suggest_reductions(resolved.graph, shape, frac), format, no_color)
+        found = suggest_reductions(resolved.graph, shape, frac)
+        emit(format, no_color, json=lambda: out.to_json(found),
+             csv=lambda: out.suggest_csv(found), markdown=lambda: out.suggest_markdown(found),
+             table=lambda console: console.print(out.render_suggest(found)))
     else:
-        _emit(analyze_savings(resolved.graph, shape), format, no_color)
-
-
-def _emit(report, format: Format, no_color: bool) -> None:
-    from cnnstat.report import savings_tables as out
-
-    if format is Format.json:
-        print(out.to_json(report))
-    elif format is Format.csv:
-        sys.stdout.write(out.to_csv(report))
-    elif format is Format.markdown:
-        sys.stdout.write(out.to_markdown(report))
-    else:
-        from cnnstat.report.console import stdout_console
-
-        stdout_console(no_color).print(out.render(report))
-
-
-def _emit_suggest(report, format: Format, no_color: bool) -> None:
-    from cnnstat.report import savings_tables as out
-
-    if format is Format.json:
-        print(out.to_json(report))
-    elif format is Format.csv:
-        sys.stdout.write(out.suggest_csv(report))
-    elif format is Format.markdown:
-        sys.stdout.write(out.suggest_markdown(report))
-    else:
-        from cnnstat.report.console import stdout_console
-
-        stdout_console(no_color).print(out.render_suggest(report))
+        report = analyze_savings(resolved.graph, shape)
+        emit(format, no_color, json=lambda: out.to_json(report),
+             csv=lambda: out.to_csv(report), markdown=lambda: out.to_markdown(report),
+             table=lambda console: console.print(out.render(report)))
