@@ -8,7 +8,16 @@ results only; stderr carries diagnostics. Exit codes: docs/exit-codes.md.
 from __future__ import annotations
 
 # Importing a command module registers its commands on `app`.
-from cnnstat.commands import check, compare, rf, savings, timing, views, zoo  # noqa: F401
+from cnnstat.commands import (  # noqa: F401
+    check,
+    compare,
+    export,
+    rf,
+    savings,
+    timing,
+    views,
+    zoo,
+)
 from cnnstat.commands.app import app, tolerate_any_encoding
 
 

@@ -9,7 +9,8 @@ PROBE = """
 import sys
 from typer.testing import CliRunner
 from cnnstat.cli import app
-commands = (["params", "vgg16"], ["summary", "vgg16", "--json"], ["flops", "vgg16", "-f", "csv"])
+commands = (["params", "vgg16"], ["summary", "vgg16", "--json"], ["flops", "vgg16", "-f", "csv"],
+            ["export", "resnet50"])
 for command in commands:
     result = CliRunner().invoke(app, command)
     assert result.exit_code == 0, result.output

@@ -190,3 +190,29 @@ def test_evaluator_arithmetic(text, env, value) -> None:
 def test_evaluator_refuses(text, message) -> None:
     with pytest.raises(ExprError, match=message):
         evaluate(text, {"c": 1})
+
+
+def test_block_input_names_the_calls_input() -> None:
+    """`$input` inside a block is the tensor that call received (each call its own), in a
+    repeat iteration the iteration's input, and at the top level the model's input."""
+    graph = load("""
+        input: [4, 8, 8]
+        blocks:
+          res:
+            layers:
+              - {conv: 4, k: 3, p: 1}
+              - bn
+              - {add, from: [bn1, $input]}
+        layers:
+          - {conv: 4, k: 1, name: stem}
+          - {res, name: a}
+          - {res, name: b}
+          - {repeat: 2, name: r, layers: [{conv: 4, k: 1}, {add, from: [conv1, $input]}]}
+          - {add, from: [r, $input]}
+    """)
+    inputs = {n.name: n.inputs for n in graph}
+    assert inputs["a.add1"] == ("a.bn1", "stem")
+    assert inputs["b.add1"] == ("b.bn1", "a.add1")
+    assert inputs["r.0.add1"] == ("r.0.conv1", "b.add1")
+    assert inputs["r.1.add1"] == ("r.1.conv1", "r.0.add1")
+    assert inputs["add1"] == ("r.1.add1", "input")

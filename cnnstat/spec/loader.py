@@ -24,6 +24,7 @@ MAX_NODES = 1_000_000
 MAX_STEPS = 2_000_000
 MAX_BLOCK_DEPTH = 32
 INPUT_NAME = "input"
+BLOCK_INPUT = "$input"  # in `from:`: the input of the enclosing block call or repeat iteration
 
 TOP_KEYS = (
     "name", "title", "family", "year", "paper", "follows", "input", "notes", "blocks",
@@ -90,13 +91,21 @@ class _Scope:
     env: dict
     parent: _Scope | None = None
     counters: dict[str, int] = field(default_factory=dict)
+    # What `$input` names: the input of the innermost block call or repeat iteration.
+    entry: str = INPUT_NAME
 
     def child(self, segment: str, env: dict | None = None) -> _Scope:
-        return _Scope(self.path + (segment,), self.env if env is None else env, self)
+        return _Scope(self.path + (segment,), self.env if env is None else env, self,
+                      entry=self.entry)
 
     def with_env(self, env: dict) -> _Scope:
         """Same names and counters, other variables (an unnamed repeat's iteration)."""
-        return _Scope(self.path, env, self.parent, self.counters)
+        return _Scope(self.path, env, self.parent, self.counters, self.entry)
+
+    def entered(self, inp: str) -> _Scope:
+        """This scope with `$input` naming `inp` (a block call or repeat iteration)."""
+        self.entry = inp
+        return self
 
     def full(self, local: str) -> str:
         return ".".join((*self.path, local))
@@ -207,7 +216,8 @@ class _Expander:
                 raise LimitError(f"the spec takes more than {MAX_STEPS} expansion steps",
                                  node.loc)
             env = {**scope.env, var: index}
-            iteration = base.child(str(index), env) if name else scope.with_env(env)
+            iteration = (base.child(str(index), env) if name else scope.with_env(env)
+                         ).entered(inp)
             before = len(self.nodes)
             inp = self.iteration(body, iteration, inp, inline=bool(name))
             per_iteration = len(self.nodes) - before
@@ -347,10 +357,10 @@ class _Expander:
             raise LimitError(f"blocks nest deeper than {MAX_BLOCK_DEPTH} levels "
                              f"(does block '{head}' use itself?)", node.loc)
         if inline:
-            inner = _Scope(scope.path, env, scope.parent, scope.counters)
+            inner = _Scope(scope.path, env, scope.parent, scope.counters, inp)
         else:
             local = self.local_name(node) or scope.auto(head)
-            inner = scope.child(local, env)
+            inner = scope.child(local, env).entered(inp)
         self.depth += 1
         try:
             out = self.seq(block.body, inner, inp)
@@ -421,6 +431,8 @@ class _Expander:
 
     def resolve(self, ref: YNode, scope: _Scope) -> str:
         name = V.text(ref, "a layer reference")
+        if name == BLOCK_INPUT:
+            return scope.entry
         at: _Scope | None = scope
         while at is not None:
             candidate = at.full(name)

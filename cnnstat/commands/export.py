@@ -1,0 +1,53 @@
+"""`cnnstat export MODEL [-o spec.yaml]`: any model as a readable, verified spec."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from cnnstat.commands.app import app, note
+from cnnstat.commands.options import InputOpt, KwargsOpt, ModelArg
+
+
+@app.command("export")
+def export(
+    model: ModelArg,
+    output: Annotated[str | None, typer.Option(
+        "--output", "-o", help="Write the spec to this file (atomically; an existing file "
+        "only with --force) [default: stdout].", show_default=False)] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
+    flat: Annotated[bool, typer.Option(
+        "--flat", help="Write every layer out: no blocks, no repeats.")] = False,
+    input: InputOpt = None,
+    kwargs: KwargsOpt = None,
+) -> None:
+    """Write MODEL (a torch module, a zoo name or a spec) as a spec: one layer per line,
+    blocks and repeats where the structure repeats. The spec is loaded back and compared
+    with the model, layer by layer, before anything is written (docs/export.md)."""
+    from cnnstat.commands.torch_cmds import resolve_model
+    from cnnstat.files import atomic_write_text, check_writable
+    from cnnstat.writer import spec_from_graph
+
+    if output is not None:
+        check_writable(output, force)  # before a long trace, not after
+    if input is not None and "," in input:
+        from cnnstat.errors import UsageError
+
+        raise UsageError("export takes one --input size, not a sweep")
+    resolved = resolve_model(model, input, kwargs)
+    if resolved.note:
+        note(resolved.note)
+    exported = spec_from_graph(resolved.graph, source=model, blocks=not flat)
+    if exported.renamed:
+        shown = ", ".join(f"{a} -> {b}" for a, b in list(exported.renamed.items())[:3])
+        more = len(exported.renamed) - 3
+        note(f"renamed {len(exported.renamed)} layer(s) whose names a spec cannot write: "
+             f"{shown}{f' and {more} more' if more > 0 else ''}")
+    if output is None:
+        sys.stdout.write(exported.text)
+        return
+    atomic_write_text(output, exported.text, force=force)
+    note(f"wrote {output}: {len(resolved.graph) - 1} layers, {exported.blocks} block(s); it "
+         "loads back into the same graph (checked)")

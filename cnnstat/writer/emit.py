@@ -1,0 +1,131 @@
+"""Scope tree -> spec entries: names, `from:` references, groups, calls and repeats.
+
+The loader names an unnamed entry `<kind><n>` counted per scope and resolves `from:`
+lexically (current scope, then outwards; docs/spec.md), so the writer simulates both: it
+omits a `name:` the counter would produce anyway, and writes the shortest reference that
+resolves to the right layer from where it stands. Inside a block body the call's input
+is written `$input`, which is what lets one body serve every call.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from cnnstat.ir import Graph, Node
+from cnnstat.spec import schema as S
+from cnnstat.writer.entries import DEFAULTS, Entry, layer_entry
+from cnnstat.writer.tree import Scope
+
+BLOCK_INPUT = "$input"
+LOCAL = "__local"  # the entry's local name, named or automatic; dropped when written
+HIDDEN = (LOCAL, DEFAULTS)  # keys the writer uses and never writes
+
+
+@dataclass(slots=True)
+class Call:
+    """How one scope is written as a call of a block."""
+
+    block: str
+    args: dict[str, Any]
+
+
+@dataclass(slots=True)
+class Repeat:
+    """A group whose children are calls of one block, written as a named repeat."""
+
+    block: str
+    count: int
+    args: dict[str, Any]  # values or expressions of the index `i`
+
+
+@dataclass(slots=True)
+class Plan:
+    calls: dict[int, Call] = field(default_factory=dict)  # id(scope) -> call
+    repeats: dict[int, Repeat] = field(default_factory=dict)
+
+
+class Emitter:
+    def __init__(self, graph: Graph, root: Scope, plan: Plan | None = None):
+        self.input_name = graph.nodes[0].name
+        self.plan = plan or Plan()
+        self.known = {n.name for n in graph.nodes} | {".".join(s.path) for s in root.scopes()}
+        self.full = False  # write default numbers too (block bodies, before arguments)
+
+    def body(self, scope: Scope, prev: str, bound: str | None) -> list[Entry]:
+        """The entries of `scope`'s children, the first taking `prev` implicitly;
+        `bound` is the tensor `$input` stands for (inside a block body)."""
+        counters: dict[str, int] = {}
+        entries = []
+        for child in scope.children:
+            if isinstance(child, Node):
+                entries.append(self.leaf(child, scope.path, prev, bound, counters))
+                prev = child.name
+                continue
+            entries.append(self.scope_entry(child, scope.path, prev, bound))
+            prev = child.nodes()[-1].name
+        return entries
+
+    def block_body(self, scope: Scope) -> list[Entry]:
+        """`scope` written as a block body: groups inside, its input as `$input`."""
+        assert scope.entry is not None
+        self.full = True
+        try:
+            return self.body(scope, scope.entry, scope.entry)
+        finally:
+            self.full = False
+
+    def scope_entry(self, scope: Scope, where: tuple[str, ...], prev: str,
+                    bound: str | None) -> Entry:
+        repeat = self.plan.repeats.get(id(scope))
+        call = self.plan.calls.get(id(scope))
+        if repeat is not None:
+            entry: Entry = {"repeat": repeat.count, repeat.block: repeat.args or None}
+        elif call is not None:
+            entry = {call.block: call.args or None}
+        else:
+            return {"name": scope.local, "layers": self.body(scope, prev, bound),
+                    LOCAL: scope.local}
+        entry["name"] = scope.local
+        entry[LOCAL] = scope.local
+        if scope.entry != prev:
+            entry["from"] = self.ref(scope.entry, where, bound)
+        return entry
+
+    def leaf(self, node: Node, where: tuple[str, ...], prev: str, bound: str | None,
+             counters: dict[str, int]) -> Entry:
+        entry = layer_entry(node.layer, node.name, full=self.full)
+        local = node.name.rsplit(".", 1)[-1]
+        short = S.KINDS[node.layer.kind].auto_name
+        if local == f"{short}{counters.get(short, 0) + 1}":
+            counters[short] = counters.get(short, 0) + 1  # the loader's own name
+        else:
+            entry["name"] = local
+        entry[LOCAL] = local
+        if node.inputs != (prev,):
+            refs = [self.ref(i, where, bound) for i in node.inputs]
+            entry["from"] = refs[0] if len(refs) == 1 else refs
+        regions = getattr(node.layer, "regions", None)
+        if regions is not None:  # only a per-region scope sets it
+            return {"regions": regions, "layers": [entry], LOCAL: local}
+        return entry
+
+    def ref(self, target: str, where: tuple[str, ...], bound: str | None) -> str:
+        """The shortest name that resolves to `target` from scope `where`."""
+        if bound is not None and target == bound:
+            return BLOCK_INPUT
+        if target == self.input_name:
+            return "input"
+        parts = target.split(".")
+        for size in range(1, len(parts) + 1):
+            name = ".".join(parts[-size:])
+            if self.resolves(name, where) == target:
+                return name
+        return target
+
+    def resolves(self, name: str, where: tuple[str, ...]) -> str | None:
+        for depth in range(len(where), -1, -1):
+            candidate = ".".join((*where[:depth], name))
+            if candidate in self.known:
+                return candidate
+        return None
