@@ -145,3 +145,43 @@ def test_random_stacks_match_torch(case) -> None:
     assert [row.output_shape for row in report.layers] == shapes
     assert report.totals.params == params
     assert report.totals.macs == macs
+
+
+def torch_accepts(side: int, channels: int, modules) -> bool:
+    """torch runs the stack on a 1 x C x side x side meta tensor to a non-empty output."""
+    x = torch.empty(1, channels, side, side, device="meta")
+    try:
+        with torch.no_grad():
+            for module in modules:
+                x = module.to("meta").eval()(x)  # eval: BatchNorm takes 1x1 maps
+                if 0 in x.shape:
+                    return False
+    except RuntimeError:
+        return False
+    return True
+
+
+@SETTINGS
+@given(stacks())
+def test_min_input_is_the_smallest_side_torch_accepts(case) -> None:
+    """Catches a wrong closed form in the minimum-input pass (or its fallback search):
+    torch must run the stack at the reported side and refuse one pixel less."""
+    shape, layers, modules = case
+    if modules[-1] is None:  # a Linear fixes the size: no "minimum" to speak of
+        layers, modules = layers[:-2], modules[:-2]
+        if not layers:
+            return
+    nodes = [Node(name="input", layer=L.Input())]
+    for i, layer in enumerate(layers):
+        nodes.append(Node(name=f"l{i}", layer=layer, inputs=(nodes[-1].name,)))
+    graph = Graph(tuple(nodes), (nodes[-1].name,),
+                  ModelMeta(name="random", input=(shape[0], 8, 8)))
+    from cnnstat.analyzers.min_input import min_input_side
+
+    try:
+        side = min_input_side(graph)
+    except ShapeError:  # no size works (a kernel wider than an adaptive pool's output)
+        assert not any(torch_accepts(s, shape[0], modules) for s in (1, 7, 64, 513))
+        return
+    assert torch_accepts(side, shape[0], modules), side
+    assert side == 1 or not torch_accepts(side - 1, shape[0], modules), side

@@ -58,6 +58,7 @@ def commands(tmp: Path) -> list[tuple[list[str], list[str]]]:
         (["compare", "vgg16", "googlenet"], [VGG16_PARAMS_M, VGG16_GMACS]),
         (["zoo"], [VGG16_PARAMS_M, RESNET50_PARAMS_M]),
         (["check", str(budget)], [VGG16_PARAMS_M]),
+        (["export", "googlenet"], []),
     ]
     exact = VGG16_PARAMS.replace(",", "")
     cases += [(["check", str(budget), "--format", f], shown) for f, shown in (

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
+from typing import NamedTuple
 
-from cnnstat.analyzers.ops import OPS
-from cnnstat.analyzers.params import PARAMS
+from cnnstat.analyzers.ops import OPS, OpCount
+from cnnstat.analyzers.params import PARAMS, ParamCount
 from cnnstat.analyzers.results import (
     DTYPE_BYTES,
     LayerStats,
@@ -19,26 +21,24 @@ from cnnstat.analyzers.results import (
     Totals,
     Unsupported,
 )
-from cnnstat.analyzers.rf import receptive_fields
 from cnnstat.analyzers.shapes import SHAPES, Shape, TooSmall
 from cnnstat.errors import AnalysisError, InputTooSmallError, ShapeError, UsageError
-from cnnstat.ir import Graph, Node
-from cnnstat.ir.layers import REGION_ENTRIES, WEIGHT_LAYERS, Input
+from cnnstat.ir import Graph
+from cnnstat.ir.layers import REGION_ENTRIES, WEIGHT_LAYERS, Layer
 
 
 def infer_shapes(graph: Graph, input_shape: Shape, batch: int = 1) -> dict[str, Shape]:
     """Output shape of every node (batch first), or a located ShapeError."""
-    shapes: dict[str, Shape] = {}
-    for node in graph:
-        if isinstance(node.layer, Input):
-            shapes[node.name] = (batch, *input_shape)
-            continue
-        handler = SHAPES.get(type(node.layer))
+    first = graph.nodes[0]  # the Input: the graph checks it comes first, and only there
+    shapes: dict[str, Shape] = {first.name: (batch, *input_shape)}
+    rule_for, output_of = SHAPES.lookup(), shapes.__getitem__
+    for node in graph.nodes[1:]:
+        handler = rule_for(type(node.layer))
         if handler is None:
             raise AnalysisError("no shape rule for this layer kind", node.loc,
                                 layer=node.name, kind=node.kind)
         try:
-            shapes[node.name] = handler(node.layer, tuple(shapes[i] for i in node.inputs))
+            shapes[node.name] = handler(node.layer, tuple(map(output_of, node.inputs)))
         except TooSmall as e:
             raise InputTooSmallError(str(e), node.loc, layer=node.name, kind=node.kind) from None
         except ValueError as e:
@@ -50,7 +50,10 @@ def weight_depth(graph: Graph) -> int:
     """Weight layers (conv, transposed conv, linear) on the longest input-output path."""
     depth: dict[str, int] = {}
     for node in graph:
-        before = max((depth[i] for i in node.inputs), default=0)
+        inputs = node.inputs
+        # most nodes have one input: skip max() and its iterator for them
+        before = (depth[inputs[0]] if len(inputs) == 1
+                  else max(map(depth.__getitem__, inputs), default=0))
         depth[node.name] = before + isinstance(node.layer, WEIGHT_LAYERS)
     return max(depth[o] for o in graph.outputs)
 
@@ -73,23 +76,20 @@ def analyze_graph(graph: Graph, input_shape: Shape | None = None, *, batch: int 
         raise UsageError(f"dtype must be one of {', '.join(DTYPE_BYTES)}, got '{dtype}'")
     shape = resolve_input(graph, input_shape)
     graph, shapes, notes = shapes_with_aux(graph, shape, batch)
-    rf_of, rf_diagnostics = receptive_fields(graph, shapes) if fields else ({}, ())
-    rows, unsupported = [], []
-    per_region = region_multipliers(graph)
-    for node in graph.nodes[1:]:
-        row = _layer_stats(node, shapes, rf=rf_of.get(node.name),
-                           train_only=graph.is_train_only(node.name))
-        if per_region[node.name] > 1:
-            row = dataclasses.replace(row, regions=per_region[node.name])
-        rows.append(row)
-        unsupported += [Unsupported(layer=node.name, kind=node.kind, analyzer=a)
-                        for a in row.unsupported]
+    rf_of, rf_diagnostics = {}, ()
+    if fields:  # imported here: `cnnstat zoo` and most budget checks never need fields
+        from cnnstat.analyzers.rf import receptive_fields
+
+        rf_of, rf_diagnostics = receptive_fields(graph, shapes)
+    rows = _rows(graph, shapes, rf_of)
+    unsupported = tuple(Unsupported(layer=row.name, kind=row.kind, analyzer=a)
+                        for row in rows for a in row.unsupported)
     return ModelReport(
         model=graph.meta.name, source=graph.meta.source, meta=graph.meta,
         input_shape=(batch, *shape), dtype=dtype, totals=_totals(graph, rows, dtype),
         layers=tuple(rows), outputs=tuple((o, shapes[o]) for o in graph.outputs),
         aux_outputs=tuple((o, shapes[o]) for o in graph.aux_outputs),
-        unsupported=tuple(unsupported), diagnostics=(*notes, *rf_diagnostics),
+        unsupported=unsupported, diagnostics=(*notes, *rf_diagnostics),
     )
 
 
@@ -111,61 +111,76 @@ def shapes_with_aux(graph: Graph, shape: Shape, batch: int):
 def _totals(graph: Graph, rows: list[LayerStats], dtype: str) -> Totals:
     """Params count every layer (they exist in the model); inference cost and activations
     count only the layers inference runs."""
-    run = [r for r in rows if not r.train_only]
-    activations = sum(r.activations for r in run)
+    params = buffers = macs = other_ops = activations = train_params = train_macs = 0
+    for r in rows:  # one loop, not one sum() per total: this runs for every layer
+        params += r.params or 0
+        buffers += r.buffers or 0
+        if r.train_only:
+            train_params += r.params or 0
+            train_macs += r.macs or 0
+        else:
+            macs += r.macs or 0
+            other_ops += r.other_ops or 0
+            activations += r.activations
     return Totals(
-        params=sum(r.params or 0 for r in rows),
-        trainable_params=sum(r.params or 0 for r in rows),
-        buffers=sum(r.buffers or 0 for r in rows),
-        macs=sum(r.macs or 0 for r in run),
-        other_ops=sum(r.other_ops or 0 for r in run),
-        activations=activations,
-        activation_bytes=activations * DTYPE_BYTES[dtype],
-        depth=weight_depth(graph),
-        train_only_params=sum(r.params or 0 for r in rows if r.train_only),
-        train_only_macs=sum(r.macs or 0 for r in rows if r.train_only),
+        params=params, trainable_params=params, buffers=buffers, macs=macs,
+        other_ops=other_ops, activations=activations,
+        activation_bytes=activations * DTYPE_BYTES[dtype], depth=weight_depth(graph),
+        train_only_params=train_params, train_only_macs=train_macs,
     )
 
 
-def _layer_stats(node: Node, shapes: dict[str, Shape], rf: object = None,
-                 train_only: bool = False) -> LayerStats:
-    ins = tuple(shapes[i] for i in node.inputs)
-    out = shapes[node.name]
-    missing = []
-    params_handler, ops_handler = PARAMS.get(type(node.layer)), OPS.get(type(node.layer))
-    params = ops = None
-    if params_handler is None:
-        missing.append("params")
-    else:
-        params = params_handler(node.layer, ins, out)
-    if ops_handler is None:
-        missing.append("ops")
-    else:
-        ops = ops_handler(node.layer, ins, out)
-    return LayerStats(
-        name=node.name, kind=node.kind, inputs=node.inputs, output_shape=out,
-        params=None if params is None else params.params,
-        buffers=None if params is None else params.buffers,
-        formula="" if params is None else params.formula,
-        macs=None if ops is None else ops.macs,
-        other_ops=None if ops is None else ops.other_ops,
-        activations=math.prod(out),
-        is_weight_layer=isinstance(node.layer, WEIGHT_LAYERS), receptive_field=rf,
-        train_only=train_only,
-        unsupported=tuple(missing),
-    )
+class _KindInfo(NamedTuple):
+    """What the row pass needs about a layer kind, looked up once per kind and pass."""
+
+    params_of: Callable | None
+    ops_of: Callable | None
+    missing: tuple[str, ...]  # the analyzers without a handler: reported as unsupported
+    is_weight: bool
+    is_region_entry: bool
 
 
-def region_multipliers(graph: Graph) -> dict[str, int]:
-    """How many times each layer runs per image: a per-region entry (RoI pooling, SPP on R
-    windows) multiplies by its region count, every other layer inherits its inputs' count.
-    The shapes already carry it (batch x R), so MACs and activations are per image."""
-    runs: dict[str, int] = {}
-    for node in graph:
-        before = max((runs[i] for i in node.inputs), default=1)
-        own = node.layer.region_count if isinstance(node.layer, REGION_ENTRIES) else 1
-        runs[node.name] = before * own
-    return runs
+def _kind_info(kind: type[Layer]) -> _KindInfo:
+    params_of, ops_of = PARAMS.get(kind), OPS.get(kind)
+    missing = tuple(name for name, h in (("params", params_of), ("ops", ops_of)) if h is None)
+    return _KindInfo(params_of, ops_of, missing, issubclass(kind, WEIGHT_LAYERS),
+                     issubclass(kind, REGION_ENTRIES))
+
+
+# A row's numbers when its kind has no handler: shown as missing, not as zero.
+_NO_PARAMS, _NO_OPS = ParamCount(None, None, ""), OpCount(None, None)  # type: ignore[arg-type]
+
+
+def _rows(graph: Graph, shapes: dict[str, Shape], rf_of: dict) -> list[LayerStats]:
+    """One row per layer but the input, with params, ops and the region multiplier: how
+    many times the layer runs per image (a per-region entry such as RoI pooling multiplies
+    by its region count, every other layer inherits its inputs' count). The shapes already
+    carry it (batch x R), so MACs and activations are per image."""
+    kinds: dict[type, _KindInfo] = {}
+    runs = {graph.nodes[0].name: 1}
+    train_only = graph.train_only_names()
+    rows = []
+    for node in graph.nodes[1:]:
+        layer, name, inputs = node.layer, node.name, node.inputs
+        kind = kinds.get(type(layer))
+        if kind is None:
+            kind = kinds[type(layer)] = _kind_info(type(layer))
+        ins, out = tuple(map(shapes.__getitem__, inputs)), shapes[name]
+        params = _NO_PARAMS if kind.params_of is None else kind.params_of(layer, ins, out)
+        ops = _NO_OPS if kind.ops_of is None else kind.ops_of(layer, ins, out)
+        # most layers have one input: skip max() and its iterator for them
+        regions = runs[inputs[0]] if len(inputs) == 1 else max(map(runs.__getitem__, inputs))
+        if kind.is_region_entry:
+            regions *= layer.region_count
+        runs[name] = regions
+        rows.append(LayerStats(
+            name=name, kind=layer.kind, inputs=inputs, output_shape=out,
+            params=params.params, buffers=params.buffers, formula=params.formula,
+            macs=ops.macs, other_ops=ops.other_ops, activations=math.prod(out),
+            is_weight_layer=kind.is_weight, receptive_field=rf_of.get(name),
+            train_only=name in train_only, unsupported=kind.missing, regions=regions,
+        ))
+    return rows
 
 
 def with_regions(graph: Graph, count: int) -> Graph:

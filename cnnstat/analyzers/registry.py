@@ -32,5 +32,9 @@ class Registry(Generic[H]):
     def get(self, kind: type[Layer]) -> H | None:
         return self._handlers.get(kind)
 
+    def lookup(self) -> Callable[[type[Layer]], H | None]:
+        """`get` without the method call, for a pass over every node (take it once per pass)."""
+        return self._handlers.get
+
     def kinds(self) -> frozenset[type[Layer]]:
         return frozenset(self._handlers)

@@ -5,17 +5,18 @@ All counts are Python ints; FLOPs are derived as exactly 2 x MACs.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 
 from cnnstat.ir import ModelMeta
+from cnnstat.ir.record import Record, record
 
 SCHEMA = "cnnstat.report/1"
 DTYPE_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2, "fp64": 8, "int8": 1}
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class LayerStats:
+@record
+class LayerStats(Record):
     name: str
     kind: str
     inputs: tuple[str, ...]
@@ -71,8 +72,8 @@ class LayerStats:
         return out
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Totals:
+@record
+class Totals(Record):
     params: int
     trainable_params: int
     buffers: int
@@ -99,8 +100,8 @@ class Totals:
         }
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Unsupported:
+@record
+class Unsupported(Record):
     layer: str
     kind: str
     analyzer: str
@@ -109,8 +110,8 @@ class Unsupported:
         return {"layer": self.layer, "kind": self.kind, "analyzer": self.analyzer}
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ModelReport:
+@record
+class ModelReport(Record):
     """Everything the analyzers found about one model at one input shape."""
 
     model: str
@@ -126,16 +127,19 @@ class ModelReport:
     diagnostics: tuple[str, ...] = field(default=())
 
     def __post_init__(self) -> None:
-        def total(attr: str, inference_only: bool = True) -> int:
-            return sum(getattr(row, attr) or 0 for row in self.layers
-                       if not (inference_only and row.train_only))
-
-        checks = {"macs": self.totals.macs, "other_ops": self.totals.other_ops,
-                  "activations": self.totals.activations}
-        for attr, value in checks.items():
-            if total(attr) != value:
-                raise AssertionError(f"{attr}: total {value} != sum of layers {total(attr)}")
-        if total("params", inference_only=False) != self.totals.params:
+        params = macs = other_ops = activations = 0
+        for row in self.layers:  # one pass, not one per total: a zoo has thousands of rows
+            params += row.params or 0
+            if not row.train_only:
+                macs += row.macs or 0
+                other_ops += row.other_ops or 0
+                activations += row.activations
+        sums = {"macs": macs, "other_ops": other_ops, "activations": activations}
+        for attr, total in sums.items():
+            value = getattr(self.totals, attr)
+            if total != value:
+                raise AssertionError(f"{attr}: total {value} != sum of layers {total}")
+        if params != self.totals.params:
             raise AssertionError("params: total != sum of layers")
 
     @property

@@ -28,17 +28,23 @@ class TooSmall(ValueError):
 def _image(shape: Shape, what: str) -> tuple[int, int, int, int]:
     if len(shape) != 4:
         raise ValueError(f"needs an image input [N, C, H, W], got {list(shape)}")
-    _within(shape[2:], "input size")
+    if shape[2] > MAX_SPATIAL or shape[3] > MAX_SPATIAL:
+        _within(shape[2:], "input size")
     return shape  # type: ignore[return-value]
 
 
 def _within(sizes, what: str) -> None:
-    if any(size > MAX_SPATIAL for size in sizes):
+    if max(sizes, default=0) > MAX_SPATIAL:
         raise ValueError(f"{what} {'x'.join(map(str, sizes))} is over the limit of "
                          f"{MAX_SPATIAL} px per axis (docs/limits.md)")
 
 
-def _window(layer: L.Layer) -> None:
+def _window(layer: L.Layer, *sizes: int) -> None:
+    """The layer's window attributes (kernel_size, stride, ...) within MAX_SPATIAL. The
+    caller passes their values for one max() (this runs for every conv and pool); only
+    when one is over the limit are the attributes searched, for the message."""
+    if max(sizes) <= MAX_SPATIAL:
+        return
     for name in ("kernel_size", "stride", "padding", "dilation", "output_padding"):
         value = getattr(layer, name, None)
         if isinstance(value, tuple):
@@ -51,7 +57,8 @@ def _positive_spatial(out_h: int, out_w: int, shape: Shape) -> None:
             f"output size would be {out_h}x{out_w} for input {shape[2]}x{shape[3]}: "
             "the input is too small"
         )
-    _within((out_h, out_w), "output size")
+    if out_h > MAX_SPATIAL or out_w > MAX_SPATIAL:
+        _within((out_h, out_w), "output size")
 
 
 def _channels_divisible(channels: int, groups: int) -> None:
@@ -85,48 +92,49 @@ def pool_out(size: int, k: int, s: int, p: int, d: int, ceil_mode: bool) -> int:
 @SHAPES.register(L.Conv2d)
 def _conv(layer: L.Conv2d, ins: tuple[Shape, ...]) -> Shape:
     n, c, h, w = _image(ins[0], "conv2d")
-    _window(layer)
+    (kh, kw), (sh, sw), (dh, dw) = layer.kernel_size, layer.stride, layer.dilation
+    ph, pw = conv_padding(layer)
+    _window(layer, kh, kw, sh, sw, ph, pw, dh, dw)
     _channels_divisible(c, layer.groups)
     if layer.padding == "same":
         out_h, out_w = h, w
     else:
-        (kh, kw), (sh, sw), (ph, pw), (dh, dw) = (
-            layer.kernel_size, layer.stride, layer.padding, layer.dilation)
         out_h, out_w = conv_out(h, kh, sh, ph, dh), conv_out(w, kw, sw, pw, dw)
     _positive_spatial(out_h, out_w, ins[0])
     return (n, layer.out_channels, out_h, out_w)
 
 
+def conv_transpose_out(size: int, k: int, s: int, p: int, d: int, op: int) -> int:
+    """(i - 1)s - 2p + d(k - 1) + output_padding + 1  (torch ConvTranspose2d)."""
+    return (size - 1) * s - 2 * p + d * (k - 1) + op + 1
+
+
 @SHAPES.register(L.ConvTranspose2d)
 def _conv_transpose(layer: L.ConvTranspose2d, ins: tuple[Shape, ...]) -> Shape:
-    """(i - 1)s - 2p + d(k - 1) + output_padding + 1  (torch ConvTranspose2d)."""
+    """(i - 1)s - 2p + d(k - 1) + output_padding + 1 per axis (conv_transpose_out)."""
     n, c, h, w = _image(ins[0], "conv_transpose2d")
-    _window(layer)
+    (kh, kw), (sh, sw), (ph, pw) = layer.kernel_size, layer.stride, layer.padding
+    (dh, dw), (oph, opw) = layer.dilation, layer.output_padding
+    _window(layer, kh, kw, sh, sw, ph, pw, dh, dw, oph, opw)
     # The receptive-field table of a transposed conv costs kernel x stride per axis.
-    _within(tuple(k * s for k, s in zip(layer.kernel_size, layer.stride, strict=True)),
-            "kernel_size x stride")
+    _within((kh * sh, kw * sw), "kernel_size x stride")
     _channels_divisible(c, layer.groups)
-    out = [
-        (i - 1) * s - 2 * p + d * (k - 1) + op + 1
-        for i, k, s, p, d, op in zip((h, w), layer.kernel_size, layer.stride, layer.padding,
-                                     layer.dilation, layer.output_padding, strict=True)
-    ]
-    _positive_spatial(out[0], out[1], ins[0])
-    return (n, layer.out_channels, out[0], out[1])
+    out_h = conv_transpose_out(h, kh, sh, ph, dh, oph)
+    out_w = conv_transpose_out(w, kw, sw, pw, dw, opw)
+    _positive_spatial(out_h, out_w, ins[0])
+    return (n, layer.out_channels, out_h, out_w)
 
 
 @SHAPES.register(L.MaxPool2d, L.AvgPool2d)
 def _pool(layer: L.MaxPool2d | L.AvgPool2d, ins: tuple[Shape, ...]) -> Shape:
     n, c, h, w = _image(ins[0], layer.kind)
-    _window(layer)
-    dilation = getattr(layer, "dilation", (1, 1))
-    out = [
-        pool_out(i, k, s, p, d, layer.ceil_mode)
-        for i, k, s, p, d in zip((h, w), layer.kernel_size, layer.stride, layer.padding,
-                                 dilation, strict=True)
-    ]
-    _positive_spatial(out[0], out[1], ins[0])
-    return (n, c, out[0], out[1])
+    (kh, kw), (sh, sw), (ph, pw) = layer.kernel_size, layer.stride, layer.padding
+    dh, dw = getattr(layer, "dilation", (1, 1))
+    _window(layer, kh, kw, sh, sw, ph, pw, dh, dw)
+    out_h = pool_out(h, kh, sh, ph, dh, layer.ceil_mode)
+    out_w = pool_out(w, kw, sw, pw, dw, layer.ceil_mode)
+    _positive_spatial(out_h, out_w, ins[0])
+    return (n, c, out_h, out_w)
 
 
 @SHAPES.register(L.AdaptiveAvgPool2d, L.AdaptiveMaxPool2d)
@@ -182,20 +190,21 @@ def _concat(layer: L.Concat, ins: tuple[Shape, ...]) -> Shape:
     dim = _dim(layer.dim, rank, "dim")
     if dim == 0:
         raise ValueError("concat along the batch dimension is not supported")
+    before, after = ins[0][:dim], ins[0][dim + 1:]
     for shape in ins[1:]:
-        others_match = all(a == b for i, (a, b) in enumerate(zip(shape, ins[0], strict=False))
-                           if i != dim)
-        if len(shape) != rank or not others_match:
+        if len(shape) != rank or shape[:dim] != before or shape[dim + 1:] != after:
             raise ValueError(
                 "inputs must match except along dim "
                 f"{layer.dim}: {' vs '.join(str(list(s)) for s in ins)}"
             )
-    return (*ins[0][:dim], sum(s[dim] for s in ins), *ins[0][dim + 1:])
+    return (*before, sum(s[dim] for s in ins), *after)
 
 
 @SHAPES.register(L.Add, L.Multiply)
 def _broadcast(layer: L.Layer, ins: tuple[Shape, ...]) -> Shape:
     """Torch broadcasting, except that the batch dimension must agree."""
+    if ins.count(ins[0]) == len(ins):  # the usual case (a residual add): nothing to broadcast
+        return ins[0]
     rank = max(len(s) for s in ins)
     padded = [(1,) * (rank - len(s)) + tuple(s) for s in ins]
     out = []

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 
 from cnnstat.analyzers.engine import analyze_graph
 from cnnstat.analyzers.min_input import min_input_side
 from cnnstat.ir import Graph
+from cnnstat.ir.record import Record, record
 
 
-@dataclass(frozen=True, slots=True)
-class ZooRow:
+@record
+class ZooRow(Record):
     name: str
     title: str | None
     family: str | None

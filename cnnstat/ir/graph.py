@@ -8,12 +8,13 @@ from types import MappingProxyType
 
 from cnnstat.errors import Location, SpecError
 from cnnstat.ir.layers import MERGES, TWO_INPUTS, Input, Layer
+from cnnstat.ir.record import Record, record
 
 ChwShape = tuple[int, ...]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Node:
+@record
+class Node(Record):
     """One layer instance. `name` is its full dotted path (`layer3.1.conv2`)."""
 
     name: str
@@ -26,8 +27,8 @@ class Node:
         return self.layer.kind
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ModelMeta:
+@record
+class ModelMeta(Record):
     """What a spec says about itself; `input` is the default input shape without batch."""
 
     name: str
@@ -108,6 +109,12 @@ class Graph:
     def is_train_only(self, name: str) -> bool:
         """True for a layer that only feeds aux outputs (skipped at inference)."""
         return bool(self.aux_outputs) and name not in self._inference
+
+    def train_only_names(self) -> frozenset[str]:
+        """Every layer that only feeds aux outputs (empty without aux outputs)."""
+        if not self.aux_outputs:
+            return frozenset()
+        return frozenset(n.name for n in self.nodes if n.name not in self._inference)
 
     def inference_graph(self) -> Graph:
         """The graph inference runs: without the layers that only feed aux outputs."""

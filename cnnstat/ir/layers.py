@@ -8,8 +8,9 @@ invariants and raises `ValueError`, which the frontend re-raises with a location
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import ClassVar
+
+from cnnstat.ir.record import Record, record
 
 Pair = tuple[int, int]
 
@@ -31,21 +32,21 @@ def _pair(name: str, value: Pair, check=_positive) -> None:
         check(name, v)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Layer:
+@record
+class Layer(Record):
     """Base of every layer kind. `kind` is the stable name used in reports and specs."""
 
     kind: ClassVar[str] = "layer"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class Input(Layer):
     """The graph's single input; its shape is chosen at analysis time."""
 
     kind: ClassVar[str] = "input"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class Conv2d(Layer):
     kind: ClassVar[str] = "conv2d"
     out_channels: int
@@ -73,7 +74,7 @@ class Conv2d(Layer):
             )
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class ConvTranspose2d(Layer):
     kind: ClassVar[str] = "conv_transpose2d"
     out_channels: int
@@ -106,7 +107,7 @@ class ConvTranspose2d(Layer):
             )
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class _Pool(Layer):
     kernel_size: Pair
     stride: Pair
@@ -125,7 +126,7 @@ class _Pool(Layer):
                 )
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class MaxPool2d(_Pool):
     kind: ClassVar[str] = "max_pool2d"
     dilation: Pair = (1, 1)
@@ -135,13 +136,13 @@ class MaxPool2d(_Pool):
         _pair("dilation", self.dilation)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class AvgPool2d(_Pool):
     kind: ClassVar[str] = "avg_pool2d"
     count_include_pad: bool = True
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class AdaptiveAvgPool2d(Layer):
     kind: ClassVar[str] = "adaptive_avg_pool2d"
     output_size: Pair
@@ -150,7 +151,7 @@ class AdaptiveAvgPool2d(Layer):
         _pair("output_size", self.output_size)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class AdaptiveMaxPool2d(Layer):
     kind: ClassVar[str] = "adaptive_max_pool2d"
     output_size: Pair
@@ -159,7 +160,7 @@ class AdaptiveMaxPool2d(Layer):
         _pair("output_size", self.output_size)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class BatchNorm2d(Layer):
     kind: ClassVar[str] = "batch_norm2d"
     eps: float = 1e-5
@@ -168,7 +169,7 @@ class BatchNorm2d(Layer):
     track_running_stats: bool = True
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class LocalResponseNorm(Layer):
     kind: ClassVar[str] = "local_response_norm"
     size: int
@@ -180,33 +181,33 @@ class LocalResponseNorm(Layer):
         _positive("size", self.size)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class ReLU(Layer):
     kind: ClassVar[str] = "relu"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class ReLU6(Layer):
     kind: ClassVar[str] = "relu6"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class LeakyReLU(Layer):
     kind: ClassVar[str] = "leaky_relu"
     negative_slope: float = 0.01
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class Sigmoid(Layer):
     kind: ClassVar[str] = "sigmoid"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class Tanh(Layer):
     kind: ClassVar[str] = "tanh"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class GELU(Layer):
     kind: ClassVar[str] = "gelu"
     approximate: str = "none"
@@ -216,23 +217,23 @@ class GELU(Layer):
             raise ValueError(f"approximate must be 'none' or 'tanh', got {self.approximate!r}")
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class SiLU(Layer):
     kind: ClassVar[str] = "silu"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class Hardswish(Layer):
     kind: ClassVar[str] = "hardswish"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class Softmax(Layer):
     kind: ClassVar[str] = "softmax"
     dim: int = 1
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class Dropout(Layer):
     kind: ClassVar[str] = "dropout"
     p: float = 0.5
@@ -242,14 +243,14 @@ class Dropout(Layer):
             raise ValueError(f"p must be in [0, 1], got {self.p!r}")
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class Flatten(Layer):
     kind: ClassVar[str] = "flatten"
     start_dim: int = 1
     end_dim: int = -1
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class Linear(Layer):
     kind: ClassVar[str] = "linear"
     out_features: int
@@ -259,23 +260,23 @@ class Linear(Layer):
         _positive("out_features", self.out_features)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class Concat(Layer):
     kind: ClassVar[str] = "concat"
     dim: int = 1
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class Add(Layer):
     kind: ClassVar[str] = "add"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class Multiply(Layer):
     kind: ClassVar[str] = "multiply"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class Reshape(Layer):
     """Reshape of everything but the batch dimension; one entry may be -1."""
 
@@ -292,12 +293,12 @@ class Reshape(Layer):
                 _positive("shape entries", s)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class Identity(Layer):
     kind: ClassVar[str] = "identity"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class Upsample(Layer):
     """Exactly one of `size` and `scale_factor` is set (as in torch)."""
 
@@ -320,7 +321,7 @@ class Upsample(Layer):
             raise ValueError("align_corners only applies to mode 'bilinear'")
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class ChannelShuffle(Layer):
     kind: ClassVar[str] = "channel_shuffle"
     groups: int
@@ -329,7 +330,7 @@ class ChannelShuffle(Layer):
         _positive("groups", self.groups)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class Opaque(Layer):
     """An operation the torch frontend could not map to a layer kind (a LayerNorm, a
     `x.mean()`, a shared-weight call). Its shapes come from meta-tensor propagation at the
@@ -360,7 +361,7 @@ def _regions(value: int | None) -> None:
         _positive("regions", value)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class SpatialPyramidPool(Layer):
     """He et al. 2014 (SPP-net): a max pool per pyramid level (an l x l grid of adaptive
     windows), flattened and concatenated: [N, C, H, W] -> [N*regions, C * sum(l*l)] from
@@ -383,7 +384,7 @@ class SpatialPyramidPool(Layer):
         return self.regions or 1
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class _RoI(Layer):
     output_size: Pair
     spatial_scale: float = 1.0
@@ -400,7 +401,7 @@ class _RoI(Layer):
         return self.regions or 1
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class RoIPool(_RoI):
     """Fast R-CNN RoI max pooling: each of `regions` boxes is cut into an output_size grid
     of bins, max-pooled: [N, C, H, W] -> [N*regions, C, oh, ow]. The boxes are data (from
@@ -409,7 +410,7 @@ class RoIPool(_RoI):
     kind: ClassVar[str] = "roi_pool"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class RoIAlign(_RoI):
     """Mask R-CNN RoI align: bilinear samples (sampling_ratio^2 per bin), averaged per bin.
     Also R-CNN's warp of each proposal to 227x227 (spatial_scale 1 on the image)."""
@@ -422,7 +423,7 @@ class RoIAlign(_RoI):
         _positive("sampling_ratio", self.sampling_ratio)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class Crop(Layer):
     """Caffe's Crop (as FCN uses it): inputs (x, reference); x cropped to the reference's
     spatial size starting at `offset` (h, w): [N, C, H, W] -> [N, C, H_ref, W_ref]."""
