@@ -4,7 +4,8 @@ Command modules in this package attach their commands to `app`; `cnnstat.cli` im
 them all. Nothing here imports torch.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations`: typer reads these signatures at every start,
+# and each string annotation would cost it a compile and an eval.
 
 import contextlib
 import os

@@ -6,7 +6,8 @@ or measured: the gate fails closed. stdout carries the chosen format only; the l
 error lines and notes go to stderr.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations`: typer reads these signatures at every start,
+# and each string annotation would cost it a compile and an eval.
 
 import sys
 from enum import StrEnum
@@ -66,9 +67,9 @@ def _emit(result, format: CheckFormat, no_color: bool) -> None:
 
     ascii_only = not _utf8_stdout()
     if format is CheckFormat.table:
-        from cnnstat.report.console import stdout_console
+        from cnnstat.commands.output import Stdout
 
-        stdout_console(no_color).print(render.table(result, ascii_only))
+        Stdout(no_color).print(render.table(result, ascii_only))
         return
     text = {
         CheckFormat.json: lambda: render.to_json(result) + "\n",

@@ -1,10 +1,12 @@
 """One way to print a result in the chosen format: JSON, CSV and Markdown as text on
-stdout, tables through the rich console (which honours NO_COLOR and pipes)."""
+stdout, tables through the rich console (which honours NO_COLOR and pipes), or, for a
+plain-data table (report/text_table.py) bound for a pipe, as the same text without rich."""
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from typing import Any
 
 from cnnstat.commands.options import Format
 
@@ -19,6 +21,34 @@ def emit(format: Format, no_color: bool, *, json: Callable[[], str], csv: Callab
     elif format is Format.markdown:
         sys.stdout.write(markdown())
     else:
-        from cnnstat.report.console import stdout_console
+        table(Stdout(no_color))
 
-        table(stdout_console(no_color))
+
+class Stdout:
+    """What a table is printed on: the rich stdout console, made on first use. A TextTable
+    bound for a pipe is written as text without it: the same characters, without the
+    cost of importing rich and laying out each cell through it."""
+
+    def __init__(self, no_color: bool = False):
+        self.no_color = no_color
+        self._console: Any = None
+
+    @property
+    def console(self) -> Any:
+        if self._console is None:
+            from cnnstat.report.console import stdout_console
+
+            self._console = stdout_console(self.no_color)
+        return self._console
+
+    def print(self, *objects: Any) -> None:
+        from cnnstat.report.text_table import TextTable, plain_stream
+
+        if objects and plain_stream(sys.stdout) and all(
+                isinstance(o, TextTable) and o.plain_ok() for o in objects):
+            sys.stdout.write("".join(o.plain() for o in objects))
+        else:
+            self.console.print(*objects)
+
+    def __getattr__(self, name: str) -> Any:  # encoding, width: the rich console's own
+        return getattr(self.console, name)

@@ -1,6 +1,7 @@
 """`cnnstat zoo`: every built-in spec with its headline numbers."""
 
-from __future__ import annotations
+# No `from __future__ import annotations`: typer reads these signatures at every start,
+# and each string annotation would cost it a compile and an eval.
 
 from typing import Annotated
 

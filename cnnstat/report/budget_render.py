@@ -8,18 +8,16 @@ where stdout cannot encode them.
 from __future__ import annotations
 
 import json
-import xml.etree.ElementTree as ET
 from collections import Counter
-from typing import Any
-
-from rich import box
-from rich.console import Group
-from rich.table import Table
-from rich.text import Text
+from typing import TYPE_CHECKING, Any
 
 from cnnstat.budget.gate import ERROR, FAIL, PASS, BudgetResult, CheckResult
 from cnnstat.budget.spec import BYTES, COUNT, RF, SHAPE
 from cnnstat.report import fmt
+from cnnstat.report.text_table import Styled, TextTable
+
+if TYPE_CHECKING:
+    import xml.etree.ElementTree as ET
 
 SCHEMA = "cnnstat.check/1"
 _MARKS = {PASS: "✓ PASS", FAIL: "✗ FAIL", ERROR: "! ERROR"}
@@ -66,26 +64,24 @@ def _budget_cell(r: BudgetResult) -> str:
     return r.metric if r.layer is None else f"{r.metric} @ {r.layer}"
 
 
-def table(result: CheckResult, ascii_only: bool = False) -> Group:
-    """One row per model and budget: limit, actual, headroom, PASS/FAIL."""
-    t = Table(box=box.SIMPLE_HEAD, title=Text(f"cnnstat check {result.file}"),
-              title_justify="left",
-              caption="headroom: how far inside the limit (negative: over it)",
-              caption_justify="left")
-    t.add_column("Model", overflow="fold")
-    t.add_column("Budget", overflow="fold")
+def table(result: CheckResult, ascii_only: bool = False) -> TextTable:
+    """One row per model and budget: limit, actual, headroom, PASS/FAIL; the summary
+    line under it."""
+    t = TextTable(title=f"cnnstat check {result.file}",
+                  caption="headroom: how far inside the limit (negative: over it)")
+    t.add_column("Model")
+    t.add_column("Budget")
     for name in ("Limit", "Actual", "Headroom"):
-        t.add_column(name, justify="right", overflow="fold")
-    t.add_column("Result", no_wrap=True)
+        t.add_column(name, right=True)
+    t.add_column("Result")
     for m in result.models:
         for i, r in enumerate(m.results):
-            # Text, not str: a glob such as [classifier.*] must not be read as rich markup.
-            t.add_row(Text(m.model if i == 0 else ""), Text(_budget_cell(r)),
-                      short(r.limit, r.unit), short(r.actual, r.unit), headroom(r),
-                      Text(verdict(r, ascii_only), style=_STYLES[r.status]))
+            t.add_row(m.model if i == 0 else "", _budget_cell(r), short(r.limit, r.unit),
+                      short(r.actual, r.unit), headroom(r),
+                      Styled(verdict(r, ascii_only), _STYLES[r.status]))
         t.add_section()
-    style = "bold green" if result.passed else "bold red"
-    return Group(t, Text(summary(result), style=style))
+    t.summary = Styled(summary(result), "bold green" if result.passed else "bold red")
+    return t
 
 
 def to_dict(result: CheckResult) -> dict[str, Any]:
@@ -134,6 +130,8 @@ def to_json(result: CheckResult) -> str:
 def to_junit(result: CheckResult) -> str:
     """JUnit XML: one <testsuite> per model entry, one <testcase> per budget; an exceeded
     budget is a <failure>, one that could not be measured an <error>."""
+    import xml.etree.ElementTree as ET  # JUnit output only
+
     suites = ET.Element("testsuites", name=f"cnnstat check {result.file}")
     names = Counter(m.model for m in result.models)
     for m in result.models:
@@ -155,6 +153,8 @@ def to_junit(result: CheckResult) -> str:
 
 
 def _testcase(suite: ET.Element, r: BudgetResult, file: str, model_error: str | None) -> None:
+    import xml.etree.ElementTree as ET
+
     case = ET.SubElement(suite, "testcase", name=_budget_cell(r),
                          classname=f"cnnstat.check.{r.model.replace('.', '_')}", file=file,
                          line=str(r.loc.line or 0), time="0")

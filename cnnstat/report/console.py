@@ -2,12 +2,12 @@
 
 Colour follows rich's detection (off when piped, NO_COLOR honoured) plus --no-color.
 When stdout is not a terminal we widen the console so tables are never squeezed into 80
-columns. A renderable is never printed narrower than its minimum width (the longest word
-of each column side by side): at that width rich wraps between words only, and a number
-is one word, so no digit is ever folded onto the next line or cut to an ellipsis; on a
-narrow terminal (COLUMNS=40) the terminal wraps the long lines instead. When stdout cannot
-encode Unicode (LANG=C with PYTHONIOENCODING=ascii, a latin-1 pipe), rich draws ASCII
-boxes and the few other non-ASCII characters are transliterated, never a crash.
+columns. A renderable is never printed narrower than its natural width (rich's maximum
+measure: every cell on one line), so no digit is ever folded onto the next line or cut to
+an ellipsis; on a narrow terminal (COLUMNS=40) the terminal wraps the long lines instead.
+When stdout cannot encode Unicode (LANG=C with PYTHONIOENCODING=ascii, a latin-1 pipe),
+rich draws ASCII boxes and the few other non-ASCII characters are transliterated, never a
+crash.
 """
 
 from __future__ import annotations
@@ -16,8 +16,11 @@ import os
 import sys
 from typing import Any, TextIO
 
-from rich.console import Console
+from rich.console import Console, Group
 from rich.measure import measure_renderables
+from rich.protocol import rich_cast
+from rich.table import Table
+from rich.text import Text
 
 # What a table may hold beyond ASCII, and its ASCII spelling.
 _ASCII = str.maketrans({"…": "...", "×": "x", "—": "-", "–": "-", "→": "->", "✓": "v",
@@ -46,10 +49,18 @@ def _utf(stream: TextIO) -> bool:
     return encoding.startswith("utf")
 
 
+_UNBOUNDED = 1 << 16
+
+
 class _UncutConsole(Console):
     def print(self, *objects: Any, **kwargs: Any) -> None:
-        unbounded = self.options.update_width(1 << 16)  # else rich caps it at self.width
-        needed = measure_renderables(self, unbounded, objects).maximum if objects else 0
+        if not kwargs and all(_own_width(o) for o in objects):
+            # Printed at its own width on any wider console: skip the measuring pass, which
+            # costs rich nearly as much as the rendering itself.
+            needed = _UNBOUNDED
+        else:
+            unbounded = self.options.update_width(_UNBOUNDED)  # else rich caps it at width
+            needed = measure_renderables(self, unbounded, objects).maximum if objects else 0
         if needed <= self.width:
             super().print(*objects, **kwargs)
             return
@@ -59,6 +70,24 @@ class _UncutConsole(Console):
             super().print(*objects, **kwargs)
         finally:
             self.width = width
+
+
+def _own_width(obj: Any) -> bool:
+    """Whether `obj` prints the same on every console at least as wide as it: text that
+    is not justified (which pads to the console's width), tables that do not expand and
+    hold only text, and groups of those."""
+    obj = rich_cast(obj)
+    if isinstance(obj, str):
+        return True
+    if isinstance(obj, Text):
+        return obj.justify in (None, "default")
+    if isinstance(obj, Group):
+        return all(_own_width(o) for o in obj.renderables)
+    if isinstance(obj, Table):
+        cells = (c for col in obj.columns for c in (col.header, col.footer, *col.cells))
+        return not obj.expand and obj.width is None and all(
+            isinstance(c, str | Text) for c in cells)
+    return False
 
 
 def stdout_console(no_color: bool = False) -> Console:

@@ -8,7 +8,7 @@ import json
 
 from cnnstat.analyzers.results import ModelReport, fold
 from cnnstat.report import fmt
-from cnnstat.report.tables import CONVENTION, columns_for
+from cnnstat.report.columns import CONVENTION, columns_for
 
 CSV_FIELDS = ("name", "kind", "output_shape", "params", "buffers", "macs", "flops",
               "other_ops", "activations", "activation_bytes", "formula")

@@ -1,9 +1,9 @@
-"""Rich renderables for one model: the per-layer table and the headline totals."""
+"""Rich renderables for one model: the per-layer table and the headline totals (its
+columns are in columns.py)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from rich import box
 from rich.console import Group
@@ -12,49 +12,7 @@ from rich.text import Text
 
 from cnnstat.analyzers.results import LayerStats, ModelReport, fold
 from cnnstat.report import fmt
-
-CONVENTION = (
-    "params: learnable tensors (BN running stats are buffers, counted apart). "
-    "MACs: multiply-accumulates of conv, transposed conv and linear, bias excluded; "
-    "FLOPs = 2 x MACs. Other ops: element-wise work (bias, BN, activations, pooling, "
-    "adds), never inside MACs. See docs/conventions.md."
-)
-
-
-@dataclass(frozen=True, slots=True)
-class Column:
-    header: str
-    value: Callable[[LayerStats], int | None]
-    binary: bool = False
-    share_of: Callable[[ModelReport], int] | None = None
-
-
-def _bytes(report: ModelReport) -> Callable[[LayerStats], int]:
-    return lambda r: r.activations * report.dtype_bytes
-
-
-def columns_for(view: str, report: ModelReport) -> list[Column]:
-    params = Column("Params", lambda r: r.params, share_of=lambda m: m.totals.params)
-    macs = Column("MACs", lambda r: r.macs, share_of=lambda m: m.totals.macs)
-    flops = Column("FLOPs", lambda r: r.flops)
-    other = Column("Other ops", lambda r: r.other_ops)
-    acts = Column("Activations", lambda r: r.activations)
-    memory = Column(f"Memory ({report.dtype})", _bytes(report), binary=True)
-    cols = {
-        "params": [params],
-        "flops": [macs, flops, other],
-        "shapes": [acts, memory],
-        "summary": [params, macs, other, acts],
-    }[view]
-    if _has_regions(report) and macs in cols:  # the per-region cost next to the per-image
-        per_region = Column("MACs / region",
-                            lambda r: r.per_region(r.macs) if r.regions > 1 else None)
-        cols.insert(cols.index(macs) + 1, per_region)
-    return cols
-
-
-def _has_regions(report: ModelReport) -> bool:
-    return any(r.regions > 1 for r in report.layers)
+from cnnstat.report.columns import CONVENTION, columns_for, has_regions
 
 
 def layer_table(report: ModelReport, view: str, depth: int | None = None,
@@ -71,7 +29,7 @@ def layer_table(report: ModelReport, view: str, depth: int | None = None,
     table.add_column("Layer", overflow="fold", footer="Total", min_width=name_width)
     table.add_column("Kind", overflow="fold")
     table.add_column("Output", overflow="fold", no_wrap=False)
-    runs = _has_regions(report)
+    runs = has_regions(report)
     if runs:
         table.add_column("Runs", justify="right")  # x R: once per region
     units = []
@@ -147,7 +105,7 @@ def headline(report: ModelReport) -> Table:
     grid.add_row("Activations", fmt.exact(t.activations),
                  f"elements; {fmt.human(t.activation_bytes, binary=True)} at {report.dtype}")
     grid.add_row("Depth", str(t.depth), "weight layers on the longest path")
-    if _has_regions(report):
+    if has_regions(report):
         _region_rows(grid, report)
     for name, out_shape in report.outputs:
         grid.add_row("Output", fmt.shape(out_shape), name)

@@ -1,4 +1,4 @@
-"""Rendering of `cnnstat zoo`: a rich table, JSON, CSV, Markdown."""
+"""Rendering of `cnnstat zoo`: a table, JSON, CSV, Markdown."""
 
 from __future__ import annotations
 
@@ -6,31 +6,28 @@ import csv
 import io
 import json
 
-from rich import box
-from rich.table import Table
-
 from cnnstat.analyzers.zoo_table import ZooRow
 from cnnstat.report import fmt
+from cnnstat.report.text_table import TextTable
 
 ZOO_SCHEMA = "cnnstat.zoo/1"
 _FIELDS = ("name", "family", "year", "follows", "input", "min_input", "params", "macs",
            "flops", "title")
 
 
-def zoo_table(rows: list[ZooRow]) -> Table:
+def zoo_table(rows: list[ZooRow]) -> TextTable:
     params_scale, params_unit = fmt.typical_unit([r.params for r in rows])
     macs_scale, macs_unit = fmt.typical_unit([r.macs for r in rows])
-    table = Table(box=box.SIMPLE_HEAD, title="cnnstat zoo", title_justify="left",
-                  caption="MACs at each model's default input, batch 1 (FLOPs = 2 x MACs). "
-                  "Min input: the smallest square input every layer accepts.",
-                  caption_justify="left")
-    table.add_column("Model", overflow="fold")
+    table = TextTable(title="cnnstat zoo",
+                      caption="MACs at each model's default input, batch 1 (FLOPs = 2 x MACs). "
+                      "Min input: the smallest square input every layer accepts.")
+    table.add_column("Model")
     table.add_column("Family")
-    table.add_column("Year", justify="right")
-    table.add_column(f"Params ({params_unit})", justify="right", overflow="fold")
-    table.add_column(f"MACs ({macs_unit})", justify="right", overflow="fold")
-    table.add_column("Input", justify="right")
-    table.add_column("Min input", justify="right")
+    table.add_column("Year", right=True)
+    table.add_column(f"Params ({params_unit})", right=True)
+    table.add_column(f"MACs ({macs_unit})", right=True)
+    table.add_column("Input", right=True)
+    table.add_column("Min input", right=True)
     table.add_column("Follows")
     for r in rows:
         table.add_row(r.name, r.family or "", str(r.year or ""),
