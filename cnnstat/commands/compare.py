@@ -1,6 +1,7 @@
 """`cnnstat compare A B [C ...]`: models side by side."""
 
-from __future__ import annotations
+# No `from __future__ import annotations`: typer reads these signatures at every start
+# (see check.py).
 
 from typing import Annotated
 

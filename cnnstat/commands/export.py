@@ -1,6 +1,7 @@
 """`cnnstat export MODEL [-o spec.yaml]`: any model as a readable, verified spec."""
 
-from __future__ import annotations
+# No `from __future__ import annotations`: typer reads these signatures at every start
+# (see check.py).
 
 import sys
 from typing import Annotated

@@ -6,7 +6,8 @@ measures fields by gradient on the built module (cnnstat.empirical_rf, torch) an
 the effective receptive field. Nothing here imports torch unless `--empirical` is given.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations`: typer reads these signatures at every start
+# (see check.py).
 
 import csv
 import io

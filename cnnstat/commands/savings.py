@@ -1,7 +1,8 @@
 """`cnnstat savings MODEL [--suggest [--ratio R]]`: what 1x1 reductions save, what a
 large kernel would cost against a stack of small ones, and where a reduction would help."""
 
-from __future__ import annotations
+# No `from __future__ import annotations`: typer reads these signatures at every start
+# (see check.py).
 
 from typing import Annotated
 

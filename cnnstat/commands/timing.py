@@ -5,7 +5,8 @@ package is imported when the command runs. Results go to stdout at the very end,
 Ctrl-C (exit 130 at the app's boundary) leaves no partial output.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations`: typer reads these signatures at every start
+# (see check.py).
 
 import contextlib
 import sys

@@ -1,6 +1,7 @@
 """`cnnstat params | flops | shapes | summary MODEL`: one model, one table."""
 
-from __future__ import annotations
+# No `from __future__ import annotations`: typer reads these signatures at every start
+# (see check.py).
 
 from cnnstat.commands.app import app, note
 from cnnstat.commands.options import (
