@@ -42,6 +42,7 @@ class Resolved:
     module: object | None = None  # the nn.Module a module reference built (for --crosscheck)
 
 
+@lru_cache(maxsize=1)  # importlib.resources answers in ~40 us, once per zoo spec loaded
 def zoo_dir() -> Path:
     return Path(str(resources.files("cnnstat.zoo_specs")))
 

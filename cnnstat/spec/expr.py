@@ -1,21 +1,24 @@
 """A tiny, safe evaluator for parameter arithmetic in specs (`4*growth`, `2 if i == 0 else 1`).
 
 Never Python `eval`: the text is parsed by `ast` and only a whitelist of node types is
-walked. Names resolve to block arguments and the repeat index only; there is no
-attribute access, subscript, call, comprehension or lambda. Exponents and magnitudes are
-bounded so an expression cannot take unbounded time or memory.
+turned into closures, each of which computes one node. Names resolve to block arguments
+and the repeat index only; there is no attribute access, subscript, call, comprehension
+or lambda. Exponents and magnitudes are bounded so an expression cannot take unbounded
+time or memory. A node outside the whitelist compiles to a closure that raises, so it is
+an error exactly when evaluation reaches it (`1 if c else f()` with `c` true is fine).
 """
 
 from __future__ import annotations
 
 import ast
 import operator
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import lru_cache
 
 from cnnstat.errors import did_you_mean
 
 Number = int | float | bool
+Compiled = Callable[[Mapping[str, Number]], Number]
 MAX_EXPR_CHARS = 500
 MAX_EXPR_DEPTH = 100  # the evaluator recurses: 500 chars of `-` would blow Python's stack
 MAX_EXPONENT = 64
@@ -43,18 +46,34 @@ _COMPARE = {
     ast.Gt: operator.gt,
     ast.GtE: operator.ge,
 }
+_CONSTANT_NAMES = {"true": True, "True": True, "false": False, "False": False}
 
 
 def evaluate(text: str, env: Mapping[str, Number]) -> Number:
     """Evaluate `text` with `env` as the only names."""
     if len(text) > MAX_EXPR_CHARS:
         raise ExprError(f"expression longer than {MAX_EXPR_CHARS} characters")
-    return _Eval(env).visit(_parse(text.strip()))
+    return compiled(text)(env)
+
+
+@lru_cache(maxsize=4096)
+def names_used(text: str) -> frozenset[str]:
+    """The names an expression reads (raises ExprError for one that does not parse)."""
+    if len(text) > MAX_EXPR_CHARS:
+        raise ExprError(f"expression longer than {MAX_EXPR_CHARS} characters")
+    return frozenset(n.id for n in ast.walk(_parse(text.strip())) if isinstance(n, ast.Name))
+
+
+@lru_cache(maxsize=4096)
+def compiled(text: str) -> Compiled:
+    """Specs repeat the same few expressions thousands of times (DenseNet): parse and
+    compile each once. A text that does not parse raises (and is not cached)."""
+    return _compile(_parse(text.strip()))
 
 
 @lru_cache(maxsize=4096)
 def _parse(text: str) -> ast.expr:
-    """Specs repeat the same few expressions thousands of times (DenseNet): parse once."""
+    """The checked syntax tree (shared by `compiled` and `names_used`; never mutated)."""
     try:
         tree = ast.parse(text, mode="eval").body
     except SyntaxError as e:
@@ -69,72 +88,116 @@ def _parse(text: str) -> ast.expr:
     return tree
 
 
-class _Eval:
-    def __init__(self, env: Mapping[str, Number]):
-        self.env = env
+def _compile(node: ast.AST) -> Compiled:
+    build = _BUILDERS.get(type(node))
+    if build is None:
+        return _refuse(f"'{type(node).__name__}' is not allowed in an expression")
+    return build(node)
 
-    def visit(self, node: ast.AST) -> Number:
-        method = getattr(self, "visit_" + type(node).__name__, None)
-        if method is None:
-            raise ExprError(f"'{type(node).__name__}' is not allowed in an expression")
-        return _bounded(method(node))
 
-    def visit_Constant(self, node: ast.Constant) -> Number:
-        if isinstance(node.value, bool | int | float):
-            return node.value
-        raise ExprError(f"only numbers are allowed in expressions, got {node.value!r}")
+def _refuse(message: str) -> Compiled:
+    def refuse(env: Mapping[str, Number]) -> Number:
+        raise ExprError(message)
 
-    def visit_Name(self, node: ast.Name) -> Number:
-        if node.id in self.env:
-            return self.env[node.id]
-        if node.id in ("true", "True"):
-            return True
-        if node.id in ("false", "False"):
-            return False
-        raise ExprError(f"unknown name '{node.id}'{did_you_mean(node.id, self.env)}")
+    return refuse
 
-    def visit_BinOp(self, node: ast.BinOp) -> Number:
-        fn = _BINARY.get(type(node.op))
-        if fn is None:
-            raise ExprError(f"operator '{type(node.op).__name__}' is not allowed")
-        left, right = self.visit(node.left), self.visit(node.right)
-        if isinstance(node.op, ast.Pow) and abs(right) > MAX_EXPONENT:
-            raise ExprError(f"exponent {right} is larger than {MAX_EXPONENT}")
+
+def _constant(node: ast.Constant) -> Compiled:
+    if not isinstance(node.value, bool | int | float):
+        return _refuse(f"only numbers are allowed in expressions, got {node.value!r}")
+    try:
+        value = _bounded(node.value)
+    except ExprError as e:  # raised when evaluation reaches it, as for any node
+        return _refuse(str(e))
+    return lambda env: value
+
+
+def _name(node: ast.Name) -> Compiled:
+    ident = node.id
+    fallback = _CONSTANT_NAMES.get(ident)
+
+    def name(env: Mapping[str, Number]) -> Number:
+        if ident in env:
+            return _bounded(env[ident])
+        if fallback is not None:
+            return fallback
+        raise ExprError(f"unknown name '{ident}'{did_you_mean(ident, env)}")
+
+    return name
+
+
+def _binop(node: ast.BinOp) -> Compiled:
+    fn = _BINARY.get(type(node.op))
+    if fn is None:
+        return _refuse(f"operator '{type(node.op).__name__}' is not allowed")
+    left, right = _compile(node.left), _compile(node.right)
+    is_pow = isinstance(node.op, ast.Pow)
+
+    def binop(env: Mapping[str, Number]) -> Number:
+        a, b = left(env), right(env)
+        if is_pow and abs(b) > MAX_EXPONENT:
+            raise ExprError(f"exponent {b} is larger than {MAX_EXPONENT}")
         try:
-            return fn(left, right)
+            return _bounded(fn(a, b))
         except ZeroDivisionError:
             raise ExprError("division by zero") from None
         except OverflowError:
             raise ExprError("the value overflows") from None
 
-    def visit_UnaryOp(self, node: ast.UnaryOp) -> Number:
-        value = self.visit(node.operand)
-        if isinstance(node.op, ast.USub):
-            return -value
-        if isinstance(node.op, ast.UAdd):
-            return +value
-        if isinstance(node.op, ast.Not):
-            return not value
-        raise ExprError(f"operator '{type(node.op).__name__}' is not allowed")
+    return binop
 
-    def visit_Compare(self, node: ast.Compare) -> Number:
-        left = self.visit(node.left)
-        for op, right_node in zip(node.ops, node.comparators, strict=True):
-            fn = _COMPARE.get(type(op))
+
+def _unary(node: ast.UnaryOp) -> Compiled:
+    operand = _compile(node.operand)
+    if isinstance(node.op, ast.USub):
+        return lambda env: _bounded(-operand(env))
+    if isinstance(node.op, ast.UAdd):
+        return lambda env: _bounded(+operand(env))
+    if isinstance(node.op, ast.Not):
+        return lambda env: not operand(env)
+    message = f"operator '{type(node.op).__name__}' is not allowed"
+
+    def refuse(env: Mapping[str, Number]) -> Number:
+        operand(env)  # the operand's own error comes first, as in evaluation order
+        raise ExprError(message)
+
+    return refuse
+
+
+def _compare(node: ast.Compare) -> Compiled:
+    first = _compile(node.left)
+    steps = [(_COMPARE.get(type(op)), type(op).__name__, _compile(right))
+             for op, right in zip(node.ops, node.comparators, strict=True)]
+
+    def compare(env: Mapping[str, Number]) -> Number:
+        left = first(env)
+        for fn, op_name, right_fn in steps:
             if fn is None:
-                raise ExprError(f"comparison '{type(op).__name__}' is not allowed")
-            right = self.visit(right_node)
+                raise ExprError(f"comparison '{op_name}' is not allowed")
+            right = right_fn(env)
             if not fn(left, right):
                 return False
             left = right
         return True
 
-    def visit_BoolOp(self, node: ast.BoolOp) -> Number:
-        values = [self.visit(v) for v in node.values]
-        return all(values) if isinstance(node.op, ast.And) else any(values)
+    return compare
 
-    def visit_IfExp(self, node: ast.IfExp) -> Number:
-        return self.visit(node.body) if self.visit(node.test) else self.visit(node.orelse)
+
+def _boolop(node: ast.BoolOp) -> Compiled:
+    values = [_compile(v) for v in node.values]
+    combine = all if isinstance(node.op, ast.And) else any
+    return lambda env: combine([v(env) for v in values])  # every operand, no short cut
+
+
+def _ifexp(node: ast.IfExp) -> Compiled:
+    test, body, orelse = _compile(node.test), _compile(node.body), _compile(node.orelse)
+    return lambda env: body(env) if test(env) else orelse(env)
+
+
+_BUILDERS: dict[type, Callable[..., Compiled]] = {
+    ast.Constant: _constant, ast.Name: _name, ast.BinOp: _binop, ast.UnaryOp: _unary,
+    ast.Compare: _compare, ast.BoolOp: _boolop, ast.IfExp: _ifexp,
+}
 
 
 def _bounded(value: Number) -> Number:

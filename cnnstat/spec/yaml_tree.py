@@ -9,7 +9,6 @@ Budget files use the same reader, so their errors are located the same way.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,30 +28,75 @@ _SCALAR_TAGS = {
     "tag:yaml.org,2002:null",
 }
 _SEQ_TAG = "tag:yaml.org,2002:seq"
+_STR_TAG = "tag:yaml.org,2002:str"
+_INT_TAG = "tag:yaml.org,2002:int"
 # libyaml composes ~13x faster (the whole zoo in 60 ms instead of 0.8 s); same marks.
 _COMPOSER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _MAP_TAG = "tag:yaml.org,2002:map"
 
 
-@dataclass(frozen=True, slots=True)
-class YScalar:
-    value: str | int | float | bool | None
-    loc: Location
+class _Located:
+    """Where a value was written. The `Location` is built on first use from the YAML
+    mark: a spec has thousands of values, and only the entries that become layers and
+    the values an error names ever need theirs."""
+
+    __slots__ = ("_loc", "_mark", "_file")  # a Location, or a yaml Mark (0-based) and file
+
+    @property
+    def loc(self) -> Location:
+        if self._loc is None:
+            mark = self._mark
+            self._loc = Location(self._file, mark.line + 1, mark.column + 1)
+        return self._loc
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self._shown)
+        return f"{type(self).__name__}({fields}, loc={self.loc})"
+
+    _shown: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
-class YSeq:
-    items: tuple[YNode, ...]
-    loc: Location
+# Plain slotted classes, read-only by convention: frozen dataclasses cost several times
+# as much to construct, and parsing the zoo constructs about 7,000 of them.
+class YScalar(_Located):
+    __slots__ = ("value",)
+    _shown = ("value",)
+
+    def __init__(self, value: str | int | float | bool | None, loc: Location | None,
+                 mark: Any = None, file: str | None = None):
+        self.value = value
+        self._loc, self._mark, self._file = loc, mark, file
 
 
-@dataclass(frozen=True, slots=True)
-class YMap:
-    """A mapping with string keys; `keys` keeps each key's own location."""
+class YSeq(_Located):
+    __slots__ = ("items",)
+    _shown = ("items",)
 
-    items: dict[str, YNode]
-    keys: dict[str, Location]
-    loc: Location
+    def __init__(self, items: tuple[YNode, ...], loc: Location | None, mark: Any = None,
+                 file: str | None = None):
+        self.items = items
+        self._loc, self._mark, self._file = loc, mark, file
+
+
+class YMap(_Located):
+    """A mapping with string keys; `keys` gives each key's own location."""
+
+    __slots__ = ("items", "_keys", "_key_nodes")
+    _shown = ("items",)
+
+    def __init__(self, items: dict[str, YNode], keys: dict[str, Location] | None,
+                 loc: Location | None, mark: Any = None, file: str | None = None,
+                 key_nodes: dict[str, YScalar] | None = None):
+        self.items = items
+        self._keys = keys
+        self._key_nodes = key_nodes  # the parsed keys, when `keys` is not given
+        self._loc, self._mark, self._file = loc, mark, file
+
+    @property
+    def keys(self) -> dict[str, Location]:
+        if self._keys is None:
+            self._keys = {k: node.loc for k, node in self._key_nodes.items()}  # type: ignore
+        return self._keys
 
     def get(self, key: str) -> YNode | None:
         return self.items.get(key)
@@ -139,17 +183,20 @@ class _Converter:
             )
         if depth > MAX_YAML_DEPTH:
             raise LimitError(f"YAML nested deeper than {MAX_YAML_DEPTH} levels", self.loc(node))
-        if isinstance(node, yaml.ScalarNode) and node.tag in _SCALAR_TAGS:
-            value = yaml.SafeLoader.construct_scalar(_SCALAR_LOADER, node)
+        tag = node.tag
+        if isinstance(node, yaml.ScalarNode) and tag in _SCALAR_TAGS:
+            if tag == _STR_TAG:  # most values: the text as written
+                return YScalar(node.value, None, node.start_mark, self.file)
             try:
-                return YScalar(_resolve_scalar(node, value), self.loc(node))
+                return YScalar(_resolve_scalar(node), None, node.start_mark, self.file)
             except ValueError:  # an int longer than Python's int() digit limit (4300)
+                value = node.value
                 raise LimitError(f"the number {value[:20]}... has {len(value)} digits",
                                  self.loc(node)) from None
-        if isinstance(node, yaml.SequenceNode) and node.tag == _SEQ_TAG:
-            items = tuple(self.convert(child, depth + 1) for child in node.value)
-            return YSeq(items, self.loc(node))
-        if isinstance(node, yaml.MappingNode) and node.tag == _MAP_TAG:
+        if isinstance(node, yaml.SequenceNode) and tag == _SEQ_TAG:
+            items = tuple([self.convert(child, depth + 1) for child in node.value])
+            return YSeq(items, None, node.start_mark, self.file)
+        if isinstance(node, yaml.MappingNode) and tag == _MAP_TAG:
             return self.mapping(node, depth)
         raise SpecError(
             f"YAML tag '{node.tag}' is not allowed (specs hold plain data only)", self.loc(node)
@@ -157,34 +204,36 @@ class _Converter:
 
     def mapping(self, node: yaml.MappingNode, depth: int) -> YMap:
         items: dict[str, YNode] = {}
-        keys: dict[str, Location] = {}
+        keys: dict[str, YScalar] = {}
         for key_node, value_node in node.value:
             key = self.convert(key_node, depth + 1)
             if key_node.tag == "tag:yaml.org,2002:merge":
                 raise SpecError("YAML merge keys ('<<') are not supported", key.loc)
             if not isinstance(key, YScalar) or not isinstance(key.value, str | int):
                 raise SpecError("mapping keys must be plain names", key.loc)
-            name = str(key.value)
+            name = key.value if type(key.value) is str else str(key.value)
             if name in items:
                 raise SpecError(f"duplicate key '{name}'", key.loc)
-            keys[name] = key.loc
+            keys[name] = key
             items[name] = self.convert(value_node, depth + 1)
-        return YMap(items, keys, self.loc(node))
+        return YMap(items, None, None, node.start_mark, self.file, keys)
 
 
 _SCALAR_LOADER = yaml.SafeLoader("")
+_CONSTRUCTORS = {
+    "tag:yaml.org,2002:int": yaml.SafeLoader.construct_yaml_int,
+    "tag:yaml.org,2002:float": yaml.SafeLoader.construct_yaml_float,
+    "tag:yaml.org,2002:bool": yaml.SafeLoader.construct_yaml_bool,
+    "tag:yaml.org,2002:null": yaml.SafeLoader.construct_yaml_null,
+}
 
 
-def _resolve_scalar(node: yaml.ScalarNode, text: str) -> Any:
-    constructor = {
-        "tag:yaml.org,2002:int": yaml.SafeLoader.construct_yaml_int,
-        "tag:yaml.org,2002:float": yaml.SafeLoader.construct_yaml_float,
-        "tag:yaml.org,2002:bool": yaml.SafeLoader.construct_yaml_bool,
-        "tag:yaml.org,2002:null": yaml.SafeLoader.construct_yaml_null,
-    }.get(node.tag)
-    if constructor is None:
-        return text
-    return constructor(_SCALAR_LOADER, node)
+def _resolve_scalar(node: yaml.ScalarNode) -> Any:
+    """A non-string scalar's value, as PyYAML's safe loader constructs it."""
+    text = node.value
+    if node.tag == _INT_TAG and text.isdigit() and text.isascii() and text[0] != "0":
+        return int(text)  # plain decimal: what construct_yaml_int returns, without its steps
+    return _CONSTRUCTORS[node.tag](_SCALAR_LOADER, node)
 
 
 def plain(node: YNode) -> Any:
