@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from oracles import torch_truth
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 from typer.testing import CliRunner
@@ -23,7 +24,6 @@ from cnnstat.frontends import graph_from_module
 from cnnstat.models import load_zoo, zoo_names
 from cnnstat.spec import load_spec
 from cnnstat.writer import spec_from_graph
-from oracles import torch_truth
 
 # --- test-local modules ------------------------------------------------------------------
 
@@ -67,7 +67,7 @@ class Net(nn.Module):
         super().__init__()
         self.stages = nn.Sequential(Stage(3, 16), Stage(16, 32), Stage(32, 64))
         self.blocks = nn.Sequential(*[Block(64, 64, 1) for _ in range(4)])
-        self.down = Block(64, 128, 2)
+        self.stage = nn.Sequential(Block(64, 128, 2), Block(128, 128, 1), Block(128, 128, 1))
         self.branch_a = nn.Conv2d(128, 32, 1)
         self.branch_b = nn.Sequential(nn.Conv2d(128, 16, 1), nn.ReLU(), nn.Conv2d(16, 32, 3,
                                                                                     padding=1))
@@ -75,7 +75,7 @@ class Net(nn.Module):
         self.head = nn.Linear(16, 10)
 
     def forward(self, x):
-        x = self.down(self.blocks(self.stages(x)))
+        x = self.stage(self.blocks(self.stages(x)))
         x = torch.cat([self.branch_a(x), self.branch_b(x)], 1)
         x = self.up(x)
         return self.head(torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1))
@@ -144,15 +144,20 @@ def test_exported_spec_builds_a_module_torch_agrees_with(net_spec):
 
 
 def test_repeated_structure_becomes_blocks_and_repeats(net_spec):
-    """Readability: identical residual blocks are one block called by a repeat, and the
-    doubling stages a repeat whose width is an expression of the index."""
+    """Readability: residual blocks with and without a projection are one block whose
+    projection is optional (`when:`), called by repeats; the doubling stages are a repeat
+    whose width is an expression of the index."""
     _, text = net_spec
-    assert re.search(r"\{repeat: 4, \w+, name: blocks\}", text), text
+    blocks = re.search(r"\{repeat: 4, (\w+): \{(.*)\}, name: blocks\}", text)
+    stage = re.search(r"\{repeat: 3, (\w+): \{(.*)\}, name: stage\}", text)
+    assert blocks and stage and blocks.group(1) == stage.group(1), text
+    assert "with_proj: false" in blocks.group(2), text
+    assert '"i == 0"' in stage.group(2) and '"2 if i == 0 else 1"' in stage.group(2), text
+    assert "when: with_proj" in text and "from: [bn2, proj]" in text, text
     stages = re.search(r"\{repeat: 3, (\w+): \{(.*)\}, name: stages\}", text)
     assert stages and "16 * 2 ** i" in stages.group(2), text
-    assert "$input" in text  # the residual add names the block's input
     layer_lines = [line for line in text.splitlines() if line.lstrip().startswith("- {")]
-    assert len(layer_lines) < 45  # 56 layers; written out flat it would be 70+ lines
+    assert len(layer_lines) < 30  # 80 layers: written out flat, 80 lines
 
 
 def test_names_a_spec_cannot_write_are_renamed_and_reported():
@@ -162,6 +167,13 @@ def test_names_a_spec_cannot_write_are_renamed_and_reported():
     exported = spec_from_graph(traced.graph)
     assert exported.renamed == {"relu@1": "relu_1"}
     assert "name: relu_1" in exported.text
+
+
+def test_zoo_resnet_stages_become_repeats():
+    """ResNet-50's stages (a projection block, then identity blocks) are one repeat each."""
+    text = spec_from_graph(load_zoo("resnet50")).text
+    for stage, count in (("layer1", 3), ("layer2", 4), ("layer3", 6), ("layer4", 3)):
+        assert re.search(rf"\{{repeat: {count}, \w+: \{{.*\}}, name: {stage}\}}", text), text
 
 
 def test_export_is_stable(tmp_path):

@@ -216,3 +216,26 @@ def test_block_input_names_the_calls_input() -> None:
     assert inputs["r.0.add1"] == ("r.0.conv1", "b.add1")
     assert inputs["r.1.add1"] == ("r.1.conv1", "r.0.add1")
     assert inputs["add1"] == ("r.1.add1", "input")
+
+
+def test_a_named_entry_skipped_by_when_stands_for_its_input() -> None:
+    """torchvision's `identity = x if downsample is None else downsample(x)`: a named
+    entry that `when:` skips names its input, so one block body serves both cases."""
+    graph = load("""
+        input: [4, 8, 8]
+        blocks:
+          res:
+            args: {c: null, proj: false}
+            layers:
+              - {conv: c, k: 3, p: 1}
+              - {name: downsample, when: proj, from: $input, layers: [{conv: c, k: 1}]}
+              - {add, from: [conv1, downsample]}
+        layers:
+          - {res: {c: 8, proj: true}, name: a}
+          - {res: {c: 8}, name: b}
+    """)
+    inputs = {n.name: n.inputs for n in graph}
+    assert inputs["a.add1"] == ("a.conv1", "a.downsample.conv1")
+    assert inputs["a.downsample.conv1"] == ("input",)
+    assert inputs["b.add1"] == ("b.conv1", "a.add1")
+    assert "b.downsample.conv1" not in inputs

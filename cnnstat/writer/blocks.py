@@ -14,19 +14,16 @@ block are written as groups in its body. A block has at least three layers.
 
 from __future__ import annotations
 
-import json
-import keyword
 import os
-from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from cnnstat.spec import schema as S
-from cnnstat.writer.emit import HIDDEN, LOCAL, Call, Emitter, Plan, Repeat
-from cnnstat.writer.entries import DEFAULTS, Entry
+from cnnstat.writer.arguments import RESERVED, index_formula, infer
+from cnnstat.writer.emit import Call, Emitter, Plan, Repeat
+from cnnstat.writer.entries import Entry
+from cnnstat.writer.numbers import numbers, shape_key
 from cnnstat.writer.tree import Scope
-
-_RESERVED = {"i", "input"} | set(keyword.kwlist) | set(S.all_kind_words())
 
 
 @dataclass(slots=True)
@@ -44,6 +41,7 @@ class _Candidate:
     key: str
     values: list[Any]
     labels: list[str]
+    flags: dict[str, bool] = field(default_factory=dict)  # optional group -> present
 
 
 def plan_blocks(root: Scope, emitter: Emitter) -> tuple[Plan, list[Block]]:
@@ -52,6 +50,7 @@ def plan_blocks(root: Scope, emitter: Emitter) -> tuple[Plan, list[Block]]:
     by_key: dict[str, list[_Candidate]] = {}
     for cand in candidates.values():
         by_key.setdefault(cand.key, []).append(cand)
+    _merge_optional(by_key, emitter)
     refused: set[str] = set()
     while True:  # drop keys that end up with one call once outer blocks took the rest
         chosen = _choose(root, candidates, by_key, refused)
@@ -67,12 +66,67 @@ def plan_blocks(root: Scope, emitter: Emitter) -> tuple[Plan, list[Block]]:
 
 def _candidate(scope: Scope, emitter: Emitter) -> _Candidate:
     body = emitter.block_body(scope)
-    values, labels = [], []
-    for value, label in _numbers(body, ()):
-        values.append(value)
-        labels.append(label)
-    key = json.dumps(_blank(body), default=str)
-    return _Candidate(scope, body, key, values, labels)
+    pairs = list(numbers(body, ()))
+    return _Candidate(scope, body, shape_key(body), [v for v, _ in pairs],
+                      [label for _, label in pairs])
+
+
+# ---- optional groups: torchvision's `downsample` ----------------------------------------
+def _merge_optional(by_key: dict[str, list[_Candidate]], emitter: Emitter) -> None:
+    """Merge shape A with shape B when B is A without one named group G fed by the
+    block's input (its output replaced by that input): one block whose G carries
+    `when: with_G`, as ResNet's first block of a stage and the others are one block.
+    A skipped named entry stands for its input (docs/spec.md), so every use of G's
+    output is written `from: G`."""
+    for key in list(by_key):
+        group_a = by_key.get(key)
+        if not group_a or any(c.flags for c in group_a):
+            continue
+        first = group_a[0]
+        for index, group in enumerate(first.scope.children):
+            if not _optional_ok(first.scope, group):
+                continue
+            reduced = _without_group(first.scope, group, emitter)
+            group_b = by_key.get(reduced)
+            if reduced == key or not group_b or any(c.flags for c in group_b):
+                continue
+            _merge(group_a, group_b, index, group, emitter)
+            merged = f"optional {group.local}: {reduced}"
+            by_key[merged] = [*by_key.pop(key), *by_key.pop(reduced)]
+            for cand in by_key[merged]:
+                cand.key = merged
+            break
+
+
+def _optional_ok(scope: Scope, group: Scope | Any) -> bool:
+    if not isinstance(group, Scope) or group.entry != scope.entry:
+        return False
+    inner = {n.name for n in group.nodes()}
+    last = group.nodes()[-1].name
+    outside = [n for n in scope.nodes() if n.name not in inner]
+    return all(i == last or i not in inner for n in outside for i in n.inputs)
+
+
+def _without_group(scope: Scope, group: Scope, emitter: Emitter) -> str:
+    rest = Scope(scope.path, [c for c in scope.children if c is not group], scope.entry)
+    body = emitter.block_body(rest, alias={group.nodes()[-1].name: scope.entry})
+    return shape_key(body)
+
+
+def _merge(group_a: list[_Candidate], group_b: list[_Candidate], index: int,
+           group: Scope, emitter: Emitter) -> None:
+    """A's calls keep their numbers; B's get None where G's numbers are."""
+    flag = "with_" + "".join(c if c.isalnum() else "_" for c in group.local)
+    scope = group_a[0].scope
+    body = emitter.block_body(scope, forced={group.nodes()[-1].name: group.local},
+                              optional={id(group): flag})
+    start = len(list(numbers(group_a[0].body[:index], ())))
+    width = len(list(numbers(group_a[0].body[index:index + 1], ())))
+    for cand in group_a:
+        cand.body, cand.flags = body, {flag: True}
+    for cand in group_b:
+        cand.values = [*cand.values[:start], *[None] * width, *cand.values[start:]]
+        cand.body, cand.labels, cand.flags = body, group_a[0].labels, {flag: False}
 
 
 def _choose(root: Scope, candidates: dict[int, _Candidate],
@@ -110,7 +164,9 @@ def _plan(root: Scope, uses: dict[str, list[_Candidate]], emitter: Emitter
     ordered = sorted(uses.values(), key=lambda cands: _position(root, cands[0].scope))
     for cands in ordered:
         name = _block_name([c.scope for c in cands], taken)
-        params, body, per_call = _arguments(cands)
+        flags = {f: [c.flags[f] for c in cands] for f in cands[0].flags}
+        params, body, per_call = infer(cands[0].body, cands[0].labels,
+                                       [c.values for c in cands], flags)
         blocks.append(Block(name, params, body, [".".join(c.scope.path) for c in cands]))
         for cand, args in zip(cands, per_call, strict=True):
             plan.calls[id(cand.scope)] = Call(name, args)
@@ -126,140 +182,6 @@ def _position(root: Scope, scope: Scope) -> int:
     return next(i for i, s in enumerate(root.scopes()) if s is scope)
 
 
-# ---- arguments ------------------------------------------------------------------------
-def _arguments(cands: list[_Candidate]) -> tuple[list[str], list[Entry], list[dict]]:
-    """Block parameters, the body with them substituted, and each call's values."""
-    columns = list(zip(*(c.values for c in cands), strict=True))
-    params: list[str] = []
-    param_columns: list[tuple] = []
-    formulas: list[Any] = []
-    for label, column in zip(cands[0].labels, columns, strict=True):
-        if len(set(map(repr, column))) == 1:
-            formulas.append(column[0])
-            continue
-        formula = _derived(column, params, param_columns)
-        if formula is None:
-            name = _param_name(label, params)
-            params.append(name)
-            param_columns.append(column)
-            formula = name
-        formulas.append(formula)
-    body = _without_defaults(_substitute(cands[0].body, iter(formulas)))
-    per_call = [{p: col[k] for p, col in zip(params, param_columns, strict=True)}
-                for k in range(len(cands))]
-    return params, body, per_call
-
-
-def _derived(column: tuple, params: list[str], columns: list[tuple]) -> str | None:
-    """An earlier parameter this column equals, or is a whole multiple or divisor of."""
-    if not all(type(v) is int for v in column):
-        return next((p for p, c in zip(params, columns, strict=True) if c == column), None)
-    for name, other in zip(params, columns, strict=True):
-        if other == column:
-            return name
-        if not all(type(v) is int and v > 0 for v in other):
-            continue
-        if all(v % o == 0 for v, o in zip(column, other, strict=True)):
-            factors = {v // o for v, o in zip(column, other, strict=True)}
-            if len(factors) == 1:
-                return f"{factors.pop()} * {name}"
-        if all(v > 0 and o % v == 0 for v, o in zip(column, other, strict=True)):
-            divisors = {o // v for v, o in zip(column, other, strict=True)}
-            if len(divisors) == 1:
-                return f"{name} // {divisors.pop()}"
-    return None
-
-
-def _param_name(label: str, taken: list[str]) -> str:
-    name = "".join(c if c.isalnum() or c == "_" else "_" for c in label)
-    if not name[0].isalpha():
-        name = "x" + name
-    base, n = name, 2
-    while name in taken or name in _RESERVED:
-        name, n = f"{base}_{n}", n + 1
-    return name
-
-
-# ---- walking the numbers of a body ----------------------------------------------------
-_SKIP = frozenset({"name", "from", "layers", "regions", *HIDDEN})
-_OUT = frozenset({"conv", "convt", "fc"})
-
-
-def _numbers(entries: list[Entry], prefix: tuple[str, ...]) -> Iterator[tuple[Any, str]]:
-    for entry in entries:
-        if "layers" in entry:  # a group (its name is a scope) or a per-region scope
-            inner = (*prefix, entry["name"]) if "name" in entry else prefix
-            yield from _numbers(entry["layers"], inner)
-            continue
-        for key, value in entry.items():
-            if key not in _SKIP:
-                label = "_".join((*prefix, entry[LOCAL], "out" if key in _OUT else key))
-                yield from _leaves(value, label)
-
-
-def _leaves(value: Any, label: str) -> Iterator[tuple[Any, str]]:
-    if isinstance(value, bool) or value is None or isinstance(value, str):
-        return
-    if isinstance(value, (int, float)):
-        yield value, label
-    elif isinstance(value, list):
-        suffixes = ("h", "w") if len(value) == 2 else tuple(map(str, range(len(value))))
-        for item, suffix in zip(value, suffixes, strict=True):
-            yield from _leaves(item, f"{label}_{suffix}")
-
-
-def _blank(entries: list[Entry]) -> Any:
-    return _substitute(entries, _Hashes())
-
-
-class _Hashes:
-    def __next__(self) -> str:
-        return "#"
-
-    def __iter__(self) -> _Hashes:
-        return self
-
-
-def _substitute(entries: list[Entry], formulas: Iterator[Any]) -> list[Entry]:
-    """`entries` with each number, in `_numbers` order, replaced by the next formula."""
-    out = []
-    for entry in entries:
-        new: Entry = {}
-        for key, value in entry.items():
-            if key == DEFAULTS and isinstance(formulas, _Hashes):
-                continue  # not part of a body's shape
-            if key == "layers":
-                new[key] = _substitute(value, formulas)
-            elif key in _SKIP or "layers" in entry:
-                new[key] = value
-            else:
-                new[key] = _replace(value, formulas)
-        out.append(new)
-    return out
-
-
-def _without_defaults(entries: list[Entry]) -> list[Entry]:
-    """Drop keys that ended up a constant at the loader's default (`s: 1`, `p: 0`)."""
-    out = []
-    for entry in entries:
-        defaults = entry.get(DEFAULTS, {})
-        new = {k: v for k, v in entry.items() if k not in defaults or v != defaults[k]}
-        if "layers" in new:
-            new["layers"] = _without_defaults(new["layers"])
-        out.append(new)
-    return out
-
-
-def _replace(value: Any, formulas: Iterator[Any]) -> Any:
-    if isinstance(value, bool) or value is None or isinstance(value, str):
-        return value
-    if isinstance(value, (int, float)):
-        return next(formulas)
-    if isinstance(value, list):
-        return [_replace(v, formulas) for v in value]
-    return value
-
-
 # ---- names and repeats ----------------------------------------------------------------
 def _block_name(scopes: list[Scope], taken: set[str]) -> str:
     """What the calls' names have in common: `denselayer1..24` -> `denselayer`,
@@ -272,7 +194,7 @@ def _block_name(scopes: list[Scope], taken: set[str]) -> str:
     if not base[0].isalpha():
         base = "block_" + base
     name, n = base, 2
-    while name in taken or name in _RESERVED or name in _KEYS:
+    while name in taken or name in RESERVED or name in _KEYS:
         name, n = f"{base}_{n}", n + 1
     taken.add(name)
     return name
@@ -307,29 +229,3 @@ def _repeat(scope: Scope, plan: Plan) -> Repeat | None:
             return None
         args[param] = formula
     return Repeat(calls[0].block, len(kids), args)
-
-
-def index_formula(values: list[Any]) -> Any:
-    """`values[i]` as a constant or an expression of `i`, or None."""
-    first, rest = values[0], values[1:]
-    if all(v == first and type(v) is type(first) for v in rest):
-        return first
-    if all(v == rest[0] and type(v) is type(rest[0]) for v in rest):
-        return f"{first!r} if i == 0 else {rest[0]!r}"
-    if not all(type(v) is int for v in values):
-        return None
-    step = values[1] - values[0]
-    if all(b - a == step for a, b in zip(values, values[1:], strict=False)):
-        return _linear(values[0], step)
-    if values[0] and all(b == 2 * a for a, b in zip(values, values[1:], strict=False)):
-        return f"{values[0]} * 2 ** i"
-    return None
-
-
-def _linear(start: int, step: int) -> str:
-    term = "i" if step == 1 else f"{step} * i"
-    if start == 0:
-        return term if step > 0 else f"-{abs(step)} * i"
-    sign = "+" if step > 0 else "-"
-    term = "i" if abs(step) == 1 else f"{abs(step)} * i"
-    return f"{start} {sign} {term}"

@@ -51,6 +51,11 @@ class Emitter:
         self.plan = plan or Plan()
         self.known = {n.name for n in graph.nodes} | {".".join(s.path) for s in root.scopes()}
         self.full = False  # write default numbers too (block bodies, before arguments)
+        # For an optional group (`when:`; blocks.py): inputs written as another tensor,
+        # inputs always written out (as the given text), and the groups' flags.
+        self.alias: dict[str, str] = {}
+        self.forced: dict[str, str] = {}
+        self.optional: dict[int, str] = {}
 
     def body(self, scope: Scope, prev: str, bound: str | None) -> list[Entry]:
         """The entries of `scope`'s children, the first taking `prev` implicitly;
@@ -66,14 +71,18 @@ class Emitter:
             prev = child.nodes()[-1].name
         return entries
 
-    def block_body(self, scope: Scope) -> list[Entry]:
+    def block_body(self, scope: Scope, *, alias: dict[str, str] | None = None,
+                   forced: dict[str, str] | None = None,
+                   optional: dict[int, str] | None = None) -> list[Entry]:
         """`scope` written as a block body: groups inside, its input as `$input`."""
         assert scope.entry is not None
         self.full = True
+        self.alias, self.forced, self.optional = alias or {}, forced or {}, optional or {}
         try:
             return self.body(scope, scope.entry, scope.entry)
         finally:
             self.full = False
+            self.alias, self.forced, self.optional = {}, {}, {}
 
     def scope_entry(self, scope: Scope, where: tuple[str, ...], prev: str,
                     bound: str | None) -> Entry:
@@ -83,6 +92,12 @@ class Emitter:
             entry: Entry = {"repeat": repeat.count, repeat.block: repeat.args or None}
         elif call is not None:
             entry = {call.block: call.args or None}
+        elif id(scope) in self.optional:  # a named entry skipped by `when:` is its input
+            entry = {"name": scope.local, "when": self.optional[id(scope)]}
+            if scope.entry != prev:
+                entry["from"] = self.ref(scope.entry, where, bound)
+            return {**entry, "layers": self.body(scope, scope.entry, bound),
+                    LOCAL: scope.local}
         else:
             return {"name": scope.local, "layers": self.body(scope, prev, bound),
                     LOCAL: scope.local}
@@ -102,8 +117,9 @@ class Emitter:
         else:
             entry["name"] = local
         entry[LOCAL] = local
-        if node.inputs != (prev,):
-            refs = [self.ref(i, where, bound) for i in node.inputs]
+        inputs = tuple(self.alias.get(i, i) for i in node.inputs)
+        if inputs != (prev,) or prev in self.forced:
+            refs = [self.forced.get(i) or self.ref(i, where, bound) for i in inputs]
             entry["from"] = refs[0] if len(refs) == 1 else refs
         regions = getattr(node.layer, "regions", None)
         if regions is not None:  # only a per-region scope sets it

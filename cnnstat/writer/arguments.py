@@ -1,0 +1,96 @@
+"""Block arguments from the numbers of several calls, and repeats' index expressions.
+
+Per number position, the values across calls: all equal -> a literal in the body; equal
+to an earlier argument's column, or a whole multiple or divisor of it -> that argument or
+an expression of it (`"4 * conv1_out"`); otherwise a new argument. A call whose block
+skips an optional group has no values there (None): they match anything.
+"""
+
+from __future__ import annotations
+
+import keyword
+from typing import Any
+
+from cnnstat.spec import schema as S
+from cnnstat.writer.entries import Entry
+from cnnstat.writer.numbers import substitute, without_defaults
+
+RESERVED = {"i", "input"} | set(keyword.kwlist) | set(S.all_kind_words())
+
+def infer(body: list[Entry], labels: list[str], calls: list[list[Any]],
+          flags: dict[str, list[bool]] | None = None
+          ) -> tuple[list[str], list[Entry], list[dict[str, Any]]]:
+    """Parameters, the body with formulas in place of numbers, and each call's arguments.
+    `calls[k]` are call k's numbers in `numbers()` order (None where it has none);
+    `flags` are boolean parameters given outright (an optional group's `when:`)."""
+    params: list[str] = list(flags or {})
+    columns: list[tuple] = [tuple(v) for v in (flags or {}).values()]
+    formulas: list[Any] = []
+    for label, column in zip(labels, zip(*calls, strict=True), strict=True):
+        known = {repr(v) for v in column if v is not None}
+        if len(known) == 1:
+            formulas.append(next(v for v in column if v is not None))
+            continue
+        formula = _derived(column, params, columns)
+        if formula is None:
+            first = next(v for v in column if v is not None)
+            params.append(_param_name(label, params))
+            columns.append(tuple(first if v is None else v for v in column))
+            formula = params[-1]
+        formulas.append(formula)
+    written = without_defaults(substitute(body, iter(formulas)))
+    per_call = [{p: col[k] for p, col in zip(params, columns, strict=True)}
+                for k in range(len(calls))]
+    return params, written, per_call
+
+
+def _derived(column: tuple, params: list[str], columns: list[tuple]) -> str | None:
+    """An earlier parameter this column equals, or is a whole multiple or divisor of
+    (positions where the column has no value match anything)."""
+    for name, other in zip(params, columns, strict=True):
+        pairs = [(v, o) for v, o in zip(column, other, strict=True) if v is not None]
+        if all(v == o and type(v) is type(o) for v, o in pairs):
+            return name
+        if not all(type(v) is int and type(o) is int and v > 0 and o > 0 for v, o in pairs):
+            continue
+        if all(v % o == 0 for v, o in pairs) and len({v // o for v, o in pairs}) == 1:
+            return f"{pairs[0][0] // pairs[0][1]} * {name}"
+        if all(o % v == 0 for v, o in pairs) and len({o // v for v, o in pairs}) == 1:
+            return f"{name} // {pairs[0][1] // pairs[0][0]}"
+    return None
+
+
+def _param_name(label: str, taken: list[str]) -> str:
+    name = "".join(c if c.isalnum() or c == "_" else "_" for c in label)
+    if not name[0].isalpha():
+        name = "x" + name
+    base, n = name, 2
+    while name in taken or name in RESERVED:
+        name, n = f"{base}_{n}", n + 1
+    return name
+
+
+def index_formula(values: list[Any]) -> Any:
+    """`values[i]` as a constant or an expression of the repeat index `i`, or None."""
+    first, rest = values[0], values[1:]
+    if all(v == first and type(v) is type(first) for v in rest):
+        return first
+    if all(v == rest[0] and type(v) is type(rest[0]) for v in rest):
+        if isinstance(first, bool):
+            return "i == 0" if first else "i != 0"
+        return f"{first!r} if i == 0 else {rest[0]!r}"
+    if not all(type(v) is int for v in values):
+        return None
+    step = values[1] - values[0]
+    if all(b - a == step for a, b in zip(values, values[1:], strict=False)):
+        return _linear(values[0], step)
+    if values[0] and all(b == 2 * a for a, b in zip(values, values[1:], strict=False)):
+        return f"{values[0]} * 2 ** i"
+    return None
+
+
+def _linear(start: int, step: int) -> str:
+    term = "i" if abs(step) == 1 else f"{abs(step)} * i"
+    if start == 0:
+        return term if step > 0 else f"-{term}"
+    return f"{start} {'+' if step > 0 else '-'} {term}"
