@@ -140,3 +140,19 @@ def test_internal_error_exits_70_without_traceback(monkeypatch: pytest.MonkeyPat
 
 def test_bad_option_is_usage_error() -> None:
     assert run("params", "vgg16", "--format", "xml").exit_code == 2
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["params", "--help"], ["params", "densenet121"],
+                                  ["zoo"], ["export", "densenet121"]])
+def test_a_closed_pipe_exits_141_not_1(argv) -> None:
+    """`cnnstat ... | head`: the reader goes away. Exit 1 would read as "budget
+    exceeded" to a CI script; shell tools exit 128 + SIGPIPE. rich and click both chose 1."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-m", "cnnstat", *argv], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    proc.stdout.close()  # the reader is gone before the first write
+    stderr = proc.stderr.read().decode()
+    assert proc.wait() == 141, stderr
+    assert "Traceback" not in stderr

@@ -26,12 +26,30 @@ class _Boundary(TyperGroup):
     """The single error boundary: a CnnstatError becomes one line and its exit code; any
     other exception is a bug (exit 70, traceback only with --debug)."""
 
+    def make_context(self, *args, **kwargs):
+        """`cnnstat --help | head`: the top-level help is printed while the context is
+        made, outside invoke(); click (or rich, which prints it) would exit 1, which
+        means "budget exceeded", on the closed pipe. Nothing else here exits 1."""
+        try:
+            return super().make_context(*args, **kwargs)
+        except BrokenPipeError:
+            _silence_stdout()
+            raise typer.Exit(EXIT_BROKEN_PIPE) from None
+        except SystemExit as e:  # typer's rich help on a closed pipe: rich exits 1 itself
+            if e.code == 1:
+                raise typer.Exit(EXIT_BROKEN_PIPE) from None
+            raise
+
     def invoke(self, ctx: typer.Context):
         tolerate_any_encoding()
         try:
             return super().invoke(ctx)
         except (typer.Exit, typer.Abort, typer.TyperException):
             raise  # typer's own: usage errors exit 2, --help/--version exit 0
+        except SystemExit as e:  # a command's --help on a closed pipe (see make_context)
+            if e.code == 1:
+                raise typer.Exit(EXIT_BROKEN_PIPE) from None
+            raise
         except CnnstatError as e:
             error(str(e))
             raise typer.Exit(e.exit_code) from None

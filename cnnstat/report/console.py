@@ -53,6 +53,11 @@ _UNBOUNDED = 1 << 16
 
 
 class _UncutConsole(Console):
+    def on_broken_pipe(self) -> None:
+        """rich would exit 1 (`check`'s "budget exceeded"); the CLI boundary exits 141."""
+        self.quiet = True
+        raise BrokenPipeError
+
     def print(self, *objects: Any, **kwargs: Any) -> None:
         if not kwargs and all(_own_width(o) for o in objects):
             # Printed at its own width on any wider console: skip the measuring pass, which
