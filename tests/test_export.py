@@ -271,3 +271,17 @@ def test_torchvision_models_export_and_round_trip(name, tmp_path):
     params, macs, out_shape = torch_counts(module, shape)
     assert (report.totals.params, report.totals.macs, report.outputs[0][1]) == \
         (params, macs, out_shape)
+
+
+def test_input_becomes_the_specs_default(tmp_path):
+    """`--input` on a spec sets the exported spec's default input (a module is traced at
+    it); one the model cannot take is a located error, and nothing is written."""
+    target = tmp_path / "r.yaml"
+    result = runner.invoke(app, ["export", "resnet50", "--input", "320", "-o", str(target)])
+    assert result.exit_code == 0, result.stderr
+    assert load_spec(target).meta.input == (3, 320, 320)
+    assert analyze_graph(load_spec(target)).totals == \
+        analyze_graph(load_zoo("resnet50"), (3, 320, 320)).totals
+    bad = runner.invoke(app, ["export", "vgg16", "--input", "16", "-o", str(tmp_path / "v")])
+    assert bad.exit_code == 2 and "vgg16.yaml:" in bad.stderr
+    assert not (tmp_path / "v").exists()

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from cnnstat.commands.app import app, note
-from cnnstat.commands.options import InputOpt, KwargsOpt, ModelArg
+from cnnstat.commands.options import KwargsOpt, ModelArg
 
 
 @app.command("export")
@@ -21,7 +21,9 @@ def export(
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
     flat: Annotated[bool, typer.Option(
         "--flat", help="Write every layer out: no blocks, no repeats.")] = False,
-    input: InputOpt = None,
+    input: Annotated[str | None, typer.Option(
+        "--input", "-i", help="The input written as the spec's default (CxHxW, HxW or a "
+        "size); a module reference is traced at it.", show_default=False)] = None,
     kwargs: KwargsOpt = None,
 ) -> None:
     """Write MODEL (a torch module, a zoo name or a spec) as a spec: one layer per line,
@@ -40,7 +42,17 @@ def export(
     resolved = resolve_model(model, input, kwargs)
     if resolved.note:
         note(resolved.note)
-    exported = spec_from_graph(resolved.graph, source=model, blocks=not flat)
+    graph = resolved.graph
+    if input is not None:  # a module was traced at it; a spec gets it as its default
+        import dataclasses
+
+        from cnnstat.analyzers.engine import infer_shapes
+        from cnnstat.api import input_shape
+
+        shape = input_shape(input, graph)
+        infer_shapes(graph, shape)  # an input the model cannot take fails here, located
+        graph = dataclasses.replace(graph, meta=dataclasses.replace(graph.meta, input=shape))
+    exported = spec_from_graph(graph, source=model, blocks=not flat)
     if exported.renamed:
         shown = ", ".join(f"{a} -> {b}" for a, b in list(exported.renamed.items())[:3])
         more = len(exported.renamed) - 3
