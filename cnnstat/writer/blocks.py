@@ -7,9 +7,11 @@ it (`"4 * conv1_out"`), as a person would. A group whose children are calls `0..
 one block, each taking the previous one's output, becomes a named repeat whose arguments
 are expressions of the index (`"2 if i == 0 else 1"`, `"64 * 2 ** i"`).
 
-Scopes are chosen outermost first, shapes with three or more calls before those with two
-(so ResNet's bottlenecks win over a pair of similar stages); the scopes inside a chosen
-block are written as groups in its body. A block has at least three layers.
+Two shapes that differ by one named group fed by the call's input (torchvision's
+`downsample`) are one block whose group carries `when: with_<group>`. Scopes are chosen
+outermost first, shapes with three or more calls before those with two (so ResNet's
+bottlenecks win over a pair of similar stages); the scopes inside a chosen block are
+written as groups in its body. A block has at least three layers.
 """
 
 from __future__ import annotations
