@@ -216,22 +216,18 @@ def _certified_side(graph: Graph, channels: int) -> int | None:
     return side
 
 
+def _failure(graph: Graph, channels: int, side: int) -> ShapeError | None:
+    """What one shape pass at a CxSxS input raises, or None when every layer fits."""
+    try:
+        infer_shapes(graph, (channels, side, side))
+    except ShapeError as e:
+        return e
+    return None
+
+
 def _too_small(graph: Graph, channels: int, side: int) -> bool:
-    try:
-        infer_shapes(graph, (channels, side, side))
-    except InputTooSmallError:
-        return True
-    except ShapeError:
-        return False
-    return False
-
-
-def _runs(graph: Graph, channels: int, side: int) -> bool:
-    try:
-        infer_shapes(graph, (channels, side, side))
-    except ShapeError:
-        return False
-    return True
+    """Only a non-positive size counts (a branch mismatch is a different error)."""
+    return isinstance(_failure(graph, channels, side), InputTooSmallError)
 
 
 def _search(graph: Graph, channels: int) -> int:
@@ -265,7 +261,7 @@ def min_input_side(graph: Graph) -> int:
         raise UsageError(f"model '{graph.meta.name}' does not take images [C, H, W]")
     channels = shape[0]
     side = _certified_side(graph, channels)
-    if (side is not None and side <= MAX_SIDE and _runs(graph, channels, side)
+    if (side is not None and side <= MAX_SIDE and _failure(graph, channels, side) is None
             and (side == 1 or _too_small(graph, channels, side - 1))):
         return side
     return _search(graph, channels)

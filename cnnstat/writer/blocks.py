@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cnnstat.spec import schema as S
+from cnnstat.spec.syntax import STRUCTURE_KEYS
 from cnnstat.writer.arguments import RESERVED, index_formula, infer
 from cnnstat.writer.emit import Call, Emitter, Plan, Repeat
 from cnnstat.writer.entries import Entry
@@ -163,7 +164,8 @@ def _plan(root: Scope, uses: dict[str, list[_Candidate]], emitter: Emitter
           ) -> tuple[Plan, list[Block]]:
     plan, blocks = Plan(), []
     taken: set[str] = set()
-    ordered = sorted(uses.values(), key=lambda cands: _position(root, cands[0].scope))
+    position = {id(s): i for i, s in enumerate(root.scopes())}
+    ordered = sorted(uses.values(), key=lambda cands: position[id(cands[0].scope)])
     for cands in ordered:
         name = _block_name([c.scope for c in cands], taken)
         flags = {f: [c.flags[f] for c in cands] for f in cands[0].flags}
@@ -178,10 +180,6 @@ def _plan(root: Scope, uses: dict[str, list[_Candidate]], emitter: Emitter
             plan.repeats[id(scope)] = repeat
     emitter.plan = plan
     return plan, blocks
-
-
-def _position(root: Scope, scope: Scope) -> int:
-    return next(i for i, s in enumerate(root.scopes()) if s is scope)
 
 
 # ---- names and repeats ----------------------------------------------------------------
@@ -207,8 +205,10 @@ def _own_name(scope: Scope) -> str:
     return words[-1] if words else "block"
 
 
-_KEYS = frozenset({*S.COMMON_KEYS, "repeat", "parallel", "layers", "backbone", "regions",
-                   "merge", "as", "args", "until", "patch", "dim"})
+# The names the loader refuses for a block, and the other keys of the entries the writer
+# puts a call in (a block called `as` would be read as a repeat's index name).
+_KEYS = frozenset({*S.COMMON_KEYS, *STRUCTURE_KEYS, "merge", "as", "args", "until", "patch",
+                   "dim"})
 
 
 def _repeat(scope: Scope, plan: Plan) -> Repeat | None:

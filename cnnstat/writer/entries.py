@@ -36,10 +36,7 @@ def layer_entry(layer: L.Layer, where: str, *, full: bool = False) -> Entry:
     """The entry for `layer` (a node named `where`, for the error message). `full` also
     writes numeric fields at their defaults, recorded under DEFAULTS, so that entries of
     one shape line up key by key when blocks are compared."""
-    if isinstance(layer, L.Opaque):
-        raise UsageError(f"layer '{where}' ({layer.op}) has no spec equivalent: the spec "
-                         "language cannot express it")
-    spec = S.KINDS.get(layer.kind)
+    spec = S.KINDS.get(layer.kind)  # opaque layers are refused, all at once, by the caller
     if spec is None:
         raise UsageError(f"layer '{where}' ({layer.kind}) has no spec equivalent")
     word = _global_pool_word(layer)

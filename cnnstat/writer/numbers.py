@@ -8,6 +8,7 @@ is the body with every number blanked, so bodies that differ only in numbers com
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -43,25 +44,17 @@ def _leaves(value: Any, label: str) -> Iterator[tuple[Any, str]]:
 
 
 def shape_key(entries: list[Entry]) -> str:
-    return json.dumps(substitute(entries, _Hashes()), default=str)
-
-
-class _Hashes:
-    def __next__(self) -> str:
-        return "#"
-
-    def __iter__(self) -> _Hashes:
-        return self
+    # DEFAULTS stays in: it depends only on each layer's kind, so it never tells apart
+    # two bodies of the same shape.
+    return json.dumps(substitute(entries, itertools.repeat("#")), default=str)
 
 
 def substitute(entries: list[Entry], formulas: Iterator[Any]) -> list[Entry]:
-    """`entries` with each number, in `_numbers` order, replaced by the next formula."""
+    """`entries` with each number, in `numbers()` order, replaced by the next formula."""
     out = []
     for entry in entries:
         new: Entry = {}
         for key, value in entry.items():
-            if key == DEFAULTS and isinstance(formulas, _Hashes):
-                continue  # not part of a body's shape
             if key == "layers":
                 new[key] = substitute(value, formulas)
             elif key in _SKIP or "layers" in entry:
