@@ -40,8 +40,6 @@ def export(
 
         raise UsageError("export takes one --input size, not a sweep")
     resolved = resolve_model(model, input, kwargs)
-    if resolved.note:
-        note(resolved.note)
     graph = resolved.graph
     if input is not None:  # a module was traced at it; a spec gets it as its default
         import dataclasses

@@ -124,8 +124,6 @@ def time_command(model: ModelArg, device: DeviceOpt = "auto", batch: BatchesOpt 
     if input is not None and "," in input:
         raise UsageError("time takes one --input; sweep the batch with --batch 1,8,64")
     resolved = resolve_model(model, input, kwargs)
-    if resolved.note:
-        note(resolved.note)
     graph = resolved.graph
     shape = resolve_input(graph, input_shape(input, graph))
     analyze_graph(graph, shape, batch=batches[0])  # bad shapes fail before torch loads

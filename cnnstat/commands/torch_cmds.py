@@ -15,7 +15,8 @@ from cnnstat.errors import UsageError
 
 def resolve_model(model: str, input: str | None, kwargs: str | None):
     """resolve() with the torch options: a module reference is traced at `--input`
-    (a single size; a sweep traces at the default) and built with `--kwargs`."""
+    (a single size; a sweep traces at the default) and built with `--kwargs`. Says on
+    stderr which spec an alias picked, or how the frontend built the graph."""
     from cnnstat.models import resolve
 
     is_reference = ":" in model
@@ -25,8 +26,9 @@ def resolve_model(model: str, input: str | None, kwargs: str | None):
     trace_input = input if input is not None and "," not in input else None
     resolved = resolve(model, input=trace_input, kwargs=kwargs) if is_reference \
         else resolve(model)
-    for line in resolved.diagnostics:
-        note(line)
+    for line in (resolved.note, *resolved.diagnostics):
+        if line:
+            note(line)
     return resolved
 
 

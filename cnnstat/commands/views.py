@@ -41,8 +41,6 @@ def _run_view(view: str, model: str, input: str | None, batch: int, format: Form
         from cnnstat.analyzers.engine import with_regions
 
         resolved = dataclasses.replace(resolved, graph=with_regions(resolved.graph, regions))
-    if resolved.note:
-        note(resolved.note)
     format = Format.json if as_json else format
     if min_input:
         from cnnstat.analyzers.min_input import min_input_side
