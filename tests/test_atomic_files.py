@@ -109,6 +109,7 @@ def test_permissions_are_those_of_the_old_file_or_a_new_one(tmp_path: Path) -> N
 
 
 # ---- compare --plot ---------------------------------------------------------------------------
+@pytest.mark.oracle
 def test_plot_refuses_to_overwrite_before_doing_any_work(tmp_path: Path) -> None:
     pytest.importorskip("matplotlib")
     target = previous(tmp_path, "plot.png")
@@ -119,6 +120,7 @@ def test_plot_refuses_to_overwrite_before_doing_any_work(tmp_path: Path) -> None
     assert time.perf_counter() - start < 10
 
 
+@pytest.mark.oracle
 @pytest.mark.parametrize("suffix, magic", [(".png", b"\x89PNG"), (".svg", b"<?xml")])
 def test_plot_with_force_replaces_the_file(tmp_path: Path, suffix: str, magic: bytes) -> None:
     pytest.importorskip("matplotlib")
@@ -128,6 +130,7 @@ def test_plot_with_force_replaces_the_file(tmp_path: Path, suffix: str, magic: b
     assert target.read_bytes().startswith(magic) and leftovers(tmp_path) == []
 
 
+@pytest.mark.oracle
 @pytest.mark.parametrize("failure, code", [(KeyboardInterrupt, 130), (MemoryError, 70),
                                            (OSError, 2)])
 def test_plot_interrupted_mid_write_keeps_the_old_plot(tmp_path: Path, monkeypatch,

@@ -114,6 +114,7 @@ def test_family_expands_and_sort() -> None:
     assert names == ["resnet18", "resnet34", "resnet50", "resnet101", "resnet152"]
 
 
+@pytest.mark.oracle
 def test_plot_writes_png_and_never_overwrites(tmp_path: Path) -> None:
     pytest.importorskip("matplotlib")
     target = tmp_path / "cmp.png"

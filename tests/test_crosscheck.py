@@ -184,6 +184,7 @@ def test_cli_crosscheck_on_a_spec(tmp_path):
     assert totals["fvcore"] == 221184 + 32 + 16384 + 2048
 
 
+@pytest.mark.oracle
 @pytest.mark.slow
 def test_resnet50_crosscheck():
     """torchvision's resnet50: cnnstat's MACs are the published 4.089 GMACs (torchvision

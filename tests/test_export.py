@@ -253,6 +253,7 @@ TORCHVISION = ["resnet50", "densenet121", "googlenet", "inception_v3", "mobilene
                "squeezenet1_0", "vgg16_bn", "alexnet", "resnext50_32x4d"]
 
 
+@pytest.mark.oracle
 @pytest.mark.slow
 @pytest.mark.parametrize("name", TORCHVISION)
 def test_torchvision_models_export_and_round_trip(name, tmp_path):

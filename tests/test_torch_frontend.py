@@ -547,6 +547,7 @@ def _eval_path(graph) -> set[str]:
     return max((ancestors[o] for o in graph.outputs), key=len)
 
 
+@pytest.mark.oracle
 @pytest.mark.parametrize("name", _twin_cases())
 def test_torchvision_twin_matches_its_spec(name):
     """The torchvision model a zoo spec copies, traced by this frontend, gives the spec's
