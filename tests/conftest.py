@@ -1,6 +1,6 @@
 """Test-run policy shared by every test module.
 
-Two CI stages (docs/ci.md): stage 1 runs the whole suite with the CPU build of torch and no
+Two CI stages (docs/testing.md): stage 1 runs the whole suite with the CPU build of torch and no
 optional packages; stage 2 (`--oracle-stage`) runs the tests marked `oracle` in a venv with
 torchvision, timm, onnx and matplotlib. Two rules keep an oracle from silently stopping:
 

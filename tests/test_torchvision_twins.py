@@ -6,7 +6,7 @@ output shape of every Conv2d and Linear in forward order. Our side is the analyz
 for the spec; the conv/linear layers are compared in graph order, so a spec that reorders
 layers (or drops one and adds another of the same size) fails too.
 
-Marked `oracle`: it needs torchvision, so it runs in CI's second stage (docs/ci.md).
+Marked `oracle`: it needs torchvision, so it runs in CI's second stage (docs/testing.md).
 """
 
 from __future__ import annotations
