@@ -108,6 +108,8 @@ def _fixed_grid(layer: L.Layer, ins: tuple[Dims, ...]) -> Dims:
 def _upsample(layer: L.Upsample, ins: tuple[Dims, ...]) -> Dims:
     """A fixed size; a scale factor gives floor(x * f), not a form."""
     n, c, _, _ = _image(ins[0])
+    if layer.like:
+        return (n, c, *_image(ins[1])[2:])
     if layer.size is None:
         raise NoForm("upsampling by a scale factor")
     return (n, c, *layer.size)

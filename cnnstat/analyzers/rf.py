@@ -392,9 +392,8 @@ def _detection_pool(node, fields, ins, out, notes):
 def _crop(node, fields, ins, out, notes):
     """Output unit j is input unit j + offset (a window of k=1, s=1, p=-offset): the field
     shifts, its size does not change. The reference input only gives the output size."""
-    layer = node.layer
-    return _windows(fields[0], window_map, (1, 1), (1, 1),
-                    tuple(-o for o in layer.offset), (1, 1))
+    offset = node.layer.offsets(*ins[0][2:], *ins[1][2:])
+    return _windows(fields[0], window_map, (1, 1), (1, 1), tuple(-o for o in offset), (1, 1))
 
 
 @RF.register(*L.MERGES)

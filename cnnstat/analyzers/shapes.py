@@ -240,8 +240,10 @@ def _reshape(layer: L.Reshape, ins: tuple[Shape, ...]) -> Shape:
 
 @SHAPES.register(L.Upsample)
 def _upsample(layer: L.Upsample, ins: tuple[Shape, ...]) -> Shape:
-    """torch.nn.Upsample: size, or floor(input * scale_factor)."""
+    """torch.nn.Upsample: size, or floor(input * scale_factor); `like`: the reference's."""
     n, c, h, w = _image(ins[0], "upsample")
+    if layer.like:
+        return (n, c, *_image(ins[1], "upsample")[2:])
     if layer.size is not None:
         _within(layer.size, "output size")
         return (n, c, *layer.size)
@@ -298,8 +300,8 @@ def _crop(layer: L.Crop, ins: tuple[Shape, ...]) -> Shape:
     inside x (o + size_ref <= size_x on both axes)."""
     n, c, h, w = _image(ins[0], "crop")
     _, _, ref_h, ref_w = _image(ins[1], "crop")
-    (oh, ow) = layer.offset
-    if oh + ref_h > h or ow + ref_w > w:
+    (oh, ow) = layer.offsets(h, w, ref_h, ref_w)
+    if min(oh, ow) < 0 or oh + ref_h > h or ow + ref_w > w:
         raise ValueError(
             f"cannot crop {ref_h}x{ref_w} at offset ({oh}, {ow}) from a {h}x{w} input "
             f"(the window must fit: offset + reference size <= input size)"

@@ -132,8 +132,8 @@ _SIMPLE: dict[type[L.Layer], Callable[[L.Layer], nn.Module]] = {
     L.Reshape: lambda layer: Reshape(layer.shape),
     L.Identity: lambda layer: nn.Identity(),
     L.ChannelShuffle: lambda layer: ChannelShuffle(layer.groups),
-    L.Upsample: lambda layer: nn.Upsample(layer.size, layer.scale_factor, layer.mode,
-                                          layer.align_corners),
+    L.Upsample: lambda layer: UpsampleLike(layer) if layer.like else nn.Upsample(
+        layer.size, layer.scale_factor, layer.mode, layer.align_corners),
 }
 
 
@@ -202,13 +202,26 @@ class RoIAlign(nn.Module):
 class Crop(nn.Module):
     """Caffe Crop: x cut to the reference's H, W at a fixed offset."""
 
-    def __init__(self, offset: tuple[int, int]):
+    def __init__(self, layer: L.Crop):
         super().__init__()
-        self.offset = offset
+        self.layer = layer
 
     def forward(self, x: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
-        (oh, ow), (h, w) = self.offset, reference.shape[-2:]
+        h, w = reference.shape[-2:]
+        oh, ow = self.layer.offsets(*x.shape[-2:], h, w)
         return x[:, :, oh:oh + h, ow:ow + w]
+
+
+class UpsampleLike(nn.Module):
+    """F.interpolate(x, size=reference.shape[-2:]) (DeepLab's head)."""
+
+    def __init__(self, layer: L.Upsample):
+        super().__init__()
+        self.mode, self.align_corners = layer.mode, layer.align_corners
+
+    def forward(self, x: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+        return nn.functional.interpolate(x, size=reference.shape[-2:], mode=self.mode,
+                                         align_corners=self.align_corners)
 
 
 @BUILDERS.register(L.SpatialPyramidPool)
@@ -228,7 +241,7 @@ def _roi_align(layer: L.RoIAlign, ins: tuple[Shape, ...]) -> nn.Module:
 
 @BUILDERS.register(L.Crop)
 def _crop(layer: L.Crop, ins: tuple[Shape, ...]) -> nn.Module:
-    return Crop(layer.offset)
+    return Crop(layer)
 
 
 class GraphModule(nn.Module):

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from cnnstat.errors import Location, SpecError
-from cnnstat.ir.layers import MERGES, TWO_INPUTS, Input, Layer
+from cnnstat.ir.layers import MERGES, Input, Layer, takes_reference
 from cnnstat.ir.record import Record, record
 
 ChwShape = tuple[int, ...]
@@ -140,12 +140,12 @@ def _check_node(node: Node, position: int, index: Mapping[str, int]) -> None:
         expected_ok = arity == 0
     elif isinstance(node.layer, MERGES):
         expected_ok = arity >= 1
-    elif isinstance(node.layer, TWO_INPUTS):
+    elif takes_reference(node.layer):
         expected_ok = arity == 2
     else:
         expected_ok = arity == 1
     if not expected_ok:
-        wanted = "no" if is_input else "two" if isinstance(node.layer, TWO_INPUTS) else "one"
+        wanted = "no" if is_input else "two" if takes_reference(node.layer) else "one"
         raise SpecError(
             f"{node.kind} takes {wanted} input{'s' if wanted == 'two' else ''}, got {arity}",
             node.loc,

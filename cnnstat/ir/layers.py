@@ -300,17 +300,20 @@ class Identity(Layer):
 
 @record
 class Upsample(Layer):
-    """Exactly one of `size` and `scale_factor` is set (as in torch)."""
+    """Exactly one of `size`, `scale_factor` and `like` is set (as in torch, plus `like`:
+    inputs (x, reference), x resized to the reference's H, W, as DeepLab's
+    `F.interpolate(x, size=input.shape[-2:])`, so the spec holds at every input size)."""
 
     kind: ClassVar[str] = "upsample"
     size: Pair | None = None
     scale_factor: tuple[float, float] | None = None
     mode: str = "nearest"
     align_corners: bool | None = None
+    like: bool = False
 
     def __post_init__(self) -> None:
-        if (self.size is None) == (self.scale_factor is None):
-            raise ValueError("give exactly one of size and scale_factor")
+        if sum((self.size is not None, self.scale_factor is not None, self.like)) != 1:
+            raise ValueError("give exactly one of size, scale_factor and size_of")
         if self.size is not None:
             _pair("size", self.size)
         if self.scale_factor is not None and not all(f > 0 for f in self.scale_factor):
@@ -426,10 +429,17 @@ class RoIAlign(_RoI):
 @record
 class Crop(Layer):
     """Caffe's Crop (as FCN uses it): inputs (x, reference); x cropped to the reference's
-    spatial size starting at `offset` (h, w): [N, C, H, W] -> [N, C, H_ref, W_ref]."""
+    spatial size starting at `offset` (h, w): [N, C, H, W] -> [N, C, H_ref, W_ref].
+    `center`: the offset is ((H - H_ref) // 2, (W - W_ref) // 2) at whatever input comes
+    (U-Net's crop of the skip connection)."""
 
     kind: ClassVar[str] = "crop"
     offset: Pair = (0, 0)
+    center: bool = False
+
+    def offsets(self, h: int, w: int, ref_h: int, ref_w: int) -> Pair:
+        """The (h, w) offset used for an input of h x w and a reference of ref_h x ref_w."""
+        return ((h - ref_h) // 2, (w - ref_w) // 2) if self.center else self.offset
 
     def __post_init__(self) -> None:
         _pair("offset", self.offset, _non_negative)
@@ -442,6 +452,11 @@ MERGES: tuple[type[Layer], ...] = (Concat, Add, Multiply)
 WEIGHT_LAYERS: tuple[type[Layer], ...] = (Conv2d, ConvTranspose2d, Linear)
 # Kinds that take exactly two inputs: (the tensor, a reference it is shaped after).
 TWO_INPUTS: tuple[type[Layer], ...] = (Crop,)
+
+
+def takes_reference(layer: Layer) -> bool:
+    """Inputs (tensor, reference): a crop, or an upsample to the reference's size."""
+    return isinstance(layer, TWO_INPUTS) or (isinstance(layer, Upsample) and layer.like)
 # Kinds that can cut R regions out of one image or feature map: [N, ...] -> [N*R, ...].
 REGION_ENTRIES: tuple[type[Layer], ...] = (RoIPool, RoIAlign, SpatialPyramidPool)
 

@@ -17,7 +17,7 @@ import dataclasses
 
 from cnnstat.errors import LimitError, Location, SpecError, did_you_mean
 from cnnstat.ir import Node
-from cnnstat.ir.layers import MERGES, REGION_ENTRIES, TWO_INPUTS, Layer
+from cnnstat.ir.layers import MERGES, REGION_ENTRIES, Layer, takes_reference
 from cnnstat.spec import backbone as B
 from cnnstat.spec import schema as S
 from cnnstat.spec import syntax as Y
@@ -336,17 +336,20 @@ class Expander:
         name = plan.name if plan.name is not Y.UNSET else self.local_name(plan)
         full = scope.prefix + (name or scope.auto(entry.spec.auto_name))  # type: ignore
         layer = entry.layer(scope.env, full)
-        if len(sources) != 1 or self.pending_regions is not None or \
-                isinstance(layer, TWO_INPUTS):
+        size_of = plan.map.get("size_of")
+        if size_of is not None:  # the reference a crop or upsample takes its size from
+            sources = (*sources, self.resolve(size_of, scope))
+        if len(sources) != 1 or self.pending_regions is not None or takes_reference(layer):
             layer = self.placed(layer, plan.map, full, sources)
         return self.add(full, layer, sources, plan.loc)
 
     def placed(self, layer: Layer, node: YMap, full: str, sources: tuple[str, ...]) -> Layer:
         """Checks the number of inputs; a per-region scope's entry gets its region count."""
-        if isinstance(layer, TWO_INPUTS) and len(sources) != 2:
-            raise SpecError(f"{layer.kind} takes two inputs: from: [tensor, reference]",
-                            node.keys.get("from", node.loc), layer=full, kind=layer.kind)
-        if len(sources) != 1 and not isinstance(layer, (*MERGES, *TWO_INPUTS)):
+        if takes_reference(layer) and len(sources) != 2:
+            raise SpecError(f"{layer.kind} takes two inputs: from: [tensor, reference], or "
+                            "size_of: reference", node.keys.get("from", node.loc),
+                            layer=full, kind=layer.kind)
+        if len(sources) != 1 and not (isinstance(layer, MERGES) or takes_reference(layer)):
             self.single(sources, node)
         if self.pending_regions is not None and isinstance(layer, REGION_ENTRIES):
             layer = dataclasses.replace(layer, regions=self.pending_regions)

@@ -42,17 +42,29 @@ class LayerEntry:
         return layer
 
 
+# `size_of: NAME` gives these kinds their reference input, and sets these fields.
+SIZE_OF = {"upsample": {"like": True}, "crop": {}}
+
+
 def _construct(entry: LayerEntry, env: Mapping, full: str) -> Layer:
     node, head, spec, presets = entry.node, entry.head, entry.spec, entry.presets
     kwargs = dict(presets)
+    if "size_of" in node.items:
+        if spec.name not in SIZE_OF:
+            raise SpecError(f"'size_of' applies to {' and '.join(SIZE_OF)} only",
+                            node.keys["size_of"], layer=full, kind=spec.name)
+        kwargs.update(SIZE_OF[spec.name])
     primary = node.items[head]
-    if not (isinstance(primary, YScalar) and (primary.value is None or primary.value is True)):
+    if isinstance(primary, YScalar) and isinstance(primary.value, str) and \
+            spec.fields.get(primary.value) == S.BOOL:
+        kwargs[primary.value] = True  # `{crop: center}`: a flag named as the value
+    elif not (isinstance(primary, YScalar) and (primary.value is None or primary.value is True)):
         if spec.primary is None:
             raise SpecError(f"{spec.name} takes no value; write '{head}' alone or "
                             f"'{{{head}: null}}'", primary.loc, layer=full)
         kwargs[spec.primary] = field(spec, spec.primary, primary, env, full)
     for key, value in node.items.items():
-        if key == head or key in S.COMMON_KEYS:
+        if key == head or key in S.COMMON_KEYS or key == "size_of":
             continue
         canonical = key if key in spec.fields else S.FIELD_ALIASES.get(key, key)
         if canonical not in spec.fields:

@@ -89,7 +89,7 @@ KINDS: dict[str, KindSpec] = {
         KindSpec(L.Reshape, {"shape": SHAPE}, "shape", ("shape",), auto_name="reshape"),
         KindSpec(L.Identity, {}, auto_name="identity"),
         KindSpec(L.Upsample, {"scale_factor": FPAIR, "size": PAIR, "mode": STR,
-                              "align_corners": BOOL}, "scale_factor",
+                              "align_corners": BOOL, "like": BOOL}, "scale_factor",
                  choices={"mode": ("nearest", "bilinear")}, auto_name="upsample"),
         KindSpec(L.ChannelShuffle, {"groups": INT}, "groups", ("groups",), auto_name="shuffle"),
         # Detection (docs/detection.md). `regions` is not a key: a per-region scope sets it.
@@ -100,7 +100,7 @@ KINDS: dict[str, KindSpec] = {
         KindSpec(L.RoIAlign, {"output_size": PAIR, "spatial_scale": FLOAT,
                               "sampling_ratio": INT}, "output_size", ("output_size",),
                  auto_name="roi_align"),
-        KindSpec(L.Crop, {"offset": NONNEG_PAIR}, "offset", auto_name="crop"),
+        KindSpec(L.Crop, {"offset": NONNEG_PAIR, "center": BOOL}, "offset", auto_name="crop"),
     )
 }
 
