@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 
-from cnnstat.errors import SpecError, did_you_mean
+from cnnstat.errors import Location, SpecError, did_you_mean
 from cnnstat.ir import Graph
 from cnnstat.ir.layers import Layer
 from cnnstat.spec import schema as S
@@ -75,3 +75,15 @@ def patched(layer: Layer, fields: YMap, env: Mapping, full: str) -> Layer:
         return dataclasses.replace(layer, **kwargs)
     except ValueError as e:
         raise SpecError(str(e), fields.loc, layer=full, kind=spec.name) from None
+
+
+def last_layer(graph: Graph, name: str, loc: Location) -> str:
+    """`until:`'s layer: a layer's name, or a scope's (`layer4`), meaning its last layer."""
+    if name in graph:
+        return name
+    inside = [n.name for n in graph if n.name.startswith(name + ".")]
+    if inside:
+        return inside[-1]
+    scopes = {n.name.rsplit(".", 1)[0] for n in graph if "." in n.name}
+    raise SpecError(f"backbone '{graph.meta.name}' has no layer or scope '{name}'"
+                    f"{did_you_mean(name, [*(n.name for n in graph), *scopes])}", loc)

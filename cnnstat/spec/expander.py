@@ -102,8 +102,16 @@ class Expander:
         name = self.local_name(plan)
         if name:
             sources = (inp,) if plan.ref is None else self.sources(plan.ref, scope)
+            if len(sources) > 1 and self.is_merge(plan):
+                sources = sources[:1]  # a merge left out stands for its first input
             self.scope_outputs[scope.full(name)] = self.single(sources, plan.map)
         return inp
+
+    def is_merge(self, plan: Plan) -> bool:
+        if plan.structure is not None or self.head(plan) in self.blocks:
+            return False
+        found = S.lookup_kind(self.head(plan))
+        return found is not None and issubclass(found[0].layer, MERGES)
 
     def sources(self, ref: YNode, scope: Scope) -> tuple[str, ...]:
         refs = ref.items if isinstance(ref, YSeq) else (ref,)
@@ -280,10 +288,8 @@ class Expander:
         self.check_keys(plan, Y.BACKBONE_KEYS, "a backbone")
         graph = B.zoo_graph(node.items["backbone"])
         until = node.get("until")
-        last = graph.outputs[0] if until is None else V.text(until, "until")
-        if last not in graph:
-            raise SpecError(f"backbone '{graph.meta.name}' has no layer '{last}'"
-                            f"{did_you_mean(last, [n.name for n in graph])}", until.loc)
+        last = graph.outputs[0] if until is None else B.last_layer(graph, V.text(until, "until"),
+                                                                   until.loc)
         patches = B.patches(node.get("patch"), graph, last)
         name = self.local_name(plan)
         base = scope.child(name) if name else scope
