@@ -241,7 +241,7 @@ def test_block_nesting_limit_allows_deep_honest_nesting(tmp_path: Path) -> None:
     ("9 ** 9 ** 9", f"is larger than {MAX_EXPONENT}"),
     ("10 ** 30 * 10", "is larger than 1e+30"),
     ("(1e300 * 1e300)", "larger than"),
-    ("__import__('os').system('true')", "'Call' is not allowed"),
+    ("__import__('os').system('true')", "unknown function"),
     ("().__class__", "'Attribute' is not allowed"),
 ])
 def test_expressions_are_bounded(tmp_path: Path, expression: str, message: str) -> None:

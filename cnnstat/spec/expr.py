@@ -2,8 +2,9 @@
 
 Never Python `eval`: the text is parsed by `ast` and only a whitelist of node types is
 turned into closures, each of which computes one node. Names resolve to block arguments
-and the repeat index only; there is no attribute access, subscript, call, comprehension
-or lambda. Exponents and magnitudes are bounded so an expression cannot take unbounded
+and the repeat index only; calls are to the functions in `functions.py` only (max, min,
+round, floor, ceil, log2, make_divisible); there is no attribute access, subscript,
+comprehension or lambda. Exponents and magnitudes are bounded so an expression cannot take unbounded
 time or memory. A node outside the whitelist compiles to a closure that raises, so it is
 an error exactly when evaluation reaches it (`1 if c else f()` with `c` true is fine).
 """
@@ -16,6 +17,7 @@ from collections.abc import Callable, Mapping
 from functools import lru_cache
 
 from cnnstat.errors import did_you_mean
+from cnnstat.spec import functions
 
 Number = int | float | bool
 Compiled = Callable[[Mapping[str, Number]], Number]
@@ -194,9 +196,29 @@ def _ifexp(node: ast.IfExp) -> Compiled:
     return lambda env: body(env) if test(env) else orelse(env)
 
 
+def _call(node: ast.Call) -> Compiled:
+    name = node.func.id if isinstance(node.func, ast.Name) else None
+    if name not in functions.FUNCTIONS:
+        shown = name or ast.unparse(node.func)[:40]
+        return _refuse(f"unknown function '{shown}'{did_you_mean(shown, functions.FUNCTIONS)};"
+                       f" expressions may call {', '.join(functions.FUNCTIONS)}")
+    if node.keywords:
+        return _refuse(f"{name} takes its arguments by position, not by name")
+    args = [_compile(a) for a in node.args]
+
+    def call(env: Mapping[str, Number]) -> Number:
+        values = [a(env) for a in args]
+        try:
+            return _bounded(functions.call(name, values))
+        except ValueError as e:
+            raise ExprError(str(e)) from None
+
+    return call
+
+
 _BUILDERS: dict[type, Callable[..., Compiled]] = {
     ast.Constant: _constant, ast.Name: _name, ast.BinOp: _binop, ast.UnaryOp: _unary,
-    ast.Compare: _compare, ast.BoolOp: _boolop, ast.IfExp: _ifexp,
+    ast.Compare: _compare, ast.BoolOp: _boolop, ast.IfExp: _ifexp, ast.Call: _call,
 }
 
 

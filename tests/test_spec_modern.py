@@ -1,0 +1,92 @@
+"""The spec constructs modern networks need when written by hand (docs/spec.md): sizes
+taken from another tensor, expression functions, block arguments that name layers,
+`when:` on a merge, `until:` a scope, and the errors a hand-writer meets first."""
+
+from __future__ import annotations
+
+import math
+import textwrap
+
+import pytest
+
+from cnnstat.analyzers import analyze_graph
+from cnnstat.errors import SpecError
+from cnnstat.spec.expr import ExprError, evaluate
+from cnnstat.spec.functions import make_divisible
+from cnnstat.spec.loader import build_graph
+from cnnstat.spec.yaml_tree import parse
+
+
+def load(text: str):
+    return build_graph(parse(textwrap.dedent(text), "t.yaml"), default_name="t", source="t.yaml")
+
+
+def shapes(text: str, shape=None) -> dict[str, tuple]:
+    graph = load(text)
+    report = analyze_graph(graph, shape) if shape else analyze_graph(graph)
+    return {r.name: tuple(r.out_shape) for r in report.layers}
+
+
+@pytest.mark.parametrize("text, value", [
+    ("max(3, 2 * c)", 8), ("min(c, 2, 0.5)", 0.5), ("max(1, 2, 3, c)", 4),
+    ("round(2.5)", 2), ("round(3.5)", 4), ("round(2.567, 1)", 2.6),
+    ("floor(2.7)", 2), ("floor(-2.5)", -3), ("ceil(2.1)", 3), ("ceil(c * 1.1)", 5),
+    ("log2(64)", 6.0), ("2 ** ceil(log2(c * 3))", 16),
+    ("make_divisible(32 * 0.75, 8)", 24), ("make_divisible(10, 8)", 16),
+    ("make_divisible(3, 8)", 8), ("make_divisible(3, 8, 1)", 9), ("make_divisible(c)", 8),
+])
+def test_expression_functions(text, value) -> None:
+    result = evaluate(text, {"c": 4})
+    assert result == value and type(result) is type(value)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("foo(1)", "unknown function 'foo'"),
+    ("flor(1.5)", "did you mean 'floor'"),
+    ("max(1)", "max takes 2 to 64 arguments, got 1"),
+    ("floor(1, 2)", "floor takes 1 arguments, got 2"),
+    ("log2(0)", "log2 takes a positive number"),
+    ("make_divisible(3, 0)", "divisor must be positive"),
+    ("make_divisible(3, divisor=8)", "by position"),
+    ("max(true, 1)", "numbers, not true/false"),
+    ("round(2.5, 1.5)", "digits must be an integer"),
+    ("ceil(1e29 * 10) * 100", "larger than"),
+    ("c.bit_length()", "unknown function 'c.bit_length'"),
+])
+def test_expression_functions_refuse(text, message) -> None:
+    with pytest.raises(ExprError, match=message):
+        evaluate(text, {"c": 4})
+
+
+@pytest.mark.parametrize("value, divisor", [
+    (v * w, d) for v in (3, 16, 24, 32, 40, 96, 112, 160, 320, 960, 1280)
+    for w in (0.35, 0.5, 0.75, 1.0, 1.1, 1.3, 2.0) for d in (4, 8, 16)
+])
+def test_make_divisible_keeps_torchvisions_promises(value, divisor) -> None:
+    """The contract of torchvision's `_make_divisible` (its docstring: a multiple of the
+    divisor, not below min_value, rounded down by at most 10%)."""
+    got = make_divisible(value, divisor)
+    assert got % divisor == 0 and got >= divisor and got >= 0.9 * value
+    assert abs(got - value) <= divisor or got == divisor
+
+
+@pytest.mark.oracle
+def test_make_divisible_equals_torchvisions() -> None:
+    """Oracle: torchvision's own function, on the values its models call it with and more."""
+    utils = pytest.importorskip("torchvision.models._utils")
+    for divisor in (1, 3, 4, 8, 16):
+        for min_value in (None, 1, 16):
+            for tenths in range(1, 20_000, 7):
+                v = tenths / 10
+                assert make_divisible(v, divisor, min_value) == \
+                    utils._make_divisible(v, divisor, min_value), (v, divisor, min_value)
+
+
+def test_functions_in_a_spec_are_located() -> None:
+    with pytest.raises(SpecError, match="unknown function 'maxx'") as info:
+        load("""
+            input: [3, 8, 8]
+            layers:
+              - {conv: "maxx(1, 2)", k: 1}
+        """)
+    assert (info.value.loc.line, info.value.loc.col) == (4, 12)
