@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from cnnstat.errors import Location, SpecError, did_you_mean
@@ -10,6 +11,20 @@ from cnnstat.spec import values as V
 from cnnstat.spec.memo import env_key, variables_read
 from cnnstat.spec.syntax import STRUCTURE_KEYS, as_seq, check_keys, segment
 from cnnstat.spec.yaml_tree import YMap, YNode, YScalar, YSeq
+
+
+# A call's argument that is a bare name no variable has: a layer, for `from:` and
+# `size_of:` in the body (a U-Net decoder block's skip connection).
+_LAYER_NAME = re.compile(r"\$input|[A-Za-z_][\w.-]*")
+_NOT_LAYERS = frozenset({"true", "True", "false", "False"})
+REF_PREFIX = "$ref:"  # env key of a layer argument: no expression can read it
+
+
+@dataclass(frozen=True, slots=True)
+class LayerArg:
+    """A block argument naming a layer, resolved where the call is written."""
+
+    node: YScalar
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,8 +92,19 @@ def bind(block: Block, args: YNode, env: dict) -> dict:
         node = given.get(param, block.defaults.get(param))
         if node is None:
             raise SpecError(f"block '{block.name}' needs argument '{param}'", args.loc)
-        bound[param] = V.number(node, env if param in given else bound, param)
+        bound[param] = _argument(node, env if param in given else bound, param)
     return bound
+
+
+def _argument(node: YNode, env: dict, param: str):
+    if isinstance(node, YScalar) and isinstance(node.value, str):
+        text = node.value.strip()
+        if _LAYER_NAME.fullmatch(text) and text not in env and text not in _NOT_LAYERS and \
+                REF_PREFIX + text not in env:
+            return LayerArg(node)
+        if REF_PREFIX + text in env:  # passed on from an enclosing block's layer argument
+            return LayerArg(node)
+    return V.number(node, env, param)
 
 
 class Call:

@@ -22,7 +22,7 @@ from cnnstat.spec import backbone as B
 from cnnstat.spec import schema as S
 from cnnstat.spec import syntax as Y
 from cnnstat.spec import values as V
-from cnnstat.spec.blocks import Block, Call
+from cnnstat.spec.blocks import REF_PREFIX, Block, Call, LayerArg
 from cnnstat.spec.layer_entry import LayerEntry
 from cnnstat.spec.scope import BLOCK_INPUT, Scope
 from cnnstat.spec.syntax import Plan
@@ -316,7 +316,7 @@ class Expander:
         if plan.call is None:
             self.check_keys(plan, (head, *S.COMMON_KEYS), f"a call of block '{head}'")
             plan.call = Call(self.blocks[head], node.items[head])
-        env = plan.call.bind(scope.env)
+        env = self.layer_args(plan.call.bind(scope.env), scope)
         if self.depth >= MAX_BLOCK_DEPTH:
             raise LimitError(f"blocks nest deeper than {MAX_BLOCK_DEPTH} levels "
                              f"(does block '{head}' use itself?)", node.loc)
@@ -333,6 +333,15 @@ class Expander:
         if inner.path:
             self.scope_outputs[".".join(inner.path)] = out
         return out
+
+    def layer_args(self, env: dict, scope: Scope) -> dict:
+        """Arguments that name layers, resolved in the caller's scope (kept apart from the
+        numbers: an expression cannot read them)."""
+        if not any(isinstance(v, LayerArg) for v in env.values()):
+            return env
+        return {(REF_PREFIX + k if isinstance(v, LayerArg) else k):
+                (self.resolve(v.node, scope) if isinstance(v, LayerArg) else v)
+                for k, v in env.items()}
 
     # ---- one layer ------------------------------------------------------------------
     def layer(self, plan: Plan, scope: Scope, sources: tuple[str, ...]) -> str:
@@ -366,6 +375,9 @@ class Expander:
         name = V.text(ref, "a layer reference")
         if name == BLOCK_INPUT:
             return scope.entry
+        argument = scope.env.get(REF_PREFIX + name)
+        if argument is not None:  # a block argument naming a layer
+            return argument
         at: Scope | None = scope
         while at is not None:
             candidate = at.full(name)
