@@ -15,7 +15,7 @@ from cnnstat.ir.layers import Layer
 from cnnstat.spec import schema as S
 from cnnstat.spec import values as V
 from cnnstat.spec.memo import env_key, variables_read
-from cnnstat.spec.yaml_tree import YMap, YNode, YScalar
+from cnnstat.spec.yaml_tree import YMap, YNode, YScalar, YWordBool
 
 
 class LayerEntry:
@@ -58,7 +58,8 @@ def _construct(entry: LayerEntry, env: Mapping, full: str) -> Layer:
     if isinstance(primary, YScalar) and isinstance(primary.value, str) and \
             spec.fields.get(primary.value) == S.BOOL:
         kwargs[primary.value] = True  # `{crop: center}`: a flag named as the value
-    elif not (isinstance(primary, YScalar) and (primary.value is None or primary.value is True)):
+    elif not (isinstance(primary, YScalar) and (primary.value is None or primary.value is True)
+              ) or isinstance(primary, YWordBool):  # `{conv: on}`: said so in the error
         if spec.primary is None:
             raise SpecError(f"{spec.name} takes no value; write '{head}' alone or "
                             f"'{{{head}: null}}'", primary.loc, layer=full)

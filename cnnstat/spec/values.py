@@ -8,7 +8,7 @@ from typing import Any
 from cnnstat.errors import SpecError
 from cnnstat.spec import schema as S
 from cnnstat.spec.expr import MAX_MAGNITUDE, ExprError, Number, evaluate
-from cnnstat.spec.yaml_tree import YMap, YNode, YScalar, YSeq
+from cnnstat.spec.yaml_tree import YMap, YNode, YScalar, YSeq, YWordBool
 
 Env = Mapping[str, Number]
 
@@ -37,7 +37,8 @@ def number(node: YNode, env: Env, what: str) -> Number:
 def integer(node: YNode, env: Env, what: str, *, minimum: int | None = 1) -> int:
     value = number(node, env, what)
     if isinstance(value, bool):
-        raise SpecError(f"{what} must be an integer, got {_show(value)}", node.loc)
+        raise SpecError(f"{what} must be an integer, got {_show(value)}{word_hint(node)}",
+                        node.loc)
     if isinstance(value, float):
         if not value.is_integer():
             raise SpecError(f"{what} must be an integer, got {value:g}", node.loc)
@@ -60,7 +61,8 @@ def boolean(node: YNode, env: Env, what: str) -> bool:
 def real(node: YNode, env: Env, what: str) -> float:
     value = number(node, env, what)
     if isinstance(value, bool):
-        raise SpecError(f"{what} must be a number, got {_show(value)}", node.loc)
+        raise SpecError(f"{what} must be a number, got {_show(value)}{word_hint(node)}",
+                        node.loc)
     return float(value)
 
 
@@ -118,7 +120,8 @@ def _shape(node: YNode, env: Env, what: str) -> tuple[int, ...]:
 
 def _choice(node: YNode, choices: tuple[str, ...], what: str) -> str:
     if not isinstance(node, YScalar) or not isinstance(node.value, str):
-        raise SpecError(f"{what} must be one of {', '.join(choices)}", node.loc)
+        raise SpecError(f"{what} must be one of {', '.join(choices)}{word_hint(node)}",
+                        node.loc)
     if choices and node.value not in choices:
         raise SpecError(
             f"{what} must be one of {', '.join(choices)}, got '{node.value}'", node.loc
@@ -128,8 +131,17 @@ def _choice(node: YNode, choices: tuple[str, ...], what: str) -> str:
 
 def text(node: YNode, what: str) -> str:
     if not isinstance(node, YScalar) or node.value is None or isinstance(node.value, bool):
-        raise SpecError(f"{what} must be text, got a {_describe(node)}", node.loc)
+        raise SpecError(f"{what} must be text, got a {_describe(node)}{word_hint(node)}",
+                        node.loc)
     return str(node.value)
+
+
+def word_hint(node: YNode) -> str:
+    """Why a word became a bool (YAML 1.1 reads on/off/yes/no as true/false)."""
+    if not isinstance(node, YWordBool):
+        return ""
+    shown = "true" if node.value else "false"
+    return f" (YAML reads the word {node.written} as {shown}; quote it: '{node.written}')"
 
 
 def _describe(node: YNode) -> str:

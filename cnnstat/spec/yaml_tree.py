@@ -30,6 +30,7 @@ _SCALAR_TAGS = {
 _SEQ_TAG = "tag:yaml.org,2002:seq"
 _STR_TAG = "tag:yaml.org,2002:str"
 _INT_TAG = "tag:yaml.org,2002:int"
+_BOOL_TAG = "tag:yaml.org,2002:bool"
 # libyaml composes ~13x faster (the whole zoo in 60 ms instead of 0.8 s); same marks.
 _COMPOSER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _MAP_TAG = "tag:yaml.org,2002:map"
@@ -66,6 +67,17 @@ class YScalar(_Located):
                  mark: Any = None, file: str | None = None):
         self.value = value
         self._loc, self._mark, self._file = loc, mark, file
+
+
+class YWordBool(YScalar):
+    """A bool YAML 1.1 read from a word (on, off, yes, no, y, n, ...): the word is kept so
+    an error can say why a name became true/false, and how to quote it."""
+
+    __slots__ = ("written",)
+
+    def __init__(self, value: bool, written: str, mark: Any, file: str | None):
+        super().__init__(value, None, mark, file)
+        self.written = written
 
 
 class YSeq(_Located):
@@ -187,6 +199,8 @@ class _Converter:
         if isinstance(node, yaml.ScalarNode) and tag in _SCALAR_TAGS:
             if tag == _STR_TAG:  # most values: the text as written
                 return YScalar(node.value, None, node.start_mark, self.file)
+            if tag == _BOOL_TAG and node.value.lower() not in ("true", "false"):
+                return YWordBool(_resolve_scalar(node), node.value, node.start_mark, self.file)
             try:
                 return YScalar(_resolve_scalar(node), None, node.start_mark, self.file)
             except ValueError:  # an int longer than Python's int() digit limit (4300)
@@ -211,7 +225,9 @@ class _Converter:
                 raise SpecError("YAML merge keys ('<<') are not supported", key.loc)
             if not isinstance(key, YScalar) or not isinstance(key.value, str | int):
                 raise SpecError("mapping keys must be plain names", key.loc)
-            name = key.value if type(key.value) is str else str(key.value)
+            # a key is always a name: `no:` (YAML 1.1 reads false) means the word written
+            name = key.written if isinstance(key, YWordBool) else \
+                key.value if type(key.value) is str else str(key.value)
             if name in items:
                 raise SpecError(f"duplicate key '{name}'", key.loc)
             keys[name] = key
