@@ -90,3 +90,28 @@ def test_functions_in_a_spec_are_located() -> None:
               - {conv: "maxx(1, 2)", k: 1}
         """)
     assert (info.value.loc.line, info.value.loc.col) == (4, 12)
+
+
+@pytest.mark.parametrize("word, hint", [
+    ("interpolate", "'upsample'"), ("Upsampling", "'upsample'"), ("BatchNorm2d", "'batch_norm2d'"),
+    ("MaxPool2d", "'max_pool2d'"), ("Conv2d", "'conv2d'"), ("dense", "'linear'"),
+    ("Hardswish", "'hardswish'"), ("reluu", "'relu'"), ("sequential", "'layers'"),
+])
+def test_unknown_kinds_suggest_the_real_kind(word, hint) -> None:
+    with pytest.raises(SpecError, match="did you mean " + hint):
+        load(f"input: [3, 8, 8]\nlayers:\n  - {{{word}: 2}}\n")
+
+
+@pytest.mark.parametrize("word", ["layer_norm", "LayerNorm", "GroupNorm", "drop_path"])
+def test_kinds_by_other_names_never_suggest_a_look_alike(word) -> None:
+    """`layer_norm` suggested 'layers' (a structure key). It suggests the kind when this
+    build has it, and nothing else."""
+    from cnnstat.spec import schema as S
+
+    with pytest.raises(SpecError) as info:
+        load(f"input: [3, 8, 8]\nlayers:\n  - {{{word}: 2}}\n")
+    message = info.value.message
+    assert "'layers'" not in message
+    if "did you mean" in message:
+        suggested = message.split("did you mean '")[1].split("'")[0]
+        assert S.lookup_kind(suggested) is not None

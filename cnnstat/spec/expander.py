@@ -25,6 +25,7 @@ from cnnstat.spec import values as V
 from cnnstat.spec.blocks import REF_PREFIX, Block, Call, LayerArg
 from cnnstat.spec.layer_entry import LayerEntry
 from cnnstat.spec.scope import BLOCK_INPUT, Scope
+from cnnstat.spec.suggest import suggestion
 from cnnstat.spec.syntax import Plan
 from cnnstat.spec.yaml_tree import YMap, YNode, YSeq
 
@@ -142,9 +143,8 @@ class Expander:
         unknown = [k for k in node.items if k not in S.COMMON_KEYS and k not in S.FIELD_ALIASES]
         word = unknown[0] if unknown else next(iter(node.items), "")
         where = node.keys.get(word, node.loc)
-        choices = [*S.all_kind_words(), *self.blocks, *Y.STRUCTURE_KEYS]
-        raise SpecError(f"unknown layer kind or block '{word}'{did_you_mean(word, choices)}",
-                        where)
+        hint = suggestion(word, S.all_kind_words(), [*self.blocks, *Y.STRUCTURE_KEYS])
+        raise SpecError(f"unknown layer kind or block '{word}'{hint}", where)
 
     def check_keys(self, plan: Plan, allowed: tuple[str, ...], what: str) -> None:
         if not plan.keys_ok:
