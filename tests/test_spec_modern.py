@@ -24,7 +24,7 @@ def load(text: str):
 def shapes(text: str, shape=None) -> dict[str, tuple]:
     graph = load(text)
     report = analyze_graph(graph, shape) if shape else analyze_graph(graph)
-    return {r.name: tuple(r.out_shape) for r in report.layers}
+    return {r.name: tuple(r.output_shape) for r in report.layers}
 
 
 @pytest.mark.parametrize("text, value", [
@@ -115,3 +115,120 @@ def test_kinds_by_other_names_never_suggest_a_look_alike(word) -> None:
     if "did you mean" in message:
         suggested = message.split("did you mean '")[1].split("'")[0]
         assert S.lookup_kind(suggested) is not None
+
+
+SIZED = """
+    input: [3, 64, 64]
+    layers:
+      - {conv: 8, k: 3, name: skip}
+      - {conv: 8, k: 3, s: 2}
+      - {conv: 8, k: 3, name: deep}
+      - {crop: center, from: skip, size_of: deep, name: cropped}
+      - {upsample: null, size_of: input, mode: bilinear, align_corners: false, from: deep,
+         name: full}
+"""
+
+
+@pytest.mark.parametrize("h, w", [(64, 64), (97, 70), (33, 40)])
+def test_sizes_taken_from_another_tensor_hold_at_every_input(h, w) -> None:
+    """Catches: offsets typed for one input size (the spec is wrong at any other)."""
+    out = shapes(SIZED, (3, h, w))
+    deep = out["deep"]
+    assert out["cropped"] == (1, 8, *deep[2:])
+    assert out["full"] == (1, 8, h, w)
+
+
+def test_centre_crop_offset_and_field_at_odd_differences() -> None:
+    """(H - H_ref) // 2, as `x[..., o:o + h]` in U-Net implementations; the builder's
+    module crops the same window as torch slicing does."""
+    torch = pytest.importorskip("torch")
+    from cnnstat.builder import build_module
+
+    graph = load("""
+        input: [1, 9, 8]
+        layers:
+          - {avgpool: 4, s: 1, name: small}
+          - {crop: center, from: input, size_of: small}
+    """)
+    x = torch.arange(72.0).reshape(1, 1, 9, 8)
+    got = build_module(graph)(x)
+    assert torch.equal(got, x[:, :, 1:7, 1:6])
+
+
+def test_size_of_applies_to_upsample_and_crop_only() -> None:
+    with pytest.raises(SpecError, match="'size_of' applies to upsample and crop only"):
+        load("input: [3, 8, 8]\nlayers:\n  - {conv: 4, k: 1, size_of: input}\n")
+
+
+def test_when_on_a_merge() -> None:
+    """`{add, from: [...], when: ...}` was refused ("only merge layers ... take several
+    inputs"); left out, its name stands for its first input."""
+    text = """
+        input: [4, 8, 8]
+        blocks:
+          res:
+            args: [shortcut]
+            layers:
+              - {conv: 4, k: 3, p: 1}
+              - {add, from: [conv1, $input], when: shortcut, name: out}
+              - {relu, from: out}
+        layers: [{res: [true], name: a}, {res: [false], name: b}]
+    """
+    graph = load(text)
+    nodes = {n.name: n for n in graph}
+    assert nodes["a.out"].inputs == ("a.conv1", "input")
+    assert "b.out" not in nodes and nodes["b.relu1"].inputs == ("b.conv1",)
+
+
+def test_until_a_scope_means_its_last_layer() -> None:
+    """resnet18's layer4 ends at layer4.1.relu: 512 x 7 x 7 at 224 (torchvision)."""
+    by_scope = load("input: [3, 224, 224]\nlayers:\n  - {backbone: resnet18, until: layer4}\n")
+    by_layer = load("input: [3, 224, 224]\nlayers:\n"
+                    "  - {backbone: resnet18, until: layer4.1.relu}\n")
+    assert [n.name for n in by_scope] == [n.name for n in by_layer]
+    assert shapes("input: [3, 224, 224]\nlayers:\n  - {backbone: resnet18, until: layer4}\n"
+                  )["layer4.1.relu"] == (1, 512, 7, 7)
+    with pytest.raises(SpecError, match="no layer or scope 'layer5' \(did you mean 'layer1'"):
+        load("input: [3, 224, 224]\nlayers:\n  - {backbone: resnet18, until: layer5}\n")
+
+
+def test_block_arguments_name_layers() -> None:
+    """A decoder block takes its skip connection as an argument: resolved where the call
+    is written, passed on through an enclosing block, and never readable as a number."""
+    graph = load("""
+        input: [3, 32, 32]
+        blocks:
+          up:
+            args: [c, skip]
+            layers:
+              - {convt: c, k: 2, s: 2}
+              - {crop: center, from: skip, size_of: convt1}
+              - {concat, from: [crop1, convt1]}
+          outer:
+            args: [skip]
+            layers: [{up: [4, skip]}]
+        layers:
+          - {conv: 4, k: 3, name: e1}
+          - {maxpool: 2}
+          - {up: {c: 4, skip: e1}, name: u}
+          - {maxpool: 2}
+          - {outer: [e1], name: o}
+    """)
+    nodes = {n.name: n for n in graph}
+    assert nodes["u.crop1"].inputs == ("e1", "u.convt1")
+    assert nodes["o.up1.crop1"].inputs == ("e1", "o.up1.convt1")
+    with pytest.raises(SpecError, match="'e2' names no earlier layer") as info:
+        load("""
+            input: [3, 32, 32]
+            blocks:
+              b: {args: [skip], layers: [{add, from: [$input, skip]}]}
+            layers: [{conv: 3, k: 1}, {b: [e2]}]
+        """)
+    assert info.value.loc.line == 5
+    with pytest.raises(SpecError, match="unknown name 'skip'"):
+        load("""
+            input: [3, 32, 32]
+            blocks:
+              b: {args: [skip], layers: [{conv: skip, k: 1}]}
+            layers: [{conv: 3, k: 1, name: e1}, {b: [e1]}]
+        """)

@@ -84,6 +84,7 @@ def last_layer(graph: Graph, name: str, loc: Location) -> str:
     inside = [n.name for n in graph if n.name.startswith(name + ".")]
     if inside:
         return inside[-1]
-    scopes = {n.name.rsplit(".", 1)[0] for n in graph if "." in n.name}
+    scopes = {".".join(n.name.split(".")[:depth]) for n in graph
+              for depth in range(1, n.name.count(".") + 1)}
     raise SpecError(f"backbone '{graph.meta.name}' has no layer or scope '{name}'"
                     f"{did_you_mean(name, [*(n.name for n in graph), *scopes])}", loc)
