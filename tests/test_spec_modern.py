@@ -188,7 +188,7 @@ def test_until_a_scope_means_its_last_layer() -> None:
     assert [n.name for n in by_scope] == [n.name for n in by_layer]
     assert shapes("input: [3, 224, 224]\nlayers:\n  - {backbone: resnet18, until: layer4}\n"
                   )["layer4.1.relu"] == (1, 512, 7, 7)
-    with pytest.raises(SpecError, match="no layer or scope 'layer5' \(did you mean 'layer1'"):
+    with pytest.raises(SpecError, match=r"no layer or scope 'layer5' \(did you mean 'layer1'"):
         load("input: [3, 224, 224]\nlayers:\n  - {backbone: resnet18, until: layer5}\n")
 
 
