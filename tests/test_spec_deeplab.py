@@ -78,3 +78,29 @@ def test_deeplabv3_equals_torchvision(h: int, w: int) -> None:
     assert len(shared) >= 140, sorted(seen.keys() - ours.keys())[:10]
     assert {p: ours[p] for p in shared} == {p: seen[p] for p in shared}
     assert ours["out"] == tuple(out.shape)
+
+
+@pytest.mark.parametrize("h, w", [(520, 520), (333, 250)])
+def test_deeplabv3_counts_what_torch_counts_on_its_module(h: int, w: int) -> None:
+    """Torch's own counts and shapes on the module built from the spec: the resize to
+    another tensor's size runs as F.interpolate(x, size=ref.shape[-2:])."""
+    pytest.importorskip("torch")
+    from oracles import torch_truth
+
+    graph = load_spec(SPEC)
+    report = analyze_graph(graph, (3, h, w))
+    truth = torch_truth(graph, (3, h, w))
+    assert (report.totals.params, report.totals.macs) == (truth.params, truth.macs)
+    ours = {layer.name: tuple(layer.output_shape) for layer in report.layers}
+    assert {n: ours[n] for n in truth.shapes} == truth.shapes
+
+
+@pytest.mark.parametrize("spec", ["deeplabv3_resnet50", "unet_2015"])
+def test_sized_specs_export_and_load_back(spec: str) -> None:
+    """The writer writes sizes taken from another tensor so they load back equal (it
+    verifies the round trip itself and raises if the graphs differ)."""
+    from cnnstat.writer import spec_from_graph
+
+    text = spec_from_graph(load_spec(SPEC.parent / f"{spec}.yaml")).text
+    assert ("like: true" in text) == (spec == "deeplabv3_resnet50")
+    assert ("center: true" in text) == (spec == "unet_2015")
