@@ -232,3 +232,17 @@ def test_block_arguments_name_layers() -> None:
               b: {args: [skip], layers: [{conv: skip, k: 1}]}
             layers: [{conv: 3, k: 1, name: e1}, {b: [e1]}]
         """)
+
+
+def test_a_misspelt_variable_passed_to_a_block_is_said_to_be_one() -> None:
+    """A bare name is a layer argument only when no variable has it: a typo of a variable
+    says so, rather than only 'names no earlier layer'."""
+    with pytest.raises(SpecError, match="'chanels' is neither a variable \\(did you mean "
+                                        "'channels'\\?\\) nor an earlier layer"):
+        load("""
+            input: [3, 8, 8]
+            blocks:
+              inner: {args: [c], layers: [{conv: c, k: 1}]}
+              outer: {args: [channels], layers: [{inner: [chanels]}]}
+            layers: [{outer: [4]}]
+        """)

@@ -340,8 +340,19 @@ class Expander:
         if not any(isinstance(v, LayerArg) for v in env.values()):
             return env
         return {(REF_PREFIX + k if isinstance(v, LayerArg) else k):
-                (self.resolve(v.node, scope) if isinstance(v, LayerArg) else v)
+                (self.layer_arg(v, scope) if isinstance(v, LayerArg) else v)
                 for k, v in env.items()}
+
+    def layer_arg(self, arg: LayerArg, scope: Scope) -> str:
+        try:
+            return self.resolve(arg.node, scope)
+        except SpecError:  # a misspelt variable reads as a layer name: say both
+            name = str(arg.node.value).strip()
+            hint = did_you_mean(name, [k for k in scope.env if not k.startswith(REF_PREFIX)])
+            if not hint:
+                raise
+            raise SpecError(f"'{name}' is neither a variable{hint} nor an earlier layer",
+                            arg.node.loc) from None
 
     # ---- one layer ------------------------------------------------------------------
     def layer(self, plan: Plan, scope: Scope, sources: tuple[str, ...]) -> str:
