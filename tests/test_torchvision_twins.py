@@ -42,7 +42,8 @@ TWINS = {
     "mobilenet_v2": "mobilenet_v2",
     **{f"efficientnet_b{i}": f"efficientnet_b{i}" for i in range(8)},
     **{n: n for n in ("wide_resnet50_2", "wide_resnet101_2", "resnext101_32x8d",
-                      "resnext101_64x4d")},
+                      "resnext101_64x4d", "mnasnet0_5", "mnasnet0_75", "mnasnet1_0",
+                      "mnasnet1_3")},
 }
 # init_weights=False: skip scipy truncnorm init (pointless on meta). GoogLeNet without aux
 # heads is what torchvision publishes (num_params 6624904); Inception v3 keeps AuxLogits,

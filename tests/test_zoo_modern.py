@@ -32,6 +32,10 @@ TORCHVISION = {
     "efficientnet_b5": ("EfficientNet_B5_Weights.IMAGENET1K_V1", 30_389_784, 10.266, 456, 1),
     "efficientnet_b6": ("EfficientNet_B6_Weights.IMAGENET1K_V1", 43_040_704, 19.068, 528, 1),
     "efficientnet_b7": ("EfficientNet_B7_Weights.IMAGENET1K_V1", 66_347_960, 37.746, 600, 1),
+    "mnasnet0_5": ("MNASNet0_5_Weights.IMAGENET1K_V1", 2_218_512, 0.104, 224, 1),
+    "mnasnet0_75": ("MNASNet0_75_Weights.IMAGENET1K_V1", 3_170_208, 0.215, 224, 1),
+    "mnasnet1_0": ("MNASNet1_0_Weights.IMAGENET1K_V1", 4_383_312, 0.314, 224, 1),
+    "mnasnet1_3": ("MNASNet1_3_Weights.IMAGENET1K_V1", 6_282_256, 0.526, 224, 1),
     "wide_resnet50_2": ("Wide_ResNet50_2_Weights.IMAGENET1K_V2", 68_883_240, 11.398, 224, 1),
     "wide_resnet101_2": ("Wide_ResNet101_2_Weights.IMAGENET1K_V2", 126_886_696, 22.753, 224, 1),
     "resnext101_32x8d": ("ResNeXt101_32X8D_Weights.IMAGENET1K_V2", 88_791_336, 16.414, 224, 1),
@@ -99,7 +103,7 @@ def test_efficientnet_b7_widths_are_make_divisible_of_twice_b0():
 def test_family_aliases_pick_existing_specs():
     """Every offered alias resolves to a zoo spec; the modern families are offered."""
     offered = aliases()
-    for alias in ("efficientnet", "wide_resnet"):
+    for alias in ("efficientnet", "mnasnet", "wide_resnet"):
         assert alias in offered
     for alias, target in offered.items():
         assert resolve(alias).graph.meta.name == target
