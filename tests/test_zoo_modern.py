@@ -1,4 +1,4 @@
-"""The modern zoo specs: EfficientNet B0-B7 and V2, MnasNet, Wide ResNet, ResNeXt-101.
+"""The modern zoo specs: EfficientNet B0-B7 and V2-S/M/L, MnasNet, Wide ResNet, ResNeXt-101.
 
 Oracle, not written here: torchvision 0.29.1's weight metadata (`<Model>_Weights.DEFAULT.meta`
 and `.transforms()`), read with `torchvision.models.get_model_weights(name).DEFAULT`:
@@ -32,6 +32,9 @@ TORCHVISION = {
     "efficientnet_b5": ("EfficientNet_B5_Weights.IMAGENET1K_V1", 30_389_784, 10.266, 456, 1),
     "efficientnet_b6": ("EfficientNet_B6_Weights.IMAGENET1K_V1", 43_040_704, 19.068, 528, 1),
     "efficientnet_b7": ("EfficientNet_B7_Weights.IMAGENET1K_V1", 66_347_960, 37.746, 600, 1),
+    "efficientnet_v2_s": ("EfficientNet_V2_S_Weights.IMAGENET1K_V1", 21_458_488, 8.366, 384, 33),
+    "efficientnet_v2_m": ("EfficientNet_V2_M_Weights.IMAGENET1K_V1", 54_139_356, 24.582, 480, 33),
+    "efficientnet_v2_l": ("EfficientNet_V2_L_Weights.IMAGENET1K_V1", 118_515_272, 56.08, 480, 33),
     "mnasnet0_5": ("MNASNet0_5_Weights.IMAGENET1K_V1", 2_218_512, 0.104, 224, 1),
     "mnasnet0_75": ("MNASNet0_75_Weights.IMAGENET1K_V1", 3_170_208, 0.215, 224, 1),
     "mnasnet1_0": ("MNASNet1_0_Weights.IMAGENET1K_V1", 4_383_312, 0.314, 224, 1),
@@ -67,10 +70,29 @@ def test_macs_match_torchvision_ops_at_the_weights_crop(name):
     assert round(rep.totals.macs / 1e9, 3) == gmacs
 
 
+# torchvision's EfficientNetV2 metadata says min_size 33, a claim of its recipe: the
+# module itself runs on a 1x1 input (test_efficientnet_v2_runs_on_1x1_in_torchvision).
+ARCHITECTURE_MIN = {f"efficientnet_v2_{v}": 1 for v in "sml"}
+
+
 @pytest.mark.parametrize("name", MODELS)
 def test_min_input_equals_torchvision_min_size(name):
     """Catches a pool or stride that would refuse torchvision's smallest accepted input."""
-    assert min_input_side(load_zoo(name)) == TORCHVISION[name][4]
+    side = min_input_side(load_zoo(name))
+    assert side <= TORCHVISION[name][4]
+    assert side == ARCHITECTURE_MIN.get(name, TORCHVISION[name][4])
+
+
+@pytest.mark.oracle
+def test_efficientnet_v2_runs_on_1x1_in_torchvision():
+    """The oracle for ARCHITECTURE_MIN: torchvision's own V2-S (eval mode, meta device)
+    accepts a 1x1 input, so the 33 in its metadata is not the network's minimum."""
+    torch = pytest.importorskip("torch")
+    torchvision = pytest.importorskip("torchvision")
+    with torch.device("meta"):
+        model = torchvision.models.efficientnet_v2_s(weights=None).eval()
+        out = model(torch.empty(1, 3, 1, 1))
+    assert tuple(out.shape) == (1, 1000)
 
 
 def _stage_widths(rep: ModelReport) -> list[int]:
@@ -103,17 +125,17 @@ def test_efficientnet_b7_widths_are_make_divisible_of_twice_b0():
 def test_family_aliases_pick_existing_specs():
     """Every offered alias resolves to a zoo spec; the modern families are offered."""
     offered = aliases()
-    for alias in ("efficientnet", "mnasnet", "wide_resnet"):
+    for alias in ("efficientnet", "efficientnet_v2", "mnasnet", "wide_resnet"):
         assert alias in offered
     for alias, target in offered.items():
         assert resolve(alias).graph.meta.name == target
 
 
-def test_compare_family_efficientnet_lists_b0_to_b7():
+def test_compare_family_efficientnet_lists_b0_to_b7_and_v2():
     result = CliRunner().invoke(app, ["compare", "--family", "efficientnet", "--json"])
     assert result.exit_code == 0, result.output
     names = {m["model"] for m in json.loads(result.stdout)["models"]}
-    assert set(EFFICIENTNETS) <= names
+    assert names == {*EFFICIENTNETS, "efficientnet_v2_s", "efficientnet_v2_m", "efficientnet_v2_l"}
 
 
 def test_zoo_lists_the_modern_specs_with_published_counts():
@@ -125,5 +147,6 @@ def test_zoo_lists_the_modern_specs_with_published_counts():
         row = rows[name]
         assert row["params"] == params
         assert round(row["macs"] / 1e9, 3) == gmacs
-        assert row["input"] == [3, crop, crop] and row["min_input"] == min_size
+        assert row["input"] == [3, crop, crop]
+        assert row["min_input"] == ARCHITECTURE_MIN.get(name, min_size)
         assert row["family"] and row["year"]
