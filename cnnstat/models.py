@@ -31,6 +31,14 @@ FAMILY_ALIASES = {
     "squeezenet": "squeezenet1_0",
     "fcn": "fcn32s",
     "yolo": "yolov1",
+    "efficientnet": "efficientnet_b0",
+    "efficientnet_v2": "efficientnet_v2_s",
+    "mnasnet": "mnasnet1_0",
+    "wide_resnet": "wide_resnet50_2",
+    "mobilenet_v3": "mobilenet_v3_large",
+    "regnet": "regnet_y_400mf",
+    "convnext": "convnext_tiny",
+    "shufflenet": "shufflenet_v2_x1_0",
 }
 
 

@@ -40,6 +40,11 @@ TWINS = {
     "resnext50_32x4d": "resnext50_32x4d",
     **{f"densenet{d}": f"densenet{d}" for d in (121, 161, 169, 201)},
     "mobilenet_v2": "mobilenet_v2",
+    **{f"efficientnet_b{i}": f"efficientnet_b{i}" for i in range(8)},
+    **{f"efficientnet_v2_{v}": f"efficientnet_v2_{v}" for v in "sml"},
+    **{n: n for n in ("wide_resnet50_2", "wide_resnet101_2", "resnext101_32x8d",
+                      "resnext101_64x4d", "mnasnet0_5", "mnasnet0_75", "mnasnet1_0",
+                      "mnasnet1_3")},
 }
 # init_weights=False: skip scipy truncnorm init (pointless on meta). GoogLeNet without aux
 # heads is what torchvision publishes (num_params 6624904); Inception v3 keeps AuxLogits,
@@ -49,9 +54,14 @@ BUILD_KWARGS = {
     "inception_v3": {"aux_logits": True, "init_weights": False},
 }
 AUX_MODULES = {"googlenet": ("aux1", "aux2"), "inception_v3": ("AuxLogits",)}
-INPUT_SIZE = {"inception_v3": 299}  # torchvision measured _ops at the crop size, 224 else
+# torchvision measured _ops at the weights' crop size, 224 else
+INPUT_SIZE = {"inception_v3": 299, "efficientnet_b1": 240, "efficientnet_b2": 288,
+              "efficientnet_b3": 300, "efficientnet_b4": 380, "efficientnet_b5": 456,
+              "efficientnet_b6": 528, "efficientnet_b7": 600, "efficientnet_v2_s": 384,
+              "efficientnet_v2_m": 480, "efficientnet_v2_l": 480}
 SLOW = {"inception_v3", "resnet101", "resnet152", "densenet121", "densenet161", "densenet169",
-        "densenet201"}
+        "densenet201", "wide_resnet101_2", "resnext101_32x8d", "resnext101_64x4d",
+        *(f"efficientnet_b{i}" for i in range(3, 8)), "efficientnet_v2_m", "efficientnet_v2_l"}
 
 
 CASES = [pytest.param(name, marks=[pytest.mark.slow] if name in SLOW else [], id=name)
