@@ -12,8 +12,9 @@ wall time, its spread (min-max), the median CPU time (user + system) and the pea
 the child (`os.wait4`'s rusage, per child). Writes a Markdown report (default
 benchmarks/RESULTS.md) with the machine, the versions, the date and the issue's targets.
 
-The torch modules (benchmarks/models.py) are the zoo specs built by cnnstat's builder, so
-every tool sees the same network: cnnstat through its torch frontend (parameters on the
+The torch modules are plain torch written by hand (benchmarks/plain_models.py: resnet50,
+densenet121, wide_vgg in benchmarks/models.py) or, for vgg16, the zoo spec built by cnnstat's
+builder; every tool sees the same network: cnnstat through its torch frontend (parameters on the
 meta device), the others with real weights on the CPU and a 1x3x224x224 input.
 """
 
@@ -37,6 +38,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "benchmarks"
 MODELS = ("vgg16", "resnet50", "densenet121")
+# Hand-written plain torch (benchmarks/plain_models.py): no tool's run imports cnnstat.
+PLAIN = ("resnet50", "densenet121")
 BIG = "wide_vgg"  # 615 M parameters (benchmarks/models.py)
 TOOLS = ("fvcore", "torchinfo", "ptflops", "thop", "FlopCounterMode")
 VERSIONS = ("torch", "fvcore", "torchinfo", "ptflops", "thop", "typer", "rich", "PyYAML",
@@ -47,9 +50,9 @@ _BUILD = f"""
 import json, sys
 import torch
 sys.path.insert(0, {str(BENCH)!r})
-from models import FACTORIES
+import importlib
 torch.manual_seed(0)
-model = FACTORIES[sys.argv[1]]().eval()
+model = getattr(importlib.import_module(sys.argv[2]), sys.argv[1])().eval()
 x = torch.randn(1, 3, 224, 224)
 params = sum(p.numel() for p in model.parameters())
 """
@@ -216,7 +219,8 @@ def floor_cases() -> list[Case]:
 
 def model_cases(model: str, tools: tuple[str, ...]) -> list[Case]:
     cli = cnnstat_argv()
-    reference = f"benchmarks/models.py:{model}"
+    module = "plain_models" if model in PLAIN else "models"
+    reference = f"benchmarks/{module}.py:{model}"
     cases = [
         Case(f"spec/{model}", f"`cnnstat params {model}`", model, (*cli, "params", model)),
         Case(f"spec-json/{model}", f"`cnnstat params {model} --json`", model,
@@ -226,7 +230,7 @@ def model_cases(model: str, tools: tuple[str, ...]) -> list[Case]:
     ]
     for tool in tools:
         code = _BUILD + _COUNT[tool] + _PRINT
-        cases.append(Case(f"{tool}/{model}", tool, model, (sys.executable, "-c", code, model),
+        cases.append(Case(f"{tool}/{model}", tool, model, (sys.executable, "-c", code, model, module),
                           parse=True))
     return cases
 
@@ -424,7 +428,9 @@ def report(cases: list[Case], results: dict[str, Measure], info: dict[str, str],
         f"- tools not installed (no rows): {info['missing'] or 'none'}",
         "- spread: fastest-slowest run; CPU: user + system; peak RSS: the child's "
         "`ru_maxrss` (largest run)",
-        "- torch modules: benchmarks/models.py (the zoo specs built by cnnstat's builder); "
+        "- torch modules: resnet50 and densenet121 plain torch written by hand "
+        "(benchmarks/plain_models.py), vgg16 the zoo spec built by cnnstat's builder "
+        "(benchmarks/models.py); bytecode cache on (warmed by the warm-up round); "
         "cnnstat traces them with parameters on the meta device, the other tools run them "
         "with real weights on a 1x3x224x224 input",
         "",
