@@ -11,6 +11,9 @@ ratios (cnnstat / other, computed in this same run) stay meaningful. Per case: t
 wall time, its spread (min-max), the median CPU time (user + system) and the peak RSS of
 the child (`os.wait4`'s rusage, per child). Writes a Markdown report (default
 benchmarks/RESULTS.md) with the machine, the versions, the date and the issue's targets.
+Children run with the bytecode cache on (PYTHONDONTWRITEBYTECODE unset; the warm-up round
+writes cnnstat's .pyc files), as a user's install has it. Last, the in-process throughput
+of `cnnstat.analyze` on the resnet50 and densenet121 specs (analyses per CPU second).
 
 The torch modules are plain torch written by hand (benchmarks/plain_models.py: resnet50,
 densenet121, wide_vgg in benchmarks/models.py) or, for vgg16, the zoo spec built by cnnstat's
@@ -442,6 +445,9 @@ def report(cases: list[Case], results: dict[str, Measure], info: dict[str, str],
         *table(cases, results),
         "",
     ]
+    if info.get("throughput"):
+        lines += ["## In-process throughput (`cnnstat.analyze(NAME)`, load + analyze)", "",
+                  info["throughput"], ""]
     if info.get("scaling"):
         lines += ["## Engine scaling (benchmarks/scaling.py, in one process)", "",
                   info["scaling"], ""]
@@ -455,6 +461,34 @@ def scaling() -> str:
     if done.returncode != 0:
         return f"scaling.py failed (exit {done.returncode}): {done.stderr.strip()[-300:]}"
     return done.stdout.strip()
+
+
+# In-process throughput for design-space sweeps: load and analyze a spec again and again.
+_THROUGHPUT = """
+import sys, time
+import cnnstat
+name = sys.argv[1]
+cnnstat.analyze(name)  # warm: imports, the zoo index
+count, start = 0, time.process_time()
+while time.process_time() - start < 2.0:
+    cnnstat.analyze(name)
+    count += 1
+print(f"{count / (time.process_time() - start):.0f}")
+"""
+
+
+def throughput(models: tuple[str, ...]) -> str:
+    """analyses per CPU second of `cnnstat.analyze(NAME)` (load + analyze) in one process."""
+    lines = ["| spec | analyses per CPU second | ms each |", "|---|---:|---:|"]
+    for name in models:
+        done = subprocess.run([sys.executable, "-c", _THROUGHPUT, name], capture_output=True,
+                              text=True, cwd=ROOT, env=CHILD_ENV)
+        if done.returncode != 0:
+            lines.append(f"| {name} | failed: {done.stderr.strip()[-160:]} | |")
+            continue
+        rate = float(done.stdout.strip())
+        lines.append(f"| {name} | {rate:.0f} | {1000 / rate:.2f} |")
+    return "\n".join(lines)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -492,6 +526,8 @@ def main(argv: list[str] | None = None) -> int:
         cases = all_cases(models, zoo_budget_file(Path(tmp)), args.big)
         log(f"{len(cases)} cases, {args.runs} runs each after a warm-up, {sys.executable}")
         results = measure_all(cases, args.runs, log)
+    log("in-process throughput")
+    info["throughput"] = throughput(PLAIN)
     if not (args.quick or args.no_scaling):
         log("engine scaling (benchmarks/scaling.py)")
         info["scaling"] = scaling()
