@@ -2,29 +2,36 @@
 
 `vgg16`, `resnet50`, `densenet121`: the zoo specs built into `nn.Module`s by cnnstat's
 builder (the zoo specs match torchvision's networks layer for layer, and torchvision is
-not needed). `wide_vgg`: a 600 M-parameter network for the memory target. Each is a
-factory, so `cnnstat params benchmarks/models.py:resnet50` builds it with its parameters
-on the meta device, while the other tools call it to get real weights on the CPU.
+not needed; benchmarks/run.py gives the tools the hand-written plain-torch resnet50 and
+densenet121 of benchmarks/plain_models.py instead). `wide_vgg`: a 600 M-parameter network
+for the memory target. Each is a factory, so `cnnstat params benchmarks/models.py:resnet50`
+builds it with its parameters on the meta device, while the other tools call it to get real weights on the CPU.
 """
 
 from __future__ import annotations
 
 from torch import nn
 
-from cnnstat.builder import build_module
-from cnnstat.models import load_zoo
+
+
+def _zoo(name: str) -> nn.Module:
+    # Imported here so that `wide_vgg`'s runs do not import cnnstat.
+    from cnnstat.builder import build_module
+    from cnnstat.models import load_zoo
+
+    return build_module(load_zoo(name))
 
 
 def vgg16() -> nn.Module:
-    return build_module(load_zoo("vgg16"))
+    return _zoo("vgg16")
 
 
 def resnet50() -> nn.Module:
-    return build_module(load_zoo("resnet50"))
+    return _zoo("resnet50")
 
 
 def densenet121() -> nn.Module:
-    return build_module(load_zoo("densenet121"))
+    return _zoo("densenet121")
 
 
 # VGG-16's 13 convolutions at twice the width, then two 9216-wide FC layers.

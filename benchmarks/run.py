@@ -11,9 +11,13 @@ ratios (cnnstat / other, computed in this same run) stay meaningful. Per case: t
 wall time, its spread (min-max), the median CPU time (user + system) and the peak RSS of
 the child (`os.wait4`'s rusage, per child). Writes a Markdown report (default
 benchmarks/RESULTS.md) with the machine, the versions, the date and the issue's targets.
+Children run with the bytecode cache on (PYTHONDONTWRITEBYTECODE unset; the warm-up round
+writes cnnstat's .pyc files), as a user's install has it. Last, the in-process throughput
+of `cnnstat.analyze` on the resnet50 and densenet121 specs (analyses per CPU second).
 
-The torch modules (benchmarks/models.py) are the zoo specs built by cnnstat's builder, so
-every tool sees the same network: cnnstat through its torch frontend (parameters on the
+The torch modules are plain torch written by hand (benchmarks/plain_models.py: resnet50,
+densenet121, wide_vgg in benchmarks/models.py) or, for vgg16, the zoo spec built by cnnstat's
+builder; every tool sees the same network: cnnstat through its torch frontend (parameters on the
 meta device), the others with real weights on the CPU and a 1x3x224x224 input.
 """
 
@@ -37,6 +41,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "benchmarks"
 MODELS = ("vgg16", "resnet50", "densenet121")
+# Hand-written plain torch (benchmarks/plain_models.py): no tool's run imports cnnstat.
+PLAIN = ("resnet50", "densenet121")
 BIG = "wide_vgg"  # 615 M parameters (benchmarks/models.py)
 TOOLS = ("fvcore", "torchinfo", "ptflops", "thop", "FlopCounterMode")
 VERSIONS = ("torch", "fvcore", "torchinfo", "ptflops", "thop", "typer", "rich", "PyYAML",
@@ -47,9 +53,9 @@ _BUILD = f"""
 import json, sys
 import torch
 sys.path.insert(0, {str(BENCH)!r})
-from models import FACTORIES
+import importlib
 torch.manual_seed(0)
-model = FACTORIES[sys.argv[1]]().eval()
+model = getattr(importlib.import_module(sys.argv[2]), sys.argv[1])().eval()
 x = torch.randn(1, 3, 224, 224)
 params = sum(p.numel() for p in model.parameters())
 """
@@ -216,7 +222,8 @@ def floor_cases() -> list[Case]:
 
 def model_cases(model: str, tools: tuple[str, ...]) -> list[Case]:
     cli = cnnstat_argv()
-    reference = f"benchmarks/models.py:{model}"
+    module = "plain_models" if model in PLAIN else "models"
+    reference = f"benchmarks/{module}.py:{model}"
     cases = [
         Case(f"spec/{model}", f"`cnnstat params {model}`", model, (*cli, "params", model)),
         Case(f"spec-json/{model}", f"`cnnstat params {model} --json`", model,
@@ -226,7 +233,7 @@ def model_cases(model: str, tools: tuple[str, ...]) -> list[Case]:
     ]
     for tool in tools:
         code = _BUILD + _COUNT[tool] + _PRINT
-        cases.append(Case(f"{tool}/{model}", tool, model, (sys.executable, "-c", code, model),
+        cases.append(Case(f"{tool}/{model}", tool, model, (sys.executable, "-c", code, model, module),
                           parse=True))
     return cases
 
@@ -424,7 +431,9 @@ def report(cases: list[Case], results: dict[str, Measure], info: dict[str, str],
         f"- tools not installed (no rows): {info['missing'] or 'none'}",
         "- spread: fastest-slowest run; CPU: user + system; peak RSS: the child's "
         "`ru_maxrss` (largest run)",
-        "- torch modules: benchmarks/models.py (the zoo specs built by cnnstat's builder); "
+        "- torch modules: resnet50 and densenet121 plain torch written by hand "
+        "(benchmarks/plain_models.py), vgg16 the zoo spec built by cnnstat's builder "
+        "(benchmarks/models.py); bytecode cache on (warmed by the warm-up round); "
         "cnnstat traces them with parameters on the meta device, the other tools run them "
         "with real weights on a 1x3x224x224 input",
         "",
@@ -436,6 +445,9 @@ def report(cases: list[Case], results: dict[str, Measure], info: dict[str, str],
         *table(cases, results),
         "",
     ]
+    if info.get("throughput"):
+        lines += ["## In-process throughput (`cnnstat.analyze(NAME)`, load + analyze)", "",
+                  info["throughput"], ""]
     if info.get("scaling"):
         lines += ["## Engine scaling (benchmarks/scaling.py, in one process)", "",
                   info["scaling"], ""]
@@ -449,6 +461,34 @@ def scaling() -> str:
     if done.returncode != 0:
         return f"scaling.py failed (exit {done.returncode}): {done.stderr.strip()[-300:]}"
     return done.stdout.strip()
+
+
+# In-process throughput for design-space sweeps: load and analyze a spec again and again.
+_THROUGHPUT = """
+import sys, time
+import cnnstat
+name = sys.argv[1]
+cnnstat.analyze(name)  # warm: imports, the zoo index
+count, start = 0, time.process_time()
+while time.process_time() - start < 2.0:
+    cnnstat.analyze(name)
+    count += 1
+print(f"{count / (time.process_time() - start):.0f}")
+"""
+
+
+def throughput(models: tuple[str, ...]) -> str:
+    """analyses per CPU second of `cnnstat.analyze(NAME)` (load + analyze) in one process."""
+    lines = ["| spec | analyses per CPU second | ms each |", "|---|---:|---:|"]
+    for name in models:
+        done = subprocess.run([sys.executable, "-c", _THROUGHPUT, name], capture_output=True,
+                              text=True, cwd=ROOT, env=CHILD_ENV)
+        if done.returncode != 0:
+            lines.append(f"| {name} | failed: {done.stderr.strip()[-160:]} | |")
+            continue
+        rate = float(done.stdout.strip())
+        lines.append(f"| {name} | {rate:.0f} | {1000 / rate:.2f} |")
+    return "\n".join(lines)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -486,6 +526,8 @@ def main(argv: list[str] | None = None) -> int:
         cases = all_cases(models, zoo_budget_file(Path(tmp)), args.big)
         log(f"{len(cases)} cases, {args.runs} runs each after a warm-up, {sys.executable}")
         results = measure_all(cases, args.runs, log)
+    log("in-process throughput")
+    info["throughput"] = throughput(PLAIN)
     if not (args.quick or args.no_scaling):
         log("engine scaling (benchmarks/scaling.py)")
         info["scaling"] = scaling()

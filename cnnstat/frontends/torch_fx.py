@@ -29,6 +29,7 @@ from cnnstat.errors import AnalysisError, Location
 from cnnstat.frontends.assemble import Assembler, Step
 from cnnstat.frontends.converters import MODULES, Call, canonical_op, op_label
 from cnnstat.frontends.eager import Recorder, is_leaf
+from cnnstat.frontends.nodynamo import no_dynamo_import
 from cnnstat.ir import Graph, ModelMeta
 
 # The real-tensor fallback materialises the weights: only for models this small.
@@ -97,7 +98,8 @@ def trace_module(module: nn.Module, input_chw: tuple[int, ...], *, name: str,
     module.eval()  # the graph of inference: dropout off, BN on running stats, no aux heads
     info = ModelMeta(name=name, source=source, input=tuple(input_chw), **(meta or {}))
     try:
-        return _trace(module, input_chw, info, source)
+        with no_dynamo_import():
+            return _trace(module, input_chw, info, source)
     finally:
         module.train(was_training)
 
