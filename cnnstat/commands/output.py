@@ -24,6 +24,25 @@ def emit(format: Format, no_color: bool, *, json: Callable[[], str], csv: Callab
         table(Stdout(no_color))
 
 
+def check_unsupported(report, strict: bool) -> None:
+    """What could not be counted: a note, or under --strict exit 3 (AnalysisError)."""
+    from cnnstat.commands.app import note
+    from cnnstat.errors import AnalysisError
+
+    if not report.unsupported:
+        return
+    kinds = sorted({u.kind for u in report.unsupported})
+    message = f"{len(report.unsupported)} layer counts are unsupported ({', '.join(kinds)})"
+    if strict:
+        raise AnalysisError(message + " and --strict is set")
+    note(message + "; totals exclude them")
+
+
+def sweep_sizes(input: str | None) -> list[str | None]:
+    """`--input 224,320` as its sizes; one input (or none: the default) as one."""
+    return [size.strip() for size in input.split(",")] if input and "," in input else [input]
+
+
 class Stdout:
     """What a table is printed on: the rich stdout console, made on first use. A TextTable
     bound for a pipe is written as text without it: the same characters, without the

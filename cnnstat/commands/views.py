@@ -22,9 +22,9 @@ from cnnstat.commands.options import (
     RegionsOpt,
     StrictOpt,
 )
-from cnnstat.commands.output import emit
+from cnnstat.commands.output import check_unsupported, emit
 from cnnstat.commands.torch_cmds import emit_with_crosscheck, resolve_model, with_diagnostics
-from cnnstat.errors import AnalysisError, UsageError
+from cnnstat.errors import UsageError
 
 
 def _run_view(view: str, model: str, input: str | None, batch: int, format: Format,
@@ -60,12 +60,7 @@ def _run_view(view: str, model: str, input: str | None, batch: int, format: Form
             emit_with_crosscheck(resolved, report, view, format, depth, no_color, _emit)
         else:
             _emit(report, view, format, depth, no_color)
-    if report.unsupported:
-        kinds = sorted({u.kind for u in report.unsupported})
-        message = f"{len(report.unsupported)} layer counts are unsupported ({', '.join(kinds)})"
-        if strict:
-            raise AnalysisError(message + " and --strict is set")
-        note(message + "; totals exclude them")
+    check_unsupported(report, strict)
 
 
 def _emit_sweep(reports, format: Format, no_color: bool) -> None:
