@@ -93,3 +93,20 @@ def test_rf_sweep_says_where_the_field_exceeds_each_input() -> None:
 def test_strict_passes_a_fully_counted_model_on_rf_and_savings() -> None:
     for command in ("rf", "savings"):
         assert CliRunner().invoke(app, [command, "vgg16", "--strict"]).exit_code == 0
+
+
+def test_min_input_and_notes_are_in_the_json() -> None:
+    """VGG-16 has five 2x2/2 max-pools (Simonyan & Zisserman, configuration D), so it
+    needs at least 2**5 = 32 px; a script reads that from the JSON, not from stderr."""
+    result = CliRunner().invoke(app, ["shapes", "vgg16", "--min-input", "--format", "json"])
+    data = json.loads(result.stdout)
+    assert data["min_input"] == {"side": 2 ** 5, "shape": [3, 32, 32]}
+    assert [n["code"] for n in data["notes"]] == ["min_input"]
+
+
+def test_a_sweep_json_carries_the_table_rows() -> None:
+    result = CliRunner().invoke(app, ["flops", "vgg16", "--input", "112,224", "--json"])
+    data = json.loads(result.stdout)
+    assert [r["input_shape"] for r in data["rows"]] == ["1x3x112x112", "1x3x224x224"]
+    macs = [r["totals"]["macs"] for r in data["reports"]]
+    assert data["rows"][1]["macs_ratio"] == f"{macs[1] / macs[0]:.4f}"

@@ -24,15 +24,21 @@ def emit(format: Format, no_color: bool, *, json: Callable[[], str], csv: Callab
         table(Stdout(no_color))
 
 
+def unsupported_message(report) -> str | None:
+    if not report.unsupported:
+        return None
+    kinds = sorted({u.kind for u in report.unsupported})
+    return f"{len(report.unsupported)} layer counts are unsupported ({', '.join(kinds)})"
+
+
 def check_unsupported(report, strict: bool) -> None:
     """What could not be counted: a note, or under --strict exit 3 (AnalysisError)."""
     from cnnstat.commands.app import note
     from cnnstat.errors import AnalysisError
 
-    if not report.unsupported:
+    message = unsupported_message(report)
+    if message is None:
         return
-    kinds = sorted({u.kind for u in report.unsupported})
-    message = f"{len(report.unsupported)} layer counts are unsupported ({', '.join(kinds)})"
     if strict:
         raise AnalysisError(message + " and --strict is set")
     note(message + "; totals exclude them")
