@@ -110,3 +110,34 @@ def test_a_sweep_json_carries_the_table_rows() -> None:
     assert [r["input_shape"] for r in data["rows"]] == ["1x3x112x112", "1x3x224x224"]
     macs = [r["totals"]["macs"] for r in data["reports"]]
     assert data["rows"][1]["macs_ratio"] == f"{macs[1] / macs[0]:.4f}"
+
+
+def _torchvision_densenet121_convs() -> int:
+    """DenseNet-121 (Huang et al. 2017): 1 stem conv + 2 per dense layer x (6+12+24+16)
+    + 3 transition convs = 120 convs (the classifier makes the 121 of its name)."""
+    return 1 + 2 * (6 + 12 + 24 + 16) + 3
+
+
+def test_a_long_table_folds_to_fit_and_says_so() -> None:
+    folded = CliRunner().invoke(app, ["params", "densenet121"]).stdout
+    full = CliRunner().invoke(app, ["params", "densenet121", "--depth", "all"]).stdout
+    note = [line for line in folded.splitlines() if line.startswith("folded to depth")]
+    assert len(note) == 1 and "--depth all shows every layer" in note[0]
+    assert "#1" in note[0]  # the heaviest layers stay named
+    assert len(folded.splitlines()) <= 60 + 30  # rows plus title, caption and totals
+    convs = [line for line in full.splitlines() if " conv2d " in line]
+    assert len(convs) == _torchvision_densenet121_convs()
+    assert not [line for line in full.splitlines() if line.startswith("folded")]
+
+
+def test_json_and_csv_carry_every_layer_of_a_long_table() -> None:
+    data = json.loads(CliRunner().invoke(app, ["params", "densenet121", "--json"]).stdout)
+    csv_rows = CliRunner().invoke(app, ["params", "densenet121", "--format", "csv"]).stdout
+    convs = [r for r in data["layers"] if r["kind"] == "conv2d"]
+    assert len(convs) == _torchvision_densenet121_convs()
+    assert len(csv_rows.splitlines()) == len(data["layers"]) + 1
+
+
+def test_depth_rejects_what_is_neither_a_level_nor_all() -> None:
+    result = CliRunner().invoke(app, ["params", "vgg16", "--depth", "deep"])
+    assert result.exit_code == 2 and "'all'" in result.output

@@ -32,6 +32,7 @@ from cnnstat.commands.options import (
     ModelArg,
     NoColorOpt,
     StrictOpt,
+    parse_depth,
 )
 from cnnstat.errors import AnalysisError, UsageError, did_you_mean
 
@@ -69,6 +70,8 @@ def rf(model: ModelArg, input: InputOpt = None, layer: LayerOpt = None, unit: Un
 
     graph = resolve_model(model, input, kwargs).graph  # a reference is traced at --input
     fmt = Format.json if as_json else format
+    depth = parse_depth(depth)
+    depth = None if depth == "all" else depth
     names = [n.name for n in graph.nodes[1:]]
     if layer is not None and layer not in names:
         raise UsageError(f"no layer '{layer}' in '{graph.meta.name}'{did_you_mean(layer, names)}")

@@ -22,6 +22,7 @@ from cnnstat.commands.options import (
     ModelArg,
     NoColorOpt,
     StrictOpt,
+    parse_depth,
 )
 from cnnstat.commands.output import check_unsupported, emit, sweep_sizes
 from cnnstat.commands.torch_cmds import resolve_model
@@ -47,6 +48,7 @@ def savings(model: ModelArg, input: InputOpt = None, suggest: SuggestOpt = False
     from cnnstat.report import savings_tables as out
 
     frac = as_ratio(ratio)  # a bad --ratio fails before any work
+    parse_depth(depth)  # accepted (findings are not layers), but checked like everywhere
     graph = resolve_model(model, input, kwargs).graph  # a reference is traced at --input
     format = Format.json if as_json else format
     reports = []

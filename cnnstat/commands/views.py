@@ -19,6 +19,7 @@ from cnnstat.commands.options import (
     ModelArg,
     NoColorOpt,
     ProposalsOpt,
+    parse_depth,
     RegionsOpt,
     StrictOpt,
 )
@@ -28,7 +29,7 @@ from cnnstat.errors import UsageError
 
 
 def _run_view(view: str, model: str, input: str | None, batch: int, format: Format,
-              as_json: bool, depth: int | None, dtype: Dtype, no_color: bool,
+              as_json: bool, depth: str | None, dtype: Dtype, no_color: bool,
               strict: bool, min_input: bool = False, kwargs: str | None = None,
               crosscheck: bool = False, regions: int | None = None) -> None:
     from cnnstat.analyzers import analyze_graph
@@ -42,6 +43,7 @@ def _run_view(view: str, model: str, input: str | None, batch: int, format: Form
 
         resolved = dataclasses.replace(resolved, graph=with_regions(resolved.graph, regions))
     format = Format.json if as_json else format
+    depth = parse_depth(depth)
     notes = [{"code": "model", "message": line}
              for line in (resolved.note, *resolved.diagnostics) if line]
     extra = _min_input(resolved.graph, notes) if min_input else {}
@@ -82,7 +84,7 @@ def _emit_sweep(reports, format: Format, no_color: bool, extra: dict) -> None:
          table=lambda console: console.print(sweep.sweep_table(reports)))
 
 
-def _emit(report, view: str, format: Format, depth: int | None, no_color: bool,
+def _emit(report, view: str, format: Format, depth: int | str | None, no_color: bool,
           extra: dict | None = None) -> None:
     from cnnstat.report import export
 
@@ -91,9 +93,10 @@ def _emit(report, view: str, format: Format, depth: int | None, no_color: bool,
 
         console.print(render(report, view, depth))
 
+    fixed = None if depth == "all" else depth  # machine formats fold only when told to
     emit(format, no_color, json=lambda: export.to_json(report, extra),
-         csv=lambda: export.to_csv(report, depth),
-         markdown=lambda: export.to_markdown(report, view, depth), table=table)
+         csv=lambda: export.to_csv(report, fixed),
+         markdown=lambda: export.to_markdown(report, view, fixed), table=table)
 
 
 def _command(view: str, doc: str):
