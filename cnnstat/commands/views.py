@@ -55,6 +55,10 @@ def _run_view(view: str, model: str, input: str | None, batch: int, format: Form
         notes.append({"code": "unsupported", "message": message,
                       "layers": sorted({u.layer for u in report.unsupported})})
     extra["notes"] = notes
+    if view == "summary":
+        from cnnstat.report.memory import memory
+
+        extra["memory"] = memory(report)
     if len(reports) > 1:
         _emit_sweep(reports, format, no_color, extra)
     elif crosscheck:

@@ -87,7 +87,7 @@ def _top(rows: tuple[LayerStats, ...], value: Callable[[LayerStats], int | None]
     return {name: i + 1 for i, (v, name) in enumerate(scored[:n]) if v > 0}
 
 
-def headline(report: ModelReport) -> Table:
+def headline(report: ModelReport, view: str = "params") -> Table:
     """Totals, exact and in human units, with the unit named on every line."""
     t = report.totals
     grid = Table.grid(padding=(0, 2))
@@ -109,6 +109,11 @@ def headline(report: ModelReport) -> Table:
         _region_rows(grid, report)
     for name, out_shape in report.outputs:
         grid.add_row("Output", fmt.shape(out_shape), name)
+    if view == "summary":
+        from cnnstat.report.memory import rows
+
+        for row in rows(report):
+            grid.add_row(*row)
     if report.unsupported:
         names = ", ".join(sorted({f"{u.layer} ({u.kind})" for u in report.unsupported}))
         grid.add_row("Unsupported", str(len(report.unsupported)),
@@ -151,9 +156,9 @@ def fold_note(report: ModelReport, view: str, depth: int) -> Text:
 def render(report: ModelReport, view: str, depth: int | str | None = None) -> Group:
     """`depth`: an int folds; 'all' shows every layer; None folds a long table to fit."""
     if depth == "all":
-        return Group(layer_table(report, view), Text(""), headline(report))
+        return Group(layer_table(report, view), Text(""), headline(report, view))
     auto = fit_depth(report.layers) if depth is None else None
     parts = [layer_table(report, view, auto or depth)]
     if auto is not None:
         parts.append(fold_note(report, view, auto))
-    return Group(*parts, Text(""), headline(report))
+    return Group(*parts, Text(""), headline(report, view))
