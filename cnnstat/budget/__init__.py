@@ -37,14 +37,17 @@ __all__ = ["BudgetFile", "BudgetResult", "CheckResult", "ModelResult", "assert_b
 
 
 def check(path: str | Path, *, baseline: str | Path | None = None,
-          tolerance: str | float = "2%", update_baseline: bool = False) -> CheckResult:
+          tolerance: str | float = "2%", update_baseline: bool = False,
+          allow_code: bool = False) -> CheckResult:
     """Measure every model of a budget file and compare it with its limits (and with a
     baseline). A malformed file raises SpecError; a model that cannot be loaded is
-    reported in the result (exit code 2) and the others are still measured."""
+    reported in the result (exit code 2) and the others are still measured.
+    `allow_code` lets entries name module references (pkg.mod:Net, file.py:Net,
+    torchvision:NAME): loading one imports and runs its code."""
     if update_baseline and baseline is None:
         raise UsageError("--update-baseline needs --baseline FILE (where to write it)")
     tol = _baseline.parse_tolerance(tolerance)
-    budgets = load_budgets(path)
+    budgets = load_budgets(path, allow_code=allow_code)
     base = _baseline.load(baseline) if baseline is not None and not update_baseline else None
     notes: list[str] = []
     models = tuple(_check_model(mb, base, tol, notes) for mb in budgets.models)
@@ -96,6 +99,11 @@ def _measure(mb: ModelBudget, notes: list[str]) -> ModelReport | str:
 
 def _model_arg(mb: ModelBudget) -> str:
     """Relative spec paths in a budget file are read from the file's own directory."""
+    file, colon, attr = mb.model.rpartition(":")
+    if colon and file.endswith(".py"):  # file.py:Net, read from there too
+        path = Path(file)
+        return mb.model if mb.base_dir is None or path.is_absolute() or not \
+            (mb.base_dir / path).is_file() else f"{mb.base_dir / path}:{attr}"
     path = Path(mb.model)
     if mb.base_dir is None or path.is_absolute() or path.suffix not in (".yaml", ".yml"):
         return mb.model

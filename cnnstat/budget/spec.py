@@ -88,8 +88,10 @@ class BudgetFile:
     models: tuple[ModelBudget, ...]
 
 
-def load_budgets(path: str | Path, shown_as: str | None = None) -> BudgetFile:
-    """Read and check a budget file; every problem is a located SpecError (exit 2)."""
+def load_budgets(path: str | Path, shown_as: str | None = None, *,
+                 allow_code: bool = False) -> BudgetFile:
+    """Read and check a budget file; every problem is a located SpecError (exit 2).
+    Module references are refused unless `allow_code` (loading one runs its code)."""
     path = Path(path)
     name = shown_as or str(path)
     root = read_file(path, name)
@@ -101,7 +103,7 @@ def load_budgets(path: str | Path, shown_as: str | None = None) -> BudgetFile:
         raise SpecError("the budget file needs a 'models:' list", top.loc)
     if not isinstance(models, YSeq) or not models.items:
         raise SpecError("'models' must be a non-empty list of model entries", models.loc)
-    entries = tuple(_model_entry(item, defaults, path.parent) for item in models.items)
+    entries = tuple(_model_entry(item, defaults, path.parent, allow_code) for item in models.items)
     return BudgetFile(path=name, models=entries)
 
 
@@ -126,7 +128,8 @@ def _settings(entry: YMap, base: dict) -> dict:
     return out
 
 
-def _model_entry(node: YNode, defaults: dict, base_dir: Path) -> ModelBudget:
+def _model_entry(node: YNode, defaults: dict, base_dir: Path,
+                 allow_code: bool = False) -> ModelBudget:
     entry = _mapping(node, "a model entry")
     _check_keys(entry, (*MODEL_SETTINGS, *MODEL_METRICS), "a model entry")
     ref = entry.get("model")
@@ -134,10 +137,13 @@ def _model_entry(node: YNode, defaults: dict, base_dir: Path) -> ModelBudget:
         raise SpecError("a model entry needs 'model:' (a spec path or zoo name)", entry.loc)
     if not isinstance(ref, YScalar) or not isinstance(ref.value, str) or not ref.value.strip():
         raise SpecError("'model' must be a spec path or a zoo name", ref.loc)
-    if ":" in ref.value and Path(ref.value).suffix not in (".yaml", ".yml"):
-        # Importing runs the module's code; a budget file is data (docs/limits.md).
-        raise SpecError(f"'{ref.value}' is a module reference, and a budget file never "
-                        "imports code: give a spec path or a zoo name", ref.loc)
+    if not allow_code and is_module_reference(ref.value):
+        # Importing runs the module's code; a budget file is data unless the user says
+        # otherwise (docs/limits.md).
+        raise SpecError(f"'{ref.value}' is a module reference: loading it runs its code, "
+                        "which a budget file does only with --allow-code "
+                        "(check(..., allow_code=True)); or give a spec path or a zoo name",
+                        ref.loc)
     own = _settings(entry, defaults)
     budgets = [parse_budget(key, value, entry.keys[key])
                for key, value in entry.items.items() if key in MODEL_METRICS]
@@ -149,6 +155,10 @@ def _model_entry(node: YNode, defaults: dict, base_dir: Path) -> ModelBudget:
             "(an entry without limits would always pass)", entry.loc)
     return ModelBudget(model=ref.value, loc=ref.loc, input=own["input"], batch=own["batch"],
                        dtype=own["dtype"], budgets=tuple(budgets), base_dir=base_dir)
+
+
+def is_module_reference(model: str) -> bool:
+    return ":" in model and Path(model).suffix not in (".yaml", ".yml")
 
 
 def _layer_budgets(node: YNode) -> list[Budget]:

@@ -39,6 +39,9 @@ BaselineOpt = Annotated[str | None, typer.Option(
 ToleranceOpt = Annotated[str, typer.Option(
     "--tolerance", metavar="PCT",
     help="How much a metric may grow over the baseline, e.g. 2% or 0.5%.")]
+AllowCodeOpt = Annotated[bool, typer.Option(
+    "--allow-code", help="Let budget entries name module references (pkg.mod:Net, "
+    "file.py:Net, torchvision:NAME). Loading one IMPORTS AND RUNS ITS CODE.")]
 UpdateOpt = Annotated[bool, typer.Option(
     "--update-baseline", help="Write this run's numbers to the --baseline file (atomically; "
     "not written when a model could not be measured).")]
@@ -47,12 +50,13 @@ UpdateOpt = Annotated[bool, typer.Option(
 @app.command("check")
 def check(file: FileArg, format: CheckFormatOpt = CheckFormat.table,
           baseline: BaselineOpt = None, tolerance: ToleranceOpt = "2%",
-          update_baseline: UpdateOpt = False, no_color: NoColorOpt = False) -> None:
+          update_baseline: UpdateOpt = False, allow_code: AllowCodeOpt = False,
+          no_color: NoColorOpt = False) -> None:
     """Check models against a budget file: exit 0 pass, 1 over budget, 2 not measurable."""
     from cnnstat.budget import check as run_check
 
     result = run_check(file, baseline=baseline, tolerance=tolerance,
-                       update_baseline=update_baseline)
+                       update_baseline=update_baseline, allow_code=allow_code)
     _emit(result, format, no_color)
     for line in result.notes:
         note(line)

@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from cnnstat.errors import UsageError
+
 
 class Format(StrEnum):
     table = "table"
@@ -34,9 +36,19 @@ InputOpt = Annotated[str | None, typer.Option(
 BatchOpt = Annotated[int, typer.Option("--batch", "-b", min=1, help="Batch size.")]
 FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="Output format.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Same as --format json.")]
-DepthOpt = Annotated[int | None, typer.Option(
-    "--depth", "-d", min=1, help="Fold layers into blocks N name levels deep (tables, CSV "
-    "and Markdown; JSON always lists every layer).", show_default=False)]
+DepthOpt = Annotated[str | None, typer.Option(
+    "--depth", "-d", help="Fold layers into blocks N name levels deep (tables, CSV and "
+    "Markdown; JSON always lists every layer), or 'all' for every layer. [default: a table "
+    "longer than 60 rows folds to the deepest level that fits]", show_default=False)]
+
+
+def parse_depth(text: str | None) -> int | str | None:
+    """--depth: a positive int, 'all', or None (not given: tables fold to fit)."""
+    if text is None or text == "all":
+        return text
+    if text.isdigit() and int(text) >= 1:
+        return int(text)
+    raise UsageError(f"--depth takes a positive integer or 'all', got '{text}'")
 DtypeOpt = Annotated[Dtype, typer.Option("--dtype", help="Element type for activation bytes.")]
 NoColorOpt = Annotated[bool, typer.Option(
     "--no-color", help="No colour (NO_COLOR is honoured too).")]

@@ -24,6 +24,31 @@ def emit(format: Format, no_color: bool, *, json: Callable[[], str], csv: Callab
         table(Stdout(no_color))
 
 
+def unsupported_message(report) -> str | None:
+    if not report.unsupported:
+        return None
+    kinds = sorted({u.kind for u in report.unsupported})
+    return f"{len(report.unsupported)} layer counts are unsupported ({', '.join(kinds)})"
+
+
+def check_unsupported(report, strict: bool) -> None:
+    """What could not be counted: a note, or under --strict exit 3 (AnalysisError)."""
+    from cnnstat.commands.app import note
+    from cnnstat.errors import AnalysisError
+
+    message = unsupported_message(report)
+    if message is None:
+        return
+    if strict:
+        raise AnalysisError(message + " and --strict is set")
+    note(message + "; totals exclude them")
+
+
+def sweep_sizes(input: str | None) -> list[str | None]:
+    """`--input 224,320` as its sizes; one input (or none: the default) as one."""
+    return [size.strip() for size in input.split(",")] if input and "," in input else [input]
+
+
 class Stdout:
     """What a table is printed on: the rich stdout console, made on first use. A TextTable
     bound for a pipe is written as text without it: the same characters, without the
@@ -46,7 +71,9 @@ class Stdout:
 
         if objects and plain_stream(sys.stdout) and all(
                 isinstance(o, TextTable) and o.plain_ok() for o in objects):
-            sys.stdout.write("".join(o.plain() for o in objects))
+            from cnnstat.report.console import Rstripped
+
+            Rstripped(sys.stdout).write("".join(o.plain() for o in objects))
         else:
             self.console.print(*objects)
 

@@ -18,11 +18,26 @@ from typing import Annotated, Any
 
 import typer
 
-from cnnstat.commands.app import app, note
-from cnnstat.commands.options import Format, FormatOpt, InputOpt, JsonOpt, ModelArg, NoColorOpt
-from cnnstat.errors import UsageError, did_you_mean
+from cnnstat.commands.app import app
+from cnnstat.commands.options import (
+    BatchOpt,
+    DepthOpt,
+    Dtype,
+    DtypeOpt,
+    Format,
+    FormatOpt,
+    InputOpt,
+    JsonOpt,
+    KwargsOpt,
+    ModelArg,
+    NoColorOpt,
+    StrictOpt,
+    parse_depth,
+)
+from cnnstat.errors import AnalysisError, UsageError, did_you_mean
 
 SCHEMA = "cnnstat.rf/1"
+SWEEP_SCHEMA = "cnnstat.rf-sweep/1"
 CAPTION = (
     "Sizes, strides (jumps), starts and paddings are in input pixels, one value when h and w "
     "agree, else 'h, w'. Start: centre of output unit (0, 0)'s field; padding: how far that "
@@ -45,27 +60,28 @@ EmpiricalOpt = Annotated[bool, typer.Option(
 
 @app.command("rf")
 def rf(model: ModelArg, input: InputOpt = None, layer: LayerOpt = None, unit: UnitOpt = None,
-       format: FormatOpt = Format.table, as_json: JsonOpt = False,
-       empirical: EmpiricalOpt = False, no_color: NoColorOpt = False) -> None:
-    """Receptive field per layer: size, effective stride, start, effective padding."""
-    from cnnstat.analyzers.engine import infer_shapes, resolve_input
-    from cnnstat.analyzers.rf import receptive_fields
-    from cnnstat.api import input_shape
-    from cnnstat.models import resolve
+       batch: BatchOpt = 1, format: FormatOpt = Format.table, as_json: JsonOpt = False,
+       depth: DepthOpt = None, dtype: DtypeOpt = Dtype.fp32, empirical: EmpiricalOpt = False,
+       no_color: NoColorOpt = False, strict: StrictOpt = False,
+       kwargs: KwargsOpt = None) -> None:
+    """Receptive field per layer: size, effective stride, start, effective padding.
+    A field depends on neither --batch nor --dtype: both are accepted and change nothing."""
+    from cnnstat.commands.torch_cmds import resolve_model
 
-    resolved = resolve(model, input=input)  # a module reference is traced at --input
-    if resolved.note:
-        note(resolved.note)
-    graph = resolved.graph
-    shape = resolve_input(graph, input_shape(input, graph))
-    shapes = infer_shapes(graph, shape)
-    fields, diagnostics = receptive_fields(graph, shapes)
-    for line in diagnostics:
-        print(line, file=sys.stderr)
+    graph = resolve_model(model, input, kwargs).graph  # a reference is traced at --input
+    fmt = Format.json if as_json else format
+    depth = parse_depth(depth)
+    depth = None if depth == "all" else depth
     names = [n.name for n in graph.nodes[1:]]
     if layer is not None and layer not in names:
         raise UsageError(f"no layer '{layer}' in '{graph.meta.name}'{did_you_mean(layer, names)}")
-    fmt = Format.json if as_json else format
+    if input is not None and "," in input:
+        if unit is not None or empirical:
+            raise UsageError("--unit and --empirical take one input, not a sweep")
+        _sweep(graph, [size.strip() for size in input.split(",")], layer, depth, fmt, strict,
+               no_color)
+        return
+    shape, shapes, fields, diagnostics = _fields(graph, input, strict)
     if unit is not None:
         if layer is None:
             raise UsageError("--unit needs --layer: which layer's unit?")
@@ -78,7 +94,89 @@ def rf(model: ModelArg, input: InputOpt = None, layer: LayerOpt = None, unit: Un
         extra = _measure(graph, shape, layer, fields, shapes, rows)
     head = {"schema": SCHEMA, "model": graph.meta.name, "source": graph.meta.source,
             "input_shape": [1, *shape]}
+    if fmt is not Format.json:
+        rows = fold_rows(rows, depth)
     _emit(head, rows, extra, list(diagnostics), fmt, no_color)
+
+
+def _fields(graph, size: str | None, strict: bool):
+    """Input shape, shapes, fields and diagnostics at one input; under --strict a layer
+    whose field is unknown exits 3."""
+    from cnnstat.analyzers.engine import infer_shapes, resolve_input
+    from cnnstat.analyzers.rf import receptive_fields
+    from cnnstat.api import input_shape
+
+    shape = resolve_input(graph, input_shape(size, graph))
+    shapes = infer_shapes(graph, shape)
+    fields, diagnostics = receptive_fields(graph, shapes)
+    for line in diagnostics:
+        print(line, file=sys.stderr)
+    if strict and diagnostics:
+        raise AnalysisError(f"{len(diagnostics)} layer field(s) are unknown and --strict is set")
+    return shape, shapes, fields, diagnostics
+
+
+def fold_rows(rows: list[dict[str, Any]], depth: int | None) -> list[dict[str, Any]]:
+    """`--depth N`: one row per block N name levels deep, holding the field of its last
+    layer (what the block's output sees)."""
+    if depth is None:
+        return rows
+    blocks: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        key = ".".join(row["name"].split(".")[:depth])
+        blocks[key] = row if key == row["name"] else {**row, "name": key, "kind": "block"}
+    return list(blocks.values())
+
+
+def _sweep(graph, sizes: list[str], layer: str | None, depth: int | None, fmt: Format,
+           strict: bool, no_color: bool) -> None:
+    """One field per layer (it does not depend on the input) and, per input, whether it
+    exceeds that input."""
+    runs = []
+    for size in sizes:
+        shape, shapes, fields, diagnostics = _fields(graph, size, strict)
+        names = [layer] if layer else [n.name for n in graph.nodes[1:]]
+        runs.append({"input_shape": [1, *shape], "diagnostics": list(diagnostics),
+                     "layers": [_row(graph.node(n), shapes[n], fields[n]) for n in names]})
+    if fmt is Format.json:
+        print(json.dumps({"schema": SWEEP_SCHEMA, "model": graph.meta.name,
+                          "source": graph.meta.source, "inputs": runs}, indent=2))
+        return
+    inputs = ["x".join(map(str, run["input_shape"][1:])) for run in runs]
+    headers = ["Layer", "Kind", "RF size", "Stride"] + [f"Exceeds {i}" for i in inputs]
+    table = []
+    for rows in zip(*(fold_rows(run["layers"], depth) for run in runs), strict=True):
+        cells = _cells(rows[-1], False)[:2] + _cells(rows[-1], False)[3:5]
+        table.append(cells + [_cells(row, False)[-1] for row in rows])
+    title = f"{graph.meta.name}: receptive fields, input sweep"
+    render_plain(title, headers, table, fmt, no_color)
+
+
+def render_plain(title: str, headers: list[str], rows: list[list[str]], fmt: Format,
+                 no_color: bool) -> None:
+    """A small table as CSV, Markdown, or a table on the console."""
+    if fmt is Format.csv:
+        buf = io.StringIO()
+        csv.writer(buf, lineterminator="\n").writerows([headers, *rows])
+        sys.stdout.write(buf.getvalue())
+    elif fmt is Format.markdown:
+        lines = [f"**{title}**", "", "| " + " | ".join(headers) + " |",
+                 "|" + "|".join(["---"] * len(headers)) + "|"]
+        lines += ["| " + " | ".join(cells) + " |" for cells in rows]
+        sys.stdout.write("\n".join(lines) + "\n")
+    else:
+        from rich import box
+        from rich.table import Table
+
+        from cnnstat.report.console import stdout_console
+
+        table = Table(box=box.SIMPLE_HEAD, title=title, title_justify="left", caption=CAPTION,
+                      caption_justify="left")
+        for i, header in enumerate(headers):
+            table.add_column(header, justify="left" if i < 2 else "right", overflow="fold")
+        for cells in rows:
+            table.add_row(*cells)
+        stdout_console(no_color).print(table)
 
 
 def _row(node, out_shape: tuple[int, ...], field) -> dict[str, Any]:

@@ -19,16 +19,17 @@ from cnnstat.commands.options import (
     ModelArg,
     NoColorOpt,
     ProposalsOpt,
+    parse_depth,
     RegionsOpt,
     StrictOpt,
 )
-from cnnstat.commands.output import emit
+from cnnstat.commands.output import check_unsupported, emit, sweep_sizes, unsupported_message
 from cnnstat.commands.torch_cmds import emit_with_crosscheck, resolve_model, with_diagnostics
-from cnnstat.errors import AnalysisError, UsageError
+from cnnstat.errors import UsageError
 
 
 def _run_view(view: str, model: str, input: str | None, batch: int, format: Format,
-              as_json: bool, depth: int | None, dtype: Dtype, no_color: bool,
+              as_json: bool, depth: str | None, dtype: Dtype, no_color: bool,
               strict: bool, min_input: bool = False, kwargs: str | None = None,
               crosscheck: bool = False, regions: int | None = None) -> None:
     from cnnstat.analyzers import analyze_graph
@@ -42,41 +43,53 @@ def _run_view(view: str, model: str, input: str | None, batch: int, format: Form
 
         resolved = dataclasses.replace(resolved, graph=with_regions(resolved.graph, regions))
     format = Format.json if as_json else format
-    if min_input:
-        from cnnstat.analyzers.min_input import min_input_side
+    depth = parse_depth(depth)
+    notes = [{"code": "model", "message": line}
+             for line in (resolved.note, *resolved.diagnostics) if line]
+    extra = _min_input(resolved.graph, notes) if min_input else {}
+    reports = [analyze_graph(resolved.graph, input_shape(size, resolved.graph), batch=batch,
+                             dtype=dtype.value) for size in sweep_sizes(input)]
+    report = with_diagnostics(reports[-1], resolved)
+    message = unsupported_message(report)
+    if message is not None:
+        notes.append({"code": "unsupported", "message": message,
+                      "layers": sorted({u.layer for u in report.unsupported})})
+    extra["notes"] = notes
+    if view == "summary":
+        from cnnstat.report.memory import memory
 
-        note(f"minimum input of {resolved.graph.meta.name}: "
-             f"{min_input_side(resolved.graph)} px square")
-    if input is not None and "," in input:
-        reports = [analyze_graph(resolved.graph, input_shape(size.strip(), resolved.graph),
-                                 batch=batch, dtype=dtype.value) for size in input.split(",")]
-        _emit_sweep(reports, format, no_color)
-        report = reports[-1]
+        extra["memory"] = memory(report)
+    if len(reports) > 1:
+        _emit_sweep(reports, format, no_color, extra)
+    elif crosscheck:
+        emit_with_crosscheck(resolved, report, view, format, depth, no_color, _emit)
     else:
-        report = analyze_graph(resolved.graph, input_shape(input, resolved.graph), batch=batch,
-                               dtype=dtype.value)
-        report = with_diagnostics(report, resolved)
-        if crosscheck:
-            emit_with_crosscheck(resolved, report, view, format, depth, no_color, _emit)
-        else:
-            _emit(report, view, format, depth, no_color)
-    if report.unsupported:
-        kinds = sorted({u.kind for u in report.unsupported})
-        message = f"{len(report.unsupported)} layer counts are unsupported ({', '.join(kinds)})"
-        if strict:
-            raise AnalysisError(message + " and --strict is set")
-        note(message + "; totals exclude them")
+        _emit(report, view, format, depth, no_color, extra)
+    check_unsupported(report, strict)
 
 
-def _emit_sweep(reports, format: Format, no_color: bool) -> None:
+def _min_input(graph, notes: list[dict]) -> dict:
+    """--min-input: said on stderr, and carried in the JSON report."""
+    from cnnstat.analyzers.min_input import min_input_side
+
+    side = min_input_side(graph)
+    message = f"minimum input of {graph.meta.name}: {side} px square"
+    note(message)
+    notes.append({"code": "min_input", "message": message})
+    channels = graph.meta.input[0] if graph.meta.input else None
+    return {"min_input": {"side": side, "shape": [channels, side, side]}}
+
+
+def _emit_sweep(reports, format: Format, no_color: bool, extra: dict) -> None:
     from cnnstat.report import sweep
 
-    emit(format, no_color, json=lambda: sweep.sweep_json(reports),
+    emit(format, no_color, json=lambda: sweep.sweep_json(reports, extra),
          csv=lambda: sweep.sweep_csv(reports), markdown=lambda: sweep.sweep_markdown(reports),
          table=lambda console: console.print(sweep.sweep_table(reports)))
 
 
-def _emit(report, view: str, format: Format, depth: int | None, no_color: bool) -> None:
+def _emit(report, view: str, format: Format, depth: int | str | None, no_color: bool,
+          extra: dict | None = None) -> None:
     from cnnstat.report import export
 
     def table(console) -> None:
@@ -84,9 +97,10 @@ def _emit(report, view: str, format: Format, depth: int | None, no_color: bool) 
 
         console.print(render(report, view, depth))
 
-    emit(format, no_color, json=lambda: export.to_json(report),
-         csv=lambda: export.to_csv(report, depth),
-         markdown=lambda: export.to_markdown(report, view, depth), table=table)
+    fixed = None if depth == "all" else depth  # machine formats fold only when told to
+    emit(format, no_color, json=lambda: export.to_json(report, extra),
+         csv=lambda: export.to_csv(report, fixed),
+         markdown=lambda: export.to_markdown(report, view, fixed), table=table)
 
 
 def _command(view: str, doc: str):

@@ -242,11 +242,17 @@ def _load_torchvision(ref: ModuleRef, kwargs: dict[str, Any]) -> Loaded:
     module, note = construct(builder, args, ref.text)
     return Loaded(module, ref.target, (f"torchvision.models.get_model('{ref.target}', "
                                        f"weights=None): {note}",),
-                  default_input=_torchvision_input(tvm, ref.target), follows="torchvision")
+                  default_input=_torchvision_input(tvm, ref.target, module),
+                  follows="torchvision")
 
 
-def _torchvision_input(tvm: Any, name: str) -> tuple[int, ...] | None:
-    """The crop its published weights were evaluated at (299 for Inception v3)."""
+def _torchvision_input(tvm: Any, name: str, module: nn.Module) -> tuple[int, ...] | None:
+    """The input the built module takes: its own `image_size` where it fixes one (a ViT
+    built without weights takes 224, though its DEFAULT weights were trained at 518),
+    else the crop its published weights were evaluated at (299 for Inception v3)."""
+    own = getattr(module, "image_size", None)
+    if isinstance(own, int) and not isinstance(own, bool):
+        return (first_in_channels(module) or 3, own, own)
     try:
         weights = tvm.get_model_weights(name).DEFAULT
         keywords = getattr(weights.transforms, "keywords", {})

@@ -44,6 +44,41 @@ class _Encodable:
         return getattr(self.stream, name)
 
 
+class Rstripped:
+    """A text stream that drops the spaces ending each line: a table padded to its width
+    is noise in a file, a diff or a CI log. Spaces at the end of one write are held back
+    until the next write shows whether the line goes on."""
+
+    def __init__(self, stream: TextIO):
+        self.stream = stream
+        self._held = ""
+
+    def write(self, text: str) -> int:
+        lines = (self._held + text).split("\n")
+        last = lines[-1]
+        kept = last.rstrip(" ")
+        self._held = last[len(kept):]
+        self.stream.write("\n".join([line.rstrip(" ") for line in lines[:-1]] + [kept]))
+        return len(text)
+
+    def __getattr__(self, name: str) -> Any:  # flush, isatty, encoding: the stream's own
+        return getattr(self.stream, name)
+
+
+def is_terminal(stream: TextIO) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):  # no isatty, or a closed stream
+        return False
+
+
+def _file(stream: TextIO) -> Any:
+    """The stream to print on: ASCII-safe where it cannot encode Unicode, and without
+    trailing spaces unless it is a terminal (where tables stay as rich draws them)."""
+    out: Any = stream if _utf(stream) else _Encodable(stream)
+    return out if is_terminal(stream) else Rstripped(out)
+
+
 def _utf(stream: TextIO) -> bool:
     encoding = (getattr(stream, "encoding", None) or "utf-8").lower().replace("-", "")
     return encoding.startswith("utf")
@@ -99,11 +134,9 @@ def stdout_console(no_color: bool = False) -> Console:
     width = None
     if not sys.stdout.isatty() and not os.environ.get("COLUMNS"):
         width = 200
-    stream = sys.stdout if _utf(sys.stdout) else _Encodable(sys.stdout)
-    return _UncutConsole(file=stream, no_color=no_color or None, highlight=False, width=width,
+    return _UncutConsole(file=_file(sys.stdout), no_color=no_color or None, highlight=False, width=width,
                          emoji=False)
 
 
 def stderr_console(no_color: bool = False) -> Console:
-    stream = sys.stderr if _utf(sys.stderr) else _Encodable(sys.stderr)
-    return Console(file=stream, no_color=no_color or None, highlight=False, emoji=False)
+    return Console(file=_file(sys.stderr), no_color=no_color or None, highlight=False, emoji=False)

@@ -14,8 +14,9 @@ CSV_FIELDS = ("name", "kind", "output_shape", "params", "buffers", "macs", "flop
               "other_ops", "activations", "activation_bytes", "formula")
 
 
-def to_json(report: ModelReport) -> str:
-    return json.dumps(report.to_dict(), indent=2)
+def to_json(report: ModelReport, extra: dict | None = None) -> str:
+    """The report, with what the command adds to it (min_input, notes: docs/json.md)."""
+    return json.dumps({**report.to_dict(), **(extra or {})}, indent=2)
 
 
 def to_csv(report: ModelReport, depth: int | None = None) -> str:

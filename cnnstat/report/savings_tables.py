@@ -235,6 +235,14 @@ def to_json(report: SavingsReport | SuggestReport) -> str:
     return json.dumps(report.to_dict(), indent=2)
 
 
+SWEEP_SCHEMA = "cnnstat.savings-sweep/1"
+
+
+def sweep_json(reports: Sequence[SavingsReport | SuggestReport]) -> str:
+    return json.dumps({"schema": SWEEP_SCHEMA, "model": reports[0].model,
+                       "reports": [r.to_dict() for r in reports]}, indent=2)
+
+
 def _md_table(title: str, cols: Sequence[Col], items: Sequence[Any], caption: str) -> list[str]:
     headers, rows = cells(cols, items)
     align = ["---:" if _numeric(c) else "---" for c in cols]

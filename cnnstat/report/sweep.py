@@ -46,9 +46,11 @@ def sweep_table(reports: list[ModelReport]) -> Table:
     return table
 
 
-def sweep_json(reports: list[ModelReport]) -> str:
+def sweep_json(reports: list[ModelReport], extra: dict | None = None) -> str:
+    """Every report, and the table's rows (with the MACs ratio to the first input)."""
     return json.dumps({"schema": SWEEP_SCHEMA, "model": reports[0].model,
-                       "reports": [r.to_dict() for r in reports]}, indent=2)
+                       "rows": [_row(r, reports[0]) for r in reports],
+                       "reports": [r.to_dict() for r in reports], **(extra or {})}, indent=2)
 
 
 def _row(r: ModelReport, first: ModelReport) -> dict:

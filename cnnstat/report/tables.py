@@ -87,7 +87,7 @@ def _top(rows: tuple[LayerStats, ...], value: Callable[[LayerStats], int | None]
     return {name: i + 1 for i, (v, name) in enumerate(scored[:n]) if v > 0}
 
 
-def headline(report: ModelReport) -> Table:
+def headline(report: ModelReport, view: str = "params") -> Table:
     """Totals, exact and in human units, with the unit named on every line."""
     t = report.totals
     grid = Table.grid(padding=(0, 2))
@@ -109,6 +109,11 @@ def headline(report: ModelReport) -> Table:
         _region_rows(grid, report)
     for name, out_shape in report.outputs:
         grid.add_row("Output", fmt.shape(out_shape), name)
+    if view == "summary":
+        from cnnstat.report.memory import rows
+
+        for row in rows(report):
+            grid.add_row(*row)
     if report.unsupported:
         names = ", ".join(sorted({f"{u.layer} ({u.kind})" for u in report.unsupported}))
         grid.add_row("Unsupported", str(len(report.unsupported)),
@@ -129,5 +134,31 @@ def _region_rows(grid: Table, report: ModelReport) -> None:
     grid.add_row("Once per image", fmt.exact(outside), f"{fmt.human(outside)}MAC")
 
 
-def render(report: ModelReport, view: str, depth: int | None = None) -> Group:
-    return Group(layer_table(report, view, depth), Text(""), headline(report))
+SCREEN_ROWS = 60  # a table longer than this folds unless --depth says otherwise
+
+
+def fit_depth(layers: tuple[LayerStats, ...], rows: int = SCREEN_ROWS) -> int | None:
+    """The deepest fold that fits in `rows` (1 when none does); None: no fold needed."""
+    if len(layers) <= rows:
+        return None
+    deepest = max(r.name.count(".") + 1 for r in layers)
+    return next((d for d in range(deepest - 1, 0, -1) if len(fold(layers, d)) <= rows), 1)
+
+
+def fold_note(report: ModelReport, view: str, depth: int) -> Text:
+    """One line saying the table is folded, naming the heaviest layers inside the blocks."""
+    value = columns_for(view, report)[0].value
+    top = ", ".join(f"#{i} {name}" for name, i in _top(report.layers, value, 3).items())
+    return Text(f"folded to depth {depth} ({len(report.layers)} layers): --depth all shows "
+                f"every layer" + (f"; heaviest: {top}" if top else ""))
+
+
+def render(report: ModelReport, view: str, depth: int | str | None = None) -> Group:
+    """`depth`: an int folds; 'all' shows every layer; None folds a long table to fit."""
+    if depth == "all":
+        return Group(layer_table(report, view), Text(""), headline(report, view))
+    auto = fit_depth(report.layers) if depth is None else None
+    parts = [layer_table(report, view, auto or depth)]
+    if auto is not None:
+        parts.append(fold_note(report, view, auto))
+    return Group(*parts, Text(""), headline(report, view))
