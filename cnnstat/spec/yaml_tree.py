@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from cnnstat.errors import LimitError, Location, SpecError
+from cnnstat.files import read_bytes
 
 MAX_FILE_BYTES = 4 * 1024 * 1024
 MAX_YAML_NODES = 200_000
@@ -108,16 +109,7 @@ YNode = YScalar | YSeq | YMap
 def read_file(path: Path, shown_as: str | None = None) -> YNode:
     """Read and parse a YAML file; errors name `shown_as` (default: the path given)."""
     name = shown_as or str(path)
-    try:
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            raise LimitError(
-                f"file is {size} bytes; the limit is {MAX_FILE_BYTES} bytes",
-                Location(name),
-            )
-        raw = path.read_bytes()
-    except OSError as e:
-        raise SpecError(f"cannot read file: {e.strerror or e}", Location(name)) from e
+    raw = read_bytes(path, MAX_FILE_BYTES, name)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
