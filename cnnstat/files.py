@@ -43,14 +43,14 @@ def read_bytes(path: str | Path, limit: int, shown_as: str | None = None) -> byt
     try:
         mode = os.stat(path).st_mode
         if not stat.S_ISREG(mode):
-            raise UsageError(f"'{name}' is {_kind(mode)}; only regular files are read",
+            raise UsageError(f"the file is {_kind(mode)}; only regular files are read",
                              Location(name))
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
         with os.fdopen(fd, "rb") as f:
             info = os.fstat(f.fileno())
             if not stat.S_ISREG(info.st_mode):  # swapped in after the first look
-                raise UsageError(f"'{name}' is {_kind(info.st_mode)}; only regular files "
-                                 "are read", Location(name))
+                raise UsageError(f"the file is {_kind(info.st_mode)}; only regular "
+                                 "files are read", Location(name))
             if info.st_size > limit:
                 raise LimitError(f"file is {info.st_size} bytes; the limit is {limit} bytes",
                                  Location(name))

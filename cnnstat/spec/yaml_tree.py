@@ -18,7 +18,12 @@ from cnnstat.errors import LimitError, Location, SpecError
 from cnnstat.files import read_bytes
 
 MAX_FILE_BYTES = 4 * 1024 * 1024
+# The alias ("billion laughs") bound is on the RATIO of values made to values written,
+# so a big honest file (100,000 layers, no aliases) loads and a 1 kB bomb does not: past
+# MAX_YAML_NODES values, a file may hold at most MAX_ALIAS_RATIO values per one written.
 MAX_YAML_NODES = 200_000
+MAX_ALIAS_RATIO = 10
+MAX_YAML_VALUES = 2_500_000  # in all: a 4 MiB file of `1,` holds 2,097,152 values
 MAX_YAML_DEPTH = 100
 
 _SCALAR_TAGS = {
@@ -160,6 +165,7 @@ class _Converter:
     def __init__(self, file: str):
         self.file = file
         self.count = 0
+        self.written: set[int] = set()  # ids of the composed nodes: an alias repeats one
 
     def loc(self, node: yaml.Node) -> Location:
         mark = node.start_mark
@@ -167,12 +173,15 @@ class _Converter:
 
     def convert(self, node: yaml.Node, depth: int) -> YNode:
         self.count += 1
-        if self.count > MAX_YAML_NODES:
+        self.written.add(id(node))
+        if self.count > MAX_YAML_NODES and self.count > MAX_ALIAS_RATIO * len(self.written):
             raise LimitError(
-                f"the YAML expands to more than {MAX_YAML_NODES} values "
-                "(aliases that multiply? see docs/limits.md)",
-                self.loc(node),
-            )
+                f"the YAML expands to more than {MAX_YAML_NODES} values (aliases that "
+                f"multiply? {len(self.written)} written, {MAX_ALIAS_RATIO}x that made; "
+                "see docs/limits.md)", self.loc(node))
+        if self.count > MAX_YAML_VALUES:
+            raise LimitError(f"the YAML expands to more than {MAX_YAML_VALUES} values (see "
+                             "docs/limits.md)", self.loc(node))
         if depth > MAX_YAML_DEPTH:
             raise LimitError(f"YAML nested deeper than {MAX_YAML_DEPTH} levels", self.loc(node))
         tag = node.tag
