@@ -33,16 +33,23 @@ def test_a_complex_result_is_a_located_error(tmp_path: Path, layer: str, field: 
     assert_refused(result, f"{path}:4:", "complex number")
 
 
-@pytest.mark.parametrize("literal", [
-    "0x" + "f" * 5000,          # hex: int() takes it, but str() of it is refused
-    '"' + "9" * 450 + '"',       # an expression literal too big for float()
-    "0" + "7" * 6000,           # YAML 1.1 octal
-    "0b" + "1" * 20000,
+@pytest.mark.parametrize("literal, message", [
+    ("0x" + "f" * 5000, "has 5002 digits"),  # int() takes hex, but str() of it is refused
+    ("0" + "7" * 6000, "has 6001 digits"),   # YAML 1.1 octal
+    ("0b" + "1" * 20000, "has 20002 digits"),
+    ('"' + "9" * 450 + '"', "~1e450 is larger than 1e+30"),  # too big for float() too
+    ("0x" + "f" * 200, "must be a number within +-1e+30"),
 ])
-def test_a_huge_literal_is_a_located_error(tmp_path: Path, literal: str) -> None:
+def test_a_huge_literal_is_a_located_error(tmp_path: Path, literal: str, message: str) -> None:
     """Catches: "Exceeds the limit (4300 digits)" and float() overflow while showing it."""
     path = write(tmp_path, SPEC.format(layer=f"{{conv: {literal}, k: 3}}"))
-    assert_refused(cli("params", str(path)), f"{path}:4:", "1e+30")
+    assert_refused(cli("params", str(path)), f"{path}:4:", message)
+
+
+def test_a_huge_hex_literal_as_a_name_is_a_located_error(tmp_path: Path) -> None:
+    """Catches: str() of a 5,000-digit hex int used as a layer name (found by the fuzzer)."""
+    path = write(tmp_path, SPEC.format(layer="{relu: null, name: 0x" + "f" * 5000 + "}"))
+    assert_refused(cli("params", str(path)), f"{path}:4:", "has 5002 digits")
 
 
 def test_a_model_path_longer_than_the_os_allows_is_exit_2() -> None:

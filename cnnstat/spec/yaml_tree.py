@@ -9,6 +9,7 @@ Budget files use the same reader, so their errors are located the same way.
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -189,11 +190,14 @@ class _Converter:
             if tag == _STR_TAG:  # most values: the text as written
                 return YScalar(node.value, None, node.start_mark, self.file)
             try:
-                return YScalar(_resolve_scalar(node), None, node.start_mark, self.file)
+                value = _resolve_scalar(node)
             except ValueError:  # an int longer than Python's int() digit limit (4300)
-                value = node.value
-                raise LimitError(f"the number {value[:20]}... has {len(value)} digits",
+                value = None
+            if value is None and tag == _INT_TAG or _unprintable(value):  # 0xfff...: int()
+                text = node.value  # takes it, but str() of it (in any message) would fail
+                raise LimitError(f"the number {text[:20]}... has {len(text)} digits",
                                  self.loc(node)) from None
+            return YScalar(value, None, node.start_mark, self.file)
         if isinstance(node, yaml.SequenceNode) and tag == _SEQ_TAG:
             items = tuple([self.convert(child, depth + 1) for child in node.value])
             return YSeq(items, None, node.start_mark, self.file)
@@ -235,6 +239,13 @@ def _resolve_scalar(node: yaml.ScalarNode) -> Any:
     if node.tag == _INT_TAG and text.isdigit() and text.isascii() and text[0] != "0":
         return int(text)  # plain decimal: what construct_yaml_int returns, without its steps
     return _CONSTRUCTORS[node.tag](_SCALAR_LOADER, node)
+
+
+def _unprintable(value: Any) -> bool:
+    """An int with more decimal digits than Python converts to text (4,300 by default)."""
+    limit = getattr(sys, "get_int_max_str_digits", lambda: 0)()
+    return (type(value) is int and limit > 0
+            and value.bit_length() * 0.30103 > limit - 1)
 
 
 def plain(node: YNode) -> Any:
