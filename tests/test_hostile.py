@@ -84,6 +84,9 @@ def test_a_baseline_total_that_is_not_a_count_fails_closed(tmp_path: Path, value
     ({**LENET_ENTRY, "input_shape": [1, True, 32, 32]}, "'input_shape'"),
     ({**LENET_ENTRY, "input_shape": [[1], 1]}, "'input_shape'"),
     ({**LENET_ENTRY, "dtype": {"a": 1}}, "'dtype'"),
+    ({**LENET_ENTRY, "dtype": False}, "'dtype'"),  # once read as fp32 (found by the sweep)
+    ({**LENET_ENTRY, "dtype": []}, "'dtype'"),
+    ({**LENET_ENTRY, "input_shape": []}, "'input_shape'"),
 ])
 def test_a_baseline_key_of_the_wrong_type_fails_closed(tmp_path: Path, entry, message) -> None:
     budget = write(tmp_path, BUDGET, "budgets.yaml")

@@ -88,10 +88,11 @@ def _keys(entry: Any, path: Path, index: int) -> list[Key]:
                         "(write baselines with --update-baseline)", Location(str(path)))
     where = f"baseline entry {index} ('{entry['model'][:60]}')"
     shape = tuple(entry["input_shape"])
-    if not all(_is_count(size) and size > 0 for size in shape):
+    if not shape or not all(_is_count(size) and size > 0 for size in shape):
         raise SpecError(f"{where}: 'input_shape' must be a list of positive integers",
                         Location(str(path)))
-    dtype = entry.get("dtype") or "fp32"
+    dtype = entry.get("dtype")
+    dtype = "fp32" if dtype is None else dtype  # `or` would take false, {} or [] as fp32
     if not isinstance(dtype, str) or not isinstance(entry.get("source"), str | None):
         raise SpecError(f"{where}: 'dtype' and 'source' must be text", Location(str(path)))
     for metric, value in entry["totals"].items():
