@@ -4,7 +4,8 @@ specs, with the properties of tests/test_fuzz.py (whose mutation code it reuses)
     /work/venv/bin/python benchmarks/fuzz_long.py [--specs 5000] [--seed 0] [--minutes 30]
 
 Each mutated spec goes through the loader and every analyzer; one in `--cli-every`
-also through a CLI command, one in `--budget-every` comes with a mutated budget file, and
+also through a CLI command, one in `--budget-every` comes with a mutated budget file, one in `--baseline-every` with
+a type-swapped baseline (issue 24: the gate must refuse it), and
 `--valid` random valid specs are checked against torch. Each example runs under a time
 alarm (--timeout) and an address-space cap, so a hang or a memory blow-up is reported like
 a crash (a spec near the layer limit legitimately takes minutes: raise --timeout to tell).
@@ -64,6 +65,8 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cli-every", type=int, default=5)
     parser.add_argument("--budget-every", type=int, default=4)
+    parser.add_argument("--baseline-every", type=int, default=4,
+                        help="one in N comes with a type-swapped baseline (issue 24)")
     parser.add_argument("--valid", type=int, default=200, help="random valid specs vs torch")
     parser.add_argument("--timeout", type=int, default=60, help="seconds per example")
     parser.add_argument("--memory-gb", type=float, default=6.0, help="address-space cap")
@@ -104,6 +107,10 @@ def main() -> int:
             tried["mutated budget files"] += 1
             run_one("budget", lambda b=budget: fz.check_budget_bytes(b, work), budget, keep,
                     args.timeout, outcomes, violations)
+        if i % args.baseline_every == 0:
+            tried["type-swapped baselines"] += 1
+            run_one("baseline", lambda: fz.check_baseline(ch, work), b"(see baseline.json)",
+                    keep, args.timeout, outcomes, violations)
     for _ in range(args.valid):
         if time.perf_counter() > deadline:
             break

@@ -1,4 +1,12 @@
-"""Writing files safely: never overwrite without --force, never leave a half-written file.
+"""Reading and writing files safely.
+
+Reading: only regular files are read, at most a byte bound of them. A fifo would block
+forever and /dev/zero or /dev/urandom never end, so anything that is not a regular file
+(after following symlinks) is refused before it is opened; the file is then opened
+non-blocking and checked again, so one swapped in between the two looks is refused too.
+
+Writing: never overwrite without --force, never leave a half-written file, and never
+replace anything but a regular file (a fifo or device node stays what it is).
 
 Every file cnnstat writes goes through `atomic_write`: the bytes go to a temporary file
 in the same directory, are flushed to disk, and the file is then renamed over the target
@@ -11,20 +19,75 @@ from __future__ import annotations
 
 import os
 import stat
+import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from cnnstat.errors import Location, UsageError
+from cnnstat.errors import LimitError, Location, UsageError
+
+
+_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a fifo (named pipe)"),
+          (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+          (stat.S_ISSOCK, "a socket"))
+
+
+def _kind(mode: int) -> str:
+    return next((name for test, name in _KINDS if test(mode)), "not a regular file")
+
+
+def read_bytes(path: str | Path, limit: int, shown_as: str | None = None) -> bytes:
+    """The bytes of a regular file of at most `limit` bytes; anything else is a located
+    UsageError (exit 2): a special file, a file too big, a name the OS refuses."""
+    name = shown_as or str(path)
+    try:
+        mode = os.stat(path).st_mode
+        if not stat.S_ISREG(mode):
+            raise UsageError(f"the file is {_kind(mode)}; only regular files are read",
+                             Location(name))
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        with os.fdopen(fd, "rb") as f:
+            info = os.fstat(f.fileno())
+            if not stat.S_ISREG(info.st_mode):  # swapped in after the first look
+                raise UsageError(f"the file is {_kind(info.st_mode)}; only regular "
+                                 "files are read", Location(name))
+            if info.st_size > limit:
+                raise LimitError(f"file is {info.st_size} bytes; the limit is {limit} bytes",
+                                 Location(name))
+            raw = f.read(limit + 1)
+    except OSError as e:
+        raise UsageError(f"cannot read file: {e.strerror or e}", Location(_short(name))
+                         ) from None
+    if len(raw) > limit:  # grew while being read
+        raise LimitError(f"file is more than {limit} bytes; the limit is {limit} bytes",
+                         Location(name))
+    return raw
+
+
+def _short(name: str) -> str:
+    """A name the OS refused as too long would make the error line unreadable."""
+    return name if len(name) <= 200 else f"{name[:100]}...({len(name)} characters)"
+
+
+def is_stdout(path: str | Path) -> bool:
+    return str(path) in ("-", "/dev/stdout")
 
 
 def check_writable(path: str | Path, force: bool) -> Path:
     target = Path(path)
-    if target.is_dir():
-        raise UsageError(f"'{target}' is a directory")
-    if target.exists() and not force:
+    if is_stdout(path):
+        return target
+    try:
+        info = target.stat() if target.exists() else None
+        parent_ok = target.parent.is_dir()
+    except OSError as e:
+        raise UsageError(f"cannot write '{_short(str(target))}': {e.strerror or e}") from None
+    if info is not None and not stat.S_ISREG(info.st_mode):
+        raise UsageError(f"'{target}' is {_kind(info.st_mode)}; only a regular file is "
+                         "replaced (use '-' to write to stdout)")
+    if info is not None and not force:
         raise UsageError(f"'{target}' exists; pass --force to overwrite it")
-    if not target.parent.exists():
+    if not parent_ok:
         raise UsageError(f"directory '{target.parent}' does not exist")
     return target
 
@@ -40,8 +103,11 @@ def _mode_for(target: Path) -> int:
 
 
 def atomic_write(path: str | Path, write: Callable[[Path], None], *, force: bool) -> Path:
-    """Call `write(tmp_path)` and move the result over `path` only if it succeeded."""
+    """Call `write(tmp_path)` and move the result over `path` only if it succeeded
+    (`-` or /dev/stdout: copy it to stdout)."""
     target = check_writable(path, force)
+    if is_stdout(path):
+        return _to_stdout(write)
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     except OSError as e:
@@ -61,6 +127,16 @@ def atomic_write(path: str | Path, write: Callable[[Path], None], *, force: bool
                              Location(str(target))) from None
         raise
     return target
+
+
+def _to_stdout(write: Callable[[Path], None]) -> Path:
+    with tempfile.TemporaryDirectory(prefix="cnnstat.") as folder:
+        tmp = Path(folder) / "out"
+        write(tmp)
+        sys.stdout.flush()
+        sys.stdout.buffer.write(tmp.read_bytes())
+        sys.stdout.flush()
+    return Path("-")
 
 
 def atomic_write_text(path: str | Path, text: str, *, force: bool) -> Path:

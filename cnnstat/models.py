@@ -76,10 +76,15 @@ def resolve(model: str, *, input: object = None, kwargs: str | dict | None = Non
     if not model or not model.strip():
         raise UnknownModelError("MODEL is empty; give a spec path or a zoo name (cnnstat zoo)")
     path = Path(model)
-    if path.suffix in (".yaml", ".yml") or path.exists():
+    try:
+        exists = path.exists()
+    except OSError as e:  # a name longer than the OS allows
+        raise UsageError(f"MODEL '{model[:60]}...' ({len(model)} characters): "
+                         f"{e.strerror or e}") from None
+    if path.suffix in (".yaml", ".yml") or exists:
         if path.is_dir():
             raise UsageError(f"'{model}' is a directory, not a spec file")
-        if not path.exists():
+        if not exists:
             raise UnknownModelError(f"no such spec file '{model}'")
         if path.suffix not in (".yaml", ".yml"):
             raise UsageError(f"'{model}' is not a .yaml/.yml spec")

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import json
 import math
 import random
 import re
@@ -95,14 +96,18 @@ _Dumper.add_representer(Raw, lambda d, v: d.represent_scalar("tag:yaml.org,2002:
 
 
 # ---- hostile values --------------------------------------------------------------------------
-HUGE = (10**6, 10**12, 10**30, 10**31, 10**100, Raw("1" + "0" * 5000))
+HUGE = (10**6, 10**12, 10**30, 10**31, 10**100, Raw("1" + "0" * 5000), Raw("0x" + "f" * 5000),
+        Raw("0b" + "1" * 20000))
 NUMBERS = (0, -1, -2, 1, 2, 3, 7, 64, *HUGE, 0.5, 1.0, 2.5, -0.5, 1e300, math.inf, -math.inf,
            math.nan)
 TEXTS = ("", " ", "é", "名前", "😀", "a.b", "a b", "input", "..", "-", "_", "x" * 600, "true",
          "null", "2**64", "9**9**9", "10**30 + 1", "1/0", "2 if i else", "k // 0",
          "__import__('os').system('true')", "().__class__", "(lambda: 1)()", "[1][0]",
          "open('x')", "i", "nan", "1e400", "-(-1)", "c * 10**29", "-" * 400 + "1",
-         "1+" * 200 + "1", "(" * 150 + "1" + ")" * 150)
+         "1+" * 200 + "1", "(" * 150 + "1" + ")" * 150,
+         # issue 24: complex-making expressions and literals too big for float()
+         "(-8) ** 0.5", "(-1) ** 0.5", "(-2) ** 1.5 + 1", "-(-4) ** -0.5", "9" * 450,
+         "0x" + "f" * 400)
 KEY_WORDS = ("name", "from", "when", "as", "repeat", "layers", "parallel", "merge", "dim",
              "args", "blocks", "outputs", "aux_outputs", "input", "conv", "relu", "k", "s",
              "p", "g", "bias", "fc", "gap", "concat", "add", "bn", "reshape", "upsample",
@@ -485,7 +490,9 @@ BUDGET = {
                {"model": "alexnet", "input": [3, 64, 64], "max_flops": "2G"}],
 }
 QUANTITIES = ("1e999999999", "1e-999999999", "5m", "1.5", "-5M", "5 M", "0x10", "1_000", "∞",
-              "5MiB", "1e30T", "1.5e-3G", ".5k", "5.", "99999999999999999999999T", "10**9")
+              "5MiB", "1e30T", "1.5e-3G", ".5k", "5.", "99999999999999999999999T", "10**9",
+              # issue 24: type swaps (a bool is not a number) and complex-making text
+              True, False, None, [], {}, ["5M"], {"max": "5M"}, "(-8) ** 0.5", 1e300)
 
 
 def budget_mutation(ch: Chooser, tree: Any) -> None:
@@ -519,6 +526,49 @@ def check_budget_bytes(raw: bytes, directory: Path) -> str:
     assert result.exit_code in (0, 1, 2)
     for line in result.problems():
         assert line.startswith(f"{path}:"), line
+    return f"exit {result.exit_code}"
+
+
+# ---- baselines (issue 24): type swaps must fail the gate closed ------------------------------
+BASELINE = {"schema": "cnnstat.baseline/1", "models": [
+    {"model": "lenet5", "source": "specs/lenet5.yaml", "input_shape": [1, 1, 32, 32],
+     "dtype": "fp32", "totals": {"params": 61750, "macs": 418096, "other_ops": 22482,
+                                 "activation_bytes": 71496}}]}
+JSON_SWAPS = (True, False, None, {}, {"a": 1}, [], [1, 2], -1, 1.5, "61750", 10**40, 1e308)
+
+
+def baseline_mutation(ch: Chooser) -> tuple[Any, bool]:
+    """A baseline with one value swapped for another JSON type; True when the swap put
+    something other than a whole number >= 0 where a total belongs (the gate must refuse)."""
+    tree = copy.deepcopy(BASELINE)
+    if ch.below(4) == 0:
+        depth = 1000 + ch.below(50_000)
+        return "[" * depth + "]" * depth, True
+    totals = tree["models"][0]["totals"]
+    container, key = pick(ch, slots(tree))
+    value = pick(ch, JSON_SWAPS)
+    container[key] = value
+    is_total = container is totals
+    bad = is_total and (isinstance(value, bool) or not isinstance(value, int) or value < 0)
+    return tree, bad
+
+
+def check_baseline(ch: Chooser, directory: Path) -> str:
+    from cnnstat.budget import check
+
+    tree, bad = baseline_mutation(ch)
+    path = directory / "baseline.json"
+    path.write_text(tree if isinstance(tree, str) else json.dumps(tree), encoding="utf-8")
+    budget = directory / "budget.yaml"
+    budget.write_text("models:\n  - model: lenet5\n    max_params: 1M\n", encoding="utf-8")
+    note(f"{path}: {path.read_text(encoding='utf-8')[:2000]}")
+    try:
+        result = check(budget, baseline=path)
+    except CnnstatError as e:
+        assert e.exit_code == 2 and e.loc is not None and e.loc.file == str(path), e
+        return type(e).__name__
+    assert not bad, f"the gate read a broken baseline: exit {result.exit_code}"
+    assert result.exit_code in (0, 1, 2)
     return f"exit {result.exit_code}"
 
 
@@ -655,6 +705,14 @@ def test_mutated_budget_files_answer_or_fail_located(data: Any, tmp_path_factory
     check_budget_bytes(mutated_budget(ch), tmp_path_factory.mktemp("budget"))
 
 
+@settings(CI, max_examples=40)
+@given(data=st.data())
+def test_mutated_baselines_fail_the_gate_closed(data: Any, tmp_path_factory) -> None:
+    """Catches: a baseline with a bool, map, list or nested-deep value where a number
+    belongs that crashes the gate (exit 70) or passes it (issue 24)."""
+    check_baseline(DrawChooser(data), tmp_path_factory.mktemp("baseline"))
+
+
 @settings(CI, max_examples=15)
 @given(data=st.data())
 def test_random_valid_specs_load_and_match_torch(data: Any, tmp_path_factory) -> None:
@@ -685,3 +743,5 @@ def test_long_fuzz_of_every_zoo_spec(data: Any, tmp_path_factory, pytestconfig) 
         check_cli(ch, raw, directory)
     if ch.below(4) == 0:
         check_budget_bytes(mutated_budget(ch), directory)
+    if ch.below(4) == 0:
+        check_baseline(ch, directory)

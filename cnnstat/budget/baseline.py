@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import stat
 import tempfile
 from fractions import Fraction
@@ -25,21 +26,29 @@ from cnnstat.analyzers.results import ModelReport
 from cnnstat.budget.gate import FAIL, PASS, BudgetResult, CheckResult, show
 from cnnstat.budget.spec import BYTES, COUNT, ModelBudget
 from cnnstat.errors import Location, SpecError, UsageError
+from cnnstat.files import check_writable, read_bytes
 
 SCHEMA = "cnnstat.baseline/1"
 # Compared metrics; FLOPs are exactly 2 x MACs, so comparing both would only repeat a line.
 METRICS = {"params": COUNT, "macs": COUNT, "other_ops": COUNT, "activation_bytes": BYTES}
 
 Key = tuple[str, tuple[int, ...], str]
+MAX_BASELINE_BYTES = 16 * 1024 * 1024  # a compare of the whole zoo is about 60 KB
+MAX_TOLERANCE_CHARS = 40  # Fraction('1e999999999') would build a billion-digit integer
 
 
 def parse_tolerance(value: str | float | int) -> Fraction:
     """'2%', '2' or 2 -> 2/100 (a plain number is a percentage, as in --tolerance 2)."""
     text = str(value).strip().removesuffix("%").strip()
     try:
+        exponent = re.search(r"[eE]([+-]?\d+)$", text)
+        if len(text) > MAX_TOLERANCE_CHARS or (exponent and abs(int(exponent[1])) > 30):
+            raise ValueError
         pct = Fraction(text)
     except (ValueError, ZeroDivisionError):
-        raise UsageError(f"--tolerance takes a percentage such as 2%, got '{value}'") from None
+        raise UsageError(f"--tolerance takes a percentage such as 2% or 0.5% (at most "
+                         f"{MAX_TOLERANCE_CHARS} characters, exponent within +-30), got '{str(value)[:60]}'"
+                         ) from None
     if pct < 0:
         raise UsageError(f"--tolerance must not be negative, got '{value}'")
     return pct / 100
@@ -48,18 +57,18 @@ def parse_tolerance(value: str | float | int) -> Fraction:
 def load(path: str | Path) -> dict[Key, dict[str, int]]:
     """Baseline entries by (model, input shape with batch, dtype)."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
+    if not os.path.lexists(path):
         raise UsageError(f"no baseline file '{path}'; create it with --update-baseline",
-                         Location(str(path))) from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise UsageError(f"cannot read baseline: {e}", Location(str(path))) from None
+                         Location(str(path)))
     try:
-        data = json.loads(text)
+        data = json.loads(read_bytes(path, MAX_BASELINE_BYTES).decode("utf-8"))
+    except UnicodeDecodeError as e:
+        raise UsageError(f"cannot read baseline: {e}", Location(str(path))) from None
     except json.JSONDecodeError as e:
         raise SpecError(f"baseline is not valid JSON: {e.msg}",
                         Location(str(path), e.lineno, e.colno)) from None
+    except RecursionError:  # thousands of nested [[[...: no baseline is like that
+        raise SpecError("baseline JSON is nested too deeply", Location(str(path))) from None
     entries = data.get("models") if isinstance(data, dict) and "models" in data else [data]
     if not isinstance(entries, list):
         raise SpecError("baseline 'models' must be a list of reports", Location(str(path)))
@@ -77,10 +86,34 @@ def _keys(entry: Any, path: Path, index: int) -> list[Key]:
     if not ok:
         raise SpecError(f"baseline entry {index} needs 'model', 'input_shape' and 'totals' "
                         "(write baselines with --update-baseline)", Location(str(path)))
+    where = f"baseline entry {index} ('{entry['model'][:60]}')"
     shape = tuple(entry["input_shape"])
-    dtype = entry.get("dtype") or "fp32"
+    if not shape or not all(_is_count(size) and size > 0 for size in shape):
+        raise SpecError(f"{where}: 'input_shape' must be a list of positive integers",
+                        Location(str(path)))
+    dtype = entry.get("dtype")
+    dtype = "fp32" if dtype is None else dtype  # `or` would take false, {} or [] as fp32
+    if not isinstance(dtype, str) or not isinstance(entry.get("source"), str | None):
+        raise SpecError(f"{where}: 'dtype' and 'source' must be text", Location(str(path)))
+    for metric, value in entry["totals"].items():
+        if not _is_count(value):  # a bool, a map, a list, a float or a negative number
+            raise SpecError(f"{where}: totals '{str(metric)[:40]}' must be a whole number "
+                            f">= 0, got {_json_kind(value)} (a gate never passes a baseline "
+                            "it cannot read)", Location(str(path)))
     names = {entry["model"], entry.get("source")} - {None}
     return [(name, shape, dtype) for name in names]
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _json_kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    kinds = {dict: "an object", list: "a list", str: "text", float: "a fraction",
+             type(None): "null"}
+    return kinds.get(type(value), repr(value)[:20])
 
 
 def find(base: dict[Key, dict[str, int]], budget: ModelBudget, report: ModelReport
@@ -141,7 +174,9 @@ def write(path: str | Path, result: CheckResult) -> None:
 
 
 def write_atomic(path: Path, text: str) -> None:
-    """Replace `path` with `text` or leave it untouched: never a half-written file."""
+    """Replace `path` with `text` or leave it untouched: never a half-written file, and
+    never a fifo or device node replaced by a regular file."""
+    check_writable(path, force=True)
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     except OSError as e:

@@ -223,8 +223,20 @@ _BUILDERS: dict[type, Callable[..., Compiled]] = {
 
 
 def _bounded(value: Number) -> Number:
+    if isinstance(value, complex):  # (-8) ** 0.5: a size or a rate is never complex
+        raise ExprError("the value is a complex number (a fractional power of a negative "
+                        "number?); expressions must stay real")
     if isinstance(value, float) and value != value:
         raise ExprError("the value is not a number (NaN)")
     if isinstance(value, int | float) and abs(value) > MAX_MAGNITUDE:
-        raise ExprError(f"value {value:.3g} is larger than {MAX_MAGNITUDE:.0e}")
+        raise ExprError(f"value {magnitude(value)} is larger than {MAX_MAGNITUDE:.0e}")
     return value
+
+
+def magnitude(value: int | float) -> str:
+    """A too-big number, shown without converting it: str() of a 5,000-digit int is
+    refused by Python, and float() of a 400-digit one overflows."""
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    digits = int(abs(value).bit_length() * 0.30103) + 1
+    return f"{value:.3g}" if digits < 300 else f"~1e{digits - 1}"

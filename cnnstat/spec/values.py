@@ -7,7 +7,7 @@ from typing import Any
 
 from cnnstat.errors import SpecError
 from cnnstat.spec import schema as S
-from cnnstat.spec.expr import MAX_MAGNITUDE, ExprError, Number, evaluate
+from cnnstat.spec.expr import MAX_MAGNITUDE, ExprError, Number, evaluate, magnitude
 from cnnstat.spec.yaml_tree import YMap, YNode, YScalar, YSeq, YWordBool
 
 Env = Mapping[str, Number]
@@ -27,9 +27,8 @@ def number(node: YNode, env: Env, what: str) -> Number:
         return value
     if isinstance(value, int | float):
         if value != value or abs(value) > MAX_MAGNITUDE:  # as for expressions: NaN, inf, 1e100
-            shown = f"{value:.3g}" if isinstance(value, float) else f"{len(str(value))} digits"
             raise SpecError(f"{what} must be a number within +-{MAX_MAGNITUDE:.0e}, got "
-                            f"{shown}", node.loc)
+                            f"{magnitude(value)}", node.loc)
         return value
     raise SpecError(f"{what} must be a number, got {_show(value)}", node.loc)
 

@@ -9,15 +9,22 @@ Budget files use the same reader, so their errors are located the same way.
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from cnnstat.errors import LimitError, Location, SpecError
+from cnnstat.files import read_bytes
 
 MAX_FILE_BYTES = 4 * 1024 * 1024
+# The alias ("billion laughs") bound is on the RATIO of values made to values written,
+# so a big honest file (100,000 layers, no aliases) loads and a 1 kB bomb does not: past
+# MAX_YAML_NODES values, a file may hold at most MAX_ALIAS_RATIO values per one written.
 MAX_YAML_NODES = 200_000
+MAX_ALIAS_RATIO = 10
+MAX_YAML_VALUES = 2_500_000  # in all: a 4 MiB file of `1,` holds 2,097,152 values
 MAX_YAML_DEPTH = 100
 
 _SCALAR_TAGS = {
@@ -120,16 +127,7 @@ YNode = YScalar | YSeq | YMap
 def read_file(path: Path, shown_as: str | None = None) -> YNode:
     """Read and parse a YAML file; errors name `shown_as` (default: the path given)."""
     name = shown_as or str(path)
-    try:
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            raise LimitError(
-                f"file is {size} bytes; the limit is {MAX_FILE_BYTES} bytes",
-                Location(name),
-            )
-        raw = path.read_bytes()
-    except OSError as e:
-        raise SpecError(f"cannot read file: {e.strerror or e}", Location(name)) from e
+    raw = read_bytes(path, MAX_FILE_BYTES, name)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -180,6 +178,7 @@ class _Converter:
     def __init__(self, file: str):
         self.file = file
         self.count = 0
+        self.written: set[int] = set()  # ids of the composed nodes: an alias repeats one
 
     def loc(self, node: yaml.Node) -> Location:
         mark = node.start_mark
@@ -187,12 +186,15 @@ class _Converter:
 
     def convert(self, node: yaml.Node, depth: int) -> YNode:
         self.count += 1
-        if self.count > MAX_YAML_NODES:
+        self.written.add(id(node))
+        if self.count > MAX_YAML_NODES and self.count > MAX_ALIAS_RATIO * len(self.written):
             raise LimitError(
-                f"the YAML expands to more than {MAX_YAML_NODES} values "
-                "(aliases that multiply? see docs/limits.md)",
-                self.loc(node),
-            )
+                f"the YAML expands to more than {MAX_YAML_NODES} values (aliases that "
+                f"multiply? {len(self.written)} written, {MAX_ALIAS_RATIO}x that made; "
+                "see docs/limits.md)", self.loc(node))
+        if self.count > MAX_YAML_VALUES:
+            raise LimitError(f"the YAML expands to more than {MAX_YAML_VALUES} values (see "
+                             "docs/limits.md)", self.loc(node))
         if depth > MAX_YAML_DEPTH:
             raise LimitError(f"YAML nested deeper than {MAX_YAML_DEPTH} levels", self.loc(node))
         tag = node.tag
@@ -202,11 +204,14 @@ class _Converter:
             if tag == _BOOL_TAG and node.value.lower() not in ("true", "false"):
                 return YWordBool(_resolve_scalar(node), node.value, node.start_mark, self.file)
             try:
-                return YScalar(_resolve_scalar(node), None, node.start_mark, self.file)
+                value = _resolve_scalar(node)
             except ValueError:  # an int longer than Python's int() digit limit (4300)
-                value = node.value
-                raise LimitError(f"the number {value[:20]}... has {len(value)} digits",
+                value = None
+            if value is None and tag == _INT_TAG or _unprintable(value):  # 0xfff...: int()
+                text = node.value  # takes it, but str() of it (in any message) would fail
+                raise LimitError(f"the number {text[:20]}... has {len(text)} digits",
                                  self.loc(node)) from None
+            return YScalar(value, None, node.start_mark, self.file)
         if isinstance(node, yaml.SequenceNode) and tag == _SEQ_TAG:
             items = tuple([self.convert(child, depth + 1) for child in node.value])
             return YSeq(items, None, node.start_mark, self.file)
@@ -250,6 +255,13 @@ def _resolve_scalar(node: yaml.ScalarNode) -> Any:
     if node.tag == _INT_TAG and text.isdigit() and text.isascii() and text[0] != "0":
         return int(text)  # plain decimal: what construct_yaml_int returns, without its steps
     return _CONSTRUCTORS[node.tag](_SCALAR_LOADER, node)
+
+
+def _unprintable(value: Any) -> bool:
+    """An int with more decimal digits than Python converts to text (4,300 by default)."""
+    limit = getattr(sys, "get_int_max_str_digits", lambda: 0)()
+    return (type(value) is int and limit > 0
+            and value.bit_length() * 0.30103 > limit - 1)
 
 
 def plain(node: YNode) -> Any:
