@@ -176,7 +176,7 @@ class _Builder:
             for out in node.output:
                 self.constants[out] = used
             return
-        name = self._unique(node.name or f"{node.op_type}_{index}")
+        name = self._unique(_readable(node.name) or f"{node.op_type}_{index}")
         outs = [o for o in node.output if o]
         params = self._claim(node)
         if len(outs) > 1 and node.op_type != "Dropout":
@@ -332,6 +332,15 @@ class _Builder:
         return ("From ONNX; params are the file's float initializers, each counted once. "
                 "Exporters usually fold BatchNorm into the preceding Conv, so params and "
                 "layer counts can differ from the framework model's.")
+
+
+def _readable(name: str) -> str:
+    """torch's exporter names a node by its module scope: `/layer1/layer1.0/conv1/Conv`
+    -> `layer1.0.conv1.Conv` (each segment repeats its parent's path)."""
+    parts = [p for p in name.split("/") if p]
+    kept = [p for i, p in enumerate(parts)
+            if not (i + 1 < len(parts) and parts[i + 1].startswith(p + "."))]
+    return ".".join(kept)
 
 
 def _numel(dims: Any) -> int:
