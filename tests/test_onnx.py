@@ -201,8 +201,12 @@ def test_commands_on_onnx(tmp_path) -> None:
                     ["flops", path], ["compare", path, "lenet5"], ["export", path]):
         result = _cli(*command)
         assert result.exit_code == 0, (command, result.output)
-    rf = json.loads(_cli("rf", path, "--json").output)
-    assert "3" in json.dumps(rf)  # a single 3x3 conv: receptive field 3
+    # 8 filters x 27 taps x 36 outputs = 7776 MACs; 216 params
+    budget = tmp_path / "budget.yaml"
+    budget.write_text("models:\n  - model: m.onnx\n    max_params: 216\n    max_macs: 7776\n")
+    assert _cli("check", str(budget)).exit_code == 0
+    budget.write_text("models:\n  - model: m.onnx\n    max_macs: 7775\n")
+    assert _cli("check", str(budget)).exit_code == 1
 
 
 NO_TORCH = """

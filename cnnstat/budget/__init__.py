@@ -95,9 +95,10 @@ def _measure(mb: ModelBudget, notes: list[str]) -> ModelReport | str:
 
 
 def _model_arg(mb: ModelBudget) -> str:
-    """Relative spec paths in a budget file are read from the file's own directory."""
+    """Relative spec and .onnx paths in a budget file are read from its own directory."""
     path = Path(mb.model)
-    if mb.base_dir is None or path.is_absolute() or path.suffix not in (".yaml", ".yml"):
+    if mb.base_dir is None or path.is_absolute() or \
+            path.suffix not in (".yaml", ".yml", ".onnx"):
         return mb.model
     return str(mb.base_dir / path)
 
