@@ -36,6 +36,15 @@ def _kind(mode: int) -> str:
     return next((name for test, name in _KINDS if test(mode)), "not a regular file")
 
 
+def require_regular_file(path: str | Path, shown_as: str | None = None) -> None:
+    """Refuse a fifo, device or socket before a reader of its own (onnx.load) opens it:
+    a fifo would block forever and /dev/zero never ends."""
+    mode = os.stat(path).st_mode
+    if not stat.S_ISREG(mode):
+        raise UsageError(f"the file is {_kind(mode)}; only regular files are read",
+                         Location(shown_as or str(path)))
+
+
 def read_bytes(path: str | Path, limit: int, shown_as: str | None = None) -> bytes:
     """The bytes of a regular file of at most `limit` bytes; anything else is a located
     UsageError (exit 2): a special file, a file too big, a name the OS refuses."""

@@ -1,7 +1,8 @@
 """Resolve a MODEL argument (design.md §4) to a Graph.
 
 Order: an existing .yaml/.yml path; a zoo name; a family alias; a module reference
-(`pkg.mod:attr`, `file.py:attr`, `torchvision:NAME`). Unknown names fail with close
+(`pkg.mod:attr`, `file.py:attr`, `torchvision:NAME`); an .onnx file is read by
+frontends/onnx_graph.py at `input`. Unknown names fail with close
 matches. Zoo specs ship inside the package (`cnnstat.zoo_specs`), so this works from any
 directory after a plain `pip install`.
 """
@@ -76,6 +77,10 @@ def resolve(model: str, *, input: object = None, kwargs: str | dict | None = Non
     if not model or not model.strip():
         raise UnknownModelError("MODEL is empty; give a spec path or a zoo name (cnnstat zoo)")
     path = Path(model)
+    if path.suffix.lower() == ".onnx":  # imports onnx, never torch (docs/onnx.md)
+        from cnnstat.frontends.onnx_graph import load_onnx
+
+        return load_onnx(model, input=input)
     try:
         exists = path.exists()
     except OSError as e:  # a name longer than the OS allows

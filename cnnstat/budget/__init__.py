@@ -98,14 +98,15 @@ def _measure(mb: ModelBudget, notes: list[str]) -> ModelReport | str:
 
 
 def _model_arg(mb: ModelBudget) -> str:
-    """Relative spec paths in a budget file are read from the file's own directory."""
+    """Relative spec, .onnx and file.py paths in a budget file are read from its own directory."""
     file, colon, attr = mb.model.rpartition(":")
     if colon and file.endswith(".py"):  # file.py:Net, read from there too
         path = Path(file)
         return mb.model if mb.base_dir is None or path.is_absolute() or not \
             (mb.base_dir / path).is_file() else f"{mb.base_dir / path}:{attr}"
     path = Path(mb.model)
-    if mb.base_dir is None or path.is_absolute() or path.suffix not in (".yaml", ".yml"):
+    if mb.base_dir is None or path.is_absolute() or \
+            path.suffix not in (".yaml", ".yml", ".onnx"):
         return mb.model
     return str(mb.base_dir / path)
 

@@ -24,8 +24,10 @@ def resolve_model(model: str, input: str | None, kwargs: str | None):
         raise UsageError("--kwargs only applies to a module reference (pkg.mod:Class, "
                          "file.py:factory, torchvision:NAME)")
     trace_input = input if input is not None and "," not in input else None
-    resolved = resolve(model, input=trace_input, kwargs=kwargs) if is_reference \
-        else resolve(model)
+    if is_reference:
+        resolved = resolve(model, input=trace_input, kwargs=kwargs)
+    else:  # an .onnx file is shape-inferred at --input; specs ignore it here
+        resolved = resolve(model, input=trace_input)
     for line in (resolved.note, *resolved.diagnostics):
         if line:
             note(line)

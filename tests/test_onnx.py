@@ -1,0 +1,243 @@
+"""The ONNX frontend on small graphs built with onnx.helper: each op's layer kind and
+formula (worked out by hand below), the opaque ops, and the located errors.
+
+Marked `oracle`: it needs the onnx package, so it runs in CI's second stage."""
+
+from __future__ import annotations
+
+import os
+import json
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from cnnstat.cli import app
+
+pytestmark = pytest.mark.oracle
+
+
+def _tensor(onnx, name, dims, value=0.0):
+    size = 1
+    for d in dims:
+        size *= d
+    return onnx.helper.make_tensor(name, onnx.TensorProto.FLOAT, dims, [value] * size)
+
+
+def _model(tmp_path, nodes, out_dims, inits=(), in_dims=(1, 3, 8, 8), opset=17, name="m"):
+    onnx = pytest.importorskip("onnx")
+    h = onnx.helper
+    graph = h.make_graph(
+        nodes, name, [h.make_tensor_value_info("x", onnx.TensorProto.FLOAT, list(in_dims))],
+        [h.make_tensor_value_info("y", onnx.TensorProto.FLOAT, out_dims)],
+        initializer=list(inits))
+    model = h.make_model(graph, opset_imports=[h.make_opsetid("", opset)])
+    path = tmp_path / f"{name}.onnx"
+    onnx.save(model, str(path))
+    return str(path)
+
+
+def _report(path, input=None):
+    from cnnstat.analyzers import analyze_graph
+    from cnnstat.models import resolve
+
+    return analyze_graph(resolve(path, input=input).graph, None)
+
+
+def _kinds(path):
+    from cnnstat.models import resolve
+
+    return [n.kind for n in resolve(path).graph][1:]
+
+
+def test_conv_relu_formula(tmp_path) -> None:
+    onnx = pytest.importorskip("onnx")
+    h = onnx.helper
+    nodes = [h.make_node("Conv", ["x", "w", "b"], ["c"], kernel_shape=[3, 3], pads=[1, 1, 1, 1],
+                         strides=[2, 2], name="conv"),
+             h.make_node("Relu", ["c"], ["y"], name="relu")]
+    path = _model(tmp_path, nodes, [1, 16, 4, 4],
+                  [_tensor(onnx, "w", [16, 3, 3, 3]), _tensor(onnx, "b", [16])])
+    report = _report(path)
+    assert _kinds(path) == ["conv2d", "relu"]
+    # 16 filters x 3*3*3 taps at each of 4*4 outputs; params 16*27 + 16.
+    assert report.totals.macs == 16 * 27 * 16
+    assert report.totals.params == 16 * 27 + 16
+    assert report.outputs[0][1] == (1, 16, 4, 4)
+
+
+def test_grouped_conv_transpose_and_pools(tmp_path) -> None:
+    onnx = pytest.importorskip("onnx")
+    h = onnx.helper
+    nodes = [h.make_node("ConvTranspose", ["x", "w"], ["t"], kernel_shape=[2, 2], strides=[2, 2]),
+             h.make_node("MaxPool", ["t"], ["p"], kernel_shape=[3, 3], strides=[2, 2],
+                         pads=[1, 1, 1, 1]),
+             h.make_node("AveragePool", ["p"], ["y"], kernel_shape=[2, 2], strides=[2, 2])]
+    path = _model(tmp_path, nodes, [1, 4, 4, 4], [_tensor(onnx, "w", [3, 4, 2, 2])])
+    report = _report(path)
+    assert _kinds(path) == ["conv_transpose2d", "max_pool2d", "avg_pool2d"]
+    # every input pixel (3 ch, 8x8) scatters a 4-channel 2x2 patch: 3*64*4*4 MACs
+    assert report.totals.macs == 3 * 64 * 4 * 4
+    assert report.outputs[0][1] == (1, 4, 4, 4)
+
+
+def test_gemm_matmul_flatten_softmax(tmp_path) -> None:
+    onnx = pytest.importorskip("onnx")
+    h = onnx.helper
+    nodes = [h.make_node("GlobalAveragePool", ["x"], ["g"]),
+             h.make_node("Flatten", ["g"], ["f"], axis=1),
+             h.make_node("Gemm", ["f", "w", "b"], ["l"], transB=1),
+             h.make_node("MatMul", ["l", "m"], ["k"]),
+             h.make_node("Softmax", ["k"], ["y"], axis=1)]
+    path = _model(tmp_path, nodes, [1, 5],
+                  [_tensor(onnx, "w", [10, 3]), _tensor(onnx, "b", [10]),
+                   _tensor(onnx, "m", [10, 5])])
+    report = _report(path)
+    assert _kinds(path) == ["adaptive_avg_pool2d", "flatten", "linear", "linear", "softmax"]
+    assert report.totals.macs == 3 * 10 + 10 * 5
+    assert report.totals.params == 30 + 10 + 50
+
+
+def test_shared_initializer_counted_once(tmp_path) -> None:
+    onnx = pytest.importorskip("onnx")
+    h = onnx.helper
+    nodes = [h.make_node("Conv", ["x", "w"], ["a"], kernel_shape=[1, 1]),
+             h.make_node("Conv", ["a", "w"], ["y"], kernel_shape=[1, 1])]
+    path = _model(tmp_path, nodes, [1, 3, 8, 8], [_tensor(onnx, "w", [3, 3, 1, 1])])
+    report = _report(path)
+    assert report.totals.params == 9  # one 3x3x1x1 tensor, used twice
+    assert report.totals.macs == 2 * 9 * 64
+
+
+def test_merges_clip_and_batchnorm(tmp_path) -> None:
+    onnx = pytest.importorskip("onnx")
+    h = onnx.helper
+    nodes = [h.make_node("BatchNormalization", ["x", "s", "bb", "mu", "var"], ["n"]),
+             h.make_node("Clip", ["n", "lo", "hi"], ["r6"]),
+             h.make_node("Sigmoid", ["r6"], ["s1"]),
+             h.make_node("Mul", ["r6", "s1"], ["m"]),
+             h.make_node("HardSwish", ["m"], ["hs"]),
+             h.make_node("Add", ["hs", "x"], ["a"]),
+             h.make_node("Concat", ["a", "x"], ["c"], axis=1),
+             h.make_node("Dropout", ["c"], ["d"]),
+             h.make_node("Identity", ["d"], ["y"])]
+    inits = [_tensor(onnx, n, [3]) for n in ("s", "bb", "mu", "var")]
+    inits += [_tensor(onnx, "lo", [], 0.0), _tensor(onnx, "hi", [], 6.0)]
+    path = _model(tmp_path, nodes, [1, 6, 8, 8], inits)
+    assert _kinds(path) == ["batch_norm2d", "relu6", "sigmoid", "multiply", "hardswish", "add",
+                            "concat", "dropout", "identity"]
+    report = _report(path)
+    assert report.totals.params == 6  # scale and bias; mean and var are buffers
+    assert report.outputs[0][1] == (1, 6, 8, 8)
+
+
+def test_resize_and_reshape(tmp_path) -> None:
+    onnx = pytest.importorskip("onnx")
+    h = onnx.helper
+    shape = onnx.helper.make_tensor("shape", onnx.TensorProto.INT64, [3], [1, 3, 256])
+    scales = onnx.helper.make_tensor("scales", onnx.TensorProto.FLOAT, [4], [1, 1, 2, 2])
+    nodes = [h.make_node("Resize", ["x", "", "scales"], ["r"], mode="linear"),
+             h.make_node("Reshape", ["r", "shape"], ["y"])]
+    path = _model(tmp_path, nodes, [1, 3, 256], [shape, scales])
+    assert _kinds(path) == ["upsample", "reshape"]
+    assert _report(path).totals.params == 0  # the scales are not weights
+
+
+@pytest.mark.parametrize("op, kind", [("HardSigmoid", "hardsigmoid"), ("Sub", "sub"),
+                                      ("Softsign", None)])
+def test_unmapped_ops_are_opaque_and_listed(tmp_path, op, kind) -> None:
+    onnx = pytest.importorskip("onnx")
+    inputs = ["x", "x"] if op == "Sub" else ["x"]
+    path = _model(tmp_path, [onnx.helper.make_node(op, inputs, ["y"], name="odd")], [1, 3, 8, 8])
+    from cnnstat.models import resolve
+
+    resolved = resolve(path)
+    (layer,) = [r for r in _report(path).layers if r.name == "odd"]
+    assert layer.macs is None and layer.other_ops is None  # n/a, never a zero
+    assert any(f"odd ({op})" in line for line in resolved.diagnostics), resolved.diagnostics
+    node = resolved.graph.node("odd")
+    assert node.layer.op.startswith(f"onnx::{op}") and (kind is None or kind in node.layer.op)
+
+
+def _cli(*args):
+    return CliRunner().invoke(app, list(args))
+
+
+def test_symbolic_dim_needs_input(tmp_path) -> None:
+    onnx = pytest.importorskip("onnx")
+    nodes = [onnx.helper.make_node("Relu", ["x"], ["y"])]
+    path = _model(tmp_path, nodes, ["N", 3, "H", "W"], in_dims=("N", 3, "H", "W"))
+    result = _cli("params", path)
+    assert result.exit_code == 2
+    assert f"{path}: error: input 'x' dim 2 is symbolic ('H'); give --input" in result.output
+    assert _report(path, input="3x32x16").input_shape == (1, 3, 32, 16)
+    assert _cli("shapes", path, "--input", "3x32x32").exit_code == 0
+
+
+def test_missing_malformed_and_unknown_opset(tmp_path) -> None:
+    onnx = pytest.importorskip("onnx")
+    missing = _cli("params", str(tmp_path / "nope.onnx"))
+    assert missing.exit_code == 2 and "no such ONNX file" in missing.output
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"\x00not a protobuf at all\xff" * 10)
+    result = _cli("params", str(bad))
+    assert result.exit_code == 2
+    assert result.output.startswith(f"{bad}: error: not a readable ONNX model")
+    path = _model(tmp_path, [onnx.helper.make_node("Relu", ["x"], ["y"])], [1, 3, 8, 8],
+                  opset=99, name="future")
+    result = _cli("params", path)
+    assert result.exit_code == 2 and f"{path}: error: ONNX opset 99 is not one" in result.output
+    for r in (missing, result):
+        assert "Traceback" not in r.output and len(r.output.strip().splitlines()) == 1
+
+
+def test_special_files_are_refused_before_onnx_opens_them(tmp_path) -> None:
+    """Catches: onnx.load blocking forever on a fifo, or reading /dev/zero to the end."""
+    pytest.importorskip("onnx")
+    fifo = tmp_path / "pipe.onnx"
+    os.mkfifo(fifo)
+    zero = tmp_path / "zero.onnx"
+    zero.symlink_to("/dev/zero")
+    for path, kind in ((fifo, "a fifo"), (zero, "a character device")):
+        result = _cli("params", str(path))
+        assert result.exit_code == 2, result.output
+        assert result.output.startswith(f"{path}: error: the file is {kind}"), result.output
+
+
+def test_commands_on_onnx(tmp_path) -> None:
+    onnx = pytest.importorskip("onnx")
+    h = onnx.helper
+    nodes = [h.make_node("Conv", ["x", "w"], ["c"], kernel_shape=[3, 3], name="conv"),
+             h.make_node("Relu", ["c"], ["y"])]
+    path = _model(tmp_path, nodes, [1, 8, 6, 6], [_tensor(onnx, "w", [8, 3, 3, 3])])
+    for command in (["shapes", path], ["rf", path], ["savings", path], ["summary", path],
+                    ["flops", path], ["compare", path, "lenet5"], ["export", path]):
+        result = _cli(*command)
+        assert result.exit_code == 0, (command, result.output)
+    # 8 filters x 27 taps x 36 outputs = 7776 MACs; 216 params
+    budget = tmp_path / "budget.yaml"
+    budget.write_text("models:\n  - model: m.onnx\n    max_params: 216\n    max_macs: 7776\n")
+    assert _cli("check", str(budget)).exit_code == 0
+    budget.write_text("models:\n  - model: m.onnx\n    max_macs: 7775\n")
+    assert _cli("check", str(budget)).exit_code == 1
+
+
+NO_TORCH = """
+import sys, json
+sys.modules["torch"] = None  # importing torch now fails
+from cnnstat.analyzers import analyze_graph
+from cnnstat.models import resolve
+report = analyze_graph(resolve(sys.argv[1]).graph, None)
+print(json.dumps([report.totals.macs, sorted(m for m in sys.modules if m.startswith("torch"))]))
+"""
+
+
+def test_onnx_path_imports_no_torch(tmp_path) -> None:
+    onnx = pytest.importorskip("onnx")
+    nodes = [onnx.helper.make_node("Conv", ["x", "w"], ["y"], kernel_shape=[1, 1])]
+    path = _model(tmp_path, nodes, [1, 2, 8, 8], [_tensor(onnx, "w", [2, 3, 1, 1])])
+    out = subprocess.run([sys.executable, "-c", NO_TORCH, path], capture_output=True,
+                         text=True, check=True)
+    macs, loaded = json.loads(out.stdout)
+    assert macs == 2 * 3 * 64 and loaded == ["torch"]  # only the blocker entry
