@@ -1,4 +1,4 @@
-"""The CLI's contracts: formats, exit codes (design.md §7), stdout/stderr separation."""
+"""The CLI's contracts: formats, exit codes (docs/exit-codes.md), stdout/stderr separation."""
 
 from __future__ import annotations
 

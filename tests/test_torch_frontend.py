@@ -146,6 +146,24 @@ class Functional(nn.Module):
         return self.fc(x.view(x.size(0), -1))
 
 
+class MobileGate(nn.Module):
+    """MobileNetV3's squeeze-excitation: a hardsigmoid gate, as a module and as a call."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 16, 3, padding=1)
+        self.act = nn.Hardswish()
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc1 = nn.Conv2d(16, 8, 1)
+        self.fc2 = nn.Conv2d(8, 16, 1)
+        self.gate = nn.Hardsigmoid()
+
+    def forward(self, x):
+        x = self.act(self.conv(x))
+        scale = self.gate(self.fc2(F.relu(self.fc1(self.pool(x)))))
+        return F.hardsigmoid(x * scale)
+
+
 class ShapeDependent(nn.Module):
     """Control flow on sizes: fx cannot trace it, a meta forward can run it."""
 
@@ -203,6 +221,7 @@ CASES = {
     "grouped_depthwise": (GroupedDepthwise, (3, 32, 32)),
     "transposed": (Transposed, (3, 20, 20)),
     "functional": (Functional, (3, 32, 32)),
+    "mobile_gate": (MobileGate, (3, 16, 16)),
     "shape_dependent": (ShapeDependent, (3, 32, 32)),
     "value_dependent": (ValueDependent, (3, 16, 16)),
     "with_opaque": (WithOpaque, (3, 16, 16)),
@@ -311,6 +330,13 @@ def test_functional_calls_become_layer_kinds():
     assert branches.graph.node("cat").inputs == ("b1", "b2.2", "b3.2", "b4.1")
 
 
+def test_hardsigmoid_module_and_call_become_the_kind():
+    _, _, traced, _ = ours("mobile_gate")
+    kinds = {node.name: node.kind for node in traced.graph}
+    assert kinds["gate"] == kinds["hardsigmoid"] == "hardsigmoid"
+    assert "opaque" not in kinds.values()
+
+
 def test_opaque_ops_are_counted_by_torch_not_zeroed():
     """A LayerNorm, a mean, a shared-weight second call and `x * parameter` stay opaque:
     torch's count as MACs, the parameter counted once, element-wise work shown as unknown
@@ -353,8 +379,8 @@ def test_the_users_module_is_left_untouched():
 
 def _gradient_region(module: nn.Module, layer: str, shape: tuple[int, ...]):
     """Rows and columns of the input with a nonzero gradient from the sum over channels at
-    the central unit of `layer` (design.md §8: positive weights, zero bias, identity BN,
-    float64, input of ones)."""
+    the central unit of `layer` (docs/architecture.md, "Verification": positive weights,
+    zero bias, identity BN, float64, input of ones)."""
     module = copy.deepcopy(module).double().eval()
     with torch.no_grad():
         for name, p in module.named_parameters():

@@ -69,7 +69,7 @@ def _lrn(layer: L.LocalResponseNorm, ins: tuple[Shape, ...], out: Shape) -> OpCo
     return OpCount(0, (2 * layer.size + 3) * _elements(out))
 
 
-@OPS.register(*L.ELEMENTWISE_ACTIVATIONS)
+@OPS.register_trait(L.POINTWISE)
 def _activation(layer: L.Layer, ins: tuple[Shape, ...], out: Shape) -> OpCount:
     """1 op per element, whatever the function (thop's convention for ReLU)."""
     return OpCount(0, _elements(out))

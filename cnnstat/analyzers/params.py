@@ -74,9 +74,10 @@ def _batch_norm(layer: L.BatchNorm2d, ins: tuple[Shape, ...], out: Shape) -> Par
 
 @PARAMS.register(
     L.Input, L.MaxPool2d, L.AvgPool2d, L.AdaptiveAvgPool2d, L.AdaptiveMaxPool2d,
-    L.LocalResponseNorm, *L.ELEMENTWISE_ACTIVATIONS, L.Softmax, L.Dropout, L.Flatten,
-    *L.MERGES, L.Reshape, L.Identity, L.Upsample, L.ChannelShuffle,
+    L.LocalResponseNorm, L.Softmax, L.Dropout, L.Flatten, L.Reshape, L.Identity, L.Upsample,
+    L.ChannelShuffle,
 )
+@PARAMS.register_trait(L.NO_PARAMS)
 def _no_params(layer: L.Layer, ins: tuple[Shape, ...], out: Shape) -> ParamCount:
     """No learnable tensors and no buffers."""
     return _NONE

@@ -353,8 +353,8 @@ def _adaptive(node, fields, ins, out, notes):
     return _per_axis(fields[0], tuple(adaptive_map(n_in, n_out) for n_in, n_out in sizes))
 
 
-@RF.register(*L.ELEMENTWISE_ACTIVATIONS, L.BatchNorm2d, L.LocalResponseNorm, L.Dropout,
-             L.Identity, L.ChannelShuffle)
+@RF.register_trait(L.SHAPE_PRESERVING)
+@RF.register(L.BatchNorm2d, L.LocalResponseNorm, L.Dropout, L.Identity, L.ChannelShuffle)
 def _same(node, fields, ins, out, notes):
     """Element-wise or across channels only (LRN normalises across channels, not space):
     the field is unchanged."""
@@ -397,7 +397,7 @@ def _crop(node, fields, ins, out, notes):
                     tuple(-o for o in layer.offset), (1, 1))
 
 
-@RF.register(*L.MERGES)
+@RF.register_trait(L.MERGE)
 def _merge(node, fields, ins, out, notes):
     """The union of the inputs' fields, unit by unit; notes when the inputs' strides
     differ or the centres of their unit 0 do not coincide."""

@@ -123,6 +123,7 @@ _SIMPLE: dict[type[L.Layer], Callable[[L.Layer], nn.Module]] = {
     L.GELU: lambda layer: nn.GELU(layer.approximate),
     L.SiLU: lambda layer: nn.SiLU(),
     L.Hardswish: lambda layer: nn.Hardswish(),
+    L.Hardsigmoid: lambda layer: nn.Hardsigmoid(),
     L.Softmax: lambda layer: nn.Softmax(layer.dim),
     L.Dropout: lambda layer: nn.Dropout(layer.p),
     L.Flatten: lambda layer: nn.Flatten(layer.start_dim, layer.end_dim),

@@ -32,11 +32,40 @@ def _pair(name: str, value: Pair, check=_positive) -> None:
         check(name, v)
 
 
+# Traits a kind declares; each analyzer registers one handler per trait (as fvcore's
+# handle factories do), so a kind with traits needs no handler of its own there.
+POINTWISE = "pointwise"  # an element-wise function: 1 op per output element
+NO_PARAMS = "no_params"  # no learnable tensors and no buffers
+SHAPE_PRESERVING = "shape_preserving"  # output shape = input shape, field unchanged
+MERGE = "merge"  # takes several inputs (concat, add, multiply)
+
+# Every kind, by its `kind` name, in declaration order: filled by `Layer.__init_subclass__`.
+_KINDS: dict[str, type[Layer]] = {}
+
+
 @record
 class Layer(Record):
-    """Base of every layer kind. `kind` is the stable name used in reports and specs."""
+    """Base of every layer kind. `kind` is the stable name used in reports and specs.
+
+    A subclass that sets its own `kind` registers itself (a base such as `_Pool` does
+    not); `traits` name the shared handler families it takes (see docs/architecture.md).
+    """
 
     kind: ClassVar[str] = "layer"
+    traits: ClassVar[frozenset[str]] = frozenset()
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super(Layer, cls).__init_subclass__(**kwargs)  # zero-arg super breaks on slots
+        # @record's slotted copy of a class registers again and replaces the first one.
+        if "kind" in cls.__dict__:
+            _KINDS[cls.kind] = cls
+
+
+def kinds_with(trait: str) -> tuple[type[Layer], ...]:
+    return tuple(k for k in _KINDS.values() if trait in k.traits)
+
+
+_ACTIVATION = frozenset({POINTWISE, NO_PARAMS, SHAPE_PRESERVING})
 
 
 @record
@@ -184,32 +213,38 @@ class LocalResponseNorm(Layer):
 @record
 class ReLU(Layer):
     kind: ClassVar[str] = "relu"
+    traits: ClassVar[frozenset[str]] = _ACTIVATION
 
 
 @record
 class ReLU6(Layer):
     kind: ClassVar[str] = "relu6"
+    traits: ClassVar[frozenset[str]] = _ACTIVATION
 
 
 @record
 class LeakyReLU(Layer):
     kind: ClassVar[str] = "leaky_relu"
+    traits: ClassVar[frozenset[str]] = _ACTIVATION
     negative_slope: float = 0.01
 
 
 @record
 class Sigmoid(Layer):
     kind: ClassVar[str] = "sigmoid"
+    traits: ClassVar[frozenset[str]] = _ACTIVATION
 
 
 @record
 class Tanh(Layer):
     kind: ClassVar[str] = "tanh"
+    traits: ClassVar[frozenset[str]] = _ACTIVATION
 
 
 @record
 class GELU(Layer):
     kind: ClassVar[str] = "gelu"
+    traits: ClassVar[frozenset[str]] = _ACTIVATION
     approximate: str = "none"
 
     def __post_init__(self) -> None:
@@ -220,11 +255,21 @@ class GELU(Layer):
 @record
 class SiLU(Layer):
     kind: ClassVar[str] = "silu"
+    traits: ClassVar[frozenset[str]] = _ACTIVATION
 
 
 @record
 class Hardswish(Layer):
     kind: ClassVar[str] = "hardswish"
+    traits: ClassVar[frozenset[str]] = _ACTIVATION
+
+
+@record
+class Hardsigmoid(Layer):
+    """relu6(x + 3) / 6, MobileNetV3's gate (torch's nn.Hardsigmoid)."""
+
+    kind: ClassVar[str] = "hardsigmoid"
+    traits: ClassVar[frozenset[str]] = _ACTIVATION
 
 
 @record
@@ -263,17 +308,20 @@ class Linear(Layer):
 @record
 class Concat(Layer):
     kind: ClassVar[str] = "concat"
+    traits: ClassVar[frozenset[str]] = frozenset({MERGE, NO_PARAMS})
     dim: int = 1
 
 
 @record
 class Add(Layer):
     kind: ClassVar[str] = "add"
+    traits: ClassVar[frozenset[str]] = frozenset({MERGE, NO_PARAMS})
 
 
 @record
 class Multiply(Layer):
     kind: ClassVar[str] = "multiply"
+    traits: ClassVar[frozenset[str]] = frozenset({MERGE, NO_PARAMS})
 
 
 @record
@@ -435,19 +483,13 @@ class Crop(Layer):
         _pair("offset", self.offset, _non_negative)
 
 
-ELEMENTWISE_ACTIVATIONS: tuple[type[Layer], ...] = (
-    ReLU, ReLU6, LeakyReLU, Sigmoid, Tanh, GELU, SiLU, Hardswish,
-)
-MERGES: tuple[type[Layer], ...] = (Concat, Add, Multiply)
+ELEMENTWISE_ACTIVATIONS: tuple[type[Layer], ...] = kinds_with(POINTWISE)
+MERGES: tuple[type[Layer], ...] = kinds_with(MERGE)
 WEIGHT_LAYERS: tuple[type[Layer], ...] = (Conv2d, ConvTranspose2d, Linear)
 # Kinds that take exactly two inputs: (the tensor, a reference it is shaped after).
 TWO_INPUTS: tuple[type[Layer], ...] = (Crop,)
 # Kinds that can cut R regions out of one image or feature map: [N, ...] -> [N*R, ...].
 REGION_ENTRIES: tuple[type[Layer], ...] = (RoIPool, RoIAlign, SpatialPyramidPool)
 
-ALL_KINDS: tuple[type[Layer], ...] = (
-    Input, Conv2d, ConvTranspose2d, MaxPool2d, AvgPool2d, AdaptiveAvgPool2d,
-    AdaptiveMaxPool2d, BatchNorm2d, LocalResponseNorm, *ELEMENTWISE_ACTIVATIONS, Softmax,
-    Dropout, Flatten, Linear, *MERGES, Reshape, Identity, Upsample, ChannelShuffle,
-    Opaque, SpatialPyramidPool, RoIPool, RoIAlign, Crop,
-)
+# Derived, never hand-kept: a new class is in it by being declared.
+ALL_KINDS: tuple[type[Layer], ...] = tuple(_KINDS.values())

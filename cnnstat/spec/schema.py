@@ -1,7 +1,8 @@
 """The spec's vocabulary: layer kind names and aliases, their keys, and each key's type.
 
-Adding a layer kind to the spec language is one `KindSpec` entry here (plus the
-dataclass in `cnnstat.ir.layers`).
+A layer kind is in the spec language by one `KindSpec` entry here; the other files a
+kind touches are listed in docs/architecture.md, and tests/test_kind_coverage.py fails,
+naming the kind, when this entry is missing.
 """
 
 from __future__ import annotations
@@ -77,6 +78,7 @@ KINDS: dict[str, KindSpec] = {
                  auto_name="gelu"),
         KindSpec(L.SiLU, {}, auto_name="silu"),
         KindSpec(L.Hardswish, {}, auto_name="hardswish"),
+        KindSpec(L.Hardsigmoid, {}, auto_name="hardsigmoid"),
         KindSpec(L.Softmax, {"dim": SIGNED}, "dim", auto_name="softmax"),
         KindSpec(L.Dropout, {"p": FLOAT}, "p", auto_name="dropout"),
         KindSpec(L.Flatten, {"start_dim": SIGNED, "end_dim": SIGNED}, "start_dim",
