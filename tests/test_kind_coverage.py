@@ -47,7 +47,8 @@ def _sample(spec: S.KindSpec) -> L.Layer:
     needed = {f.name for f in dataclasses.fields(spec.layer)
               if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING}
     needed.update([spec.primary] if spec.primary else [])
-    return spec.layer(**{f: _SAMPLE_VALUES[spec.fields[f]] for f in needed})
+    return spec.layer(**{f: spec.choices[f][0] if f in spec.choices
+                         else _SAMPLE_VALUES[spec.fields[f]] for f in needed})
 
 
 def _missing(registry, exempt) -> list[str]:
@@ -123,7 +124,8 @@ def test_every_torch_module_the_builder_makes_has_a_converter() -> None:
 # F.<kind> calls left to torch on purpose (they stay opaque, counted by FlopCounterMode).
 FUNCTION_LEFT_TO_TORCH = {
     "conv2d": "weights passed as tensors", "conv_transpose2d": "weights passed as tensors",
-    "linear": "weights passed as tensors", "local_response_norm": "rare as a call",
+    "linear": "weights passed as tensors", "layer_norm": "weights passed as tensors",
+    "local_response_norm": "rare as a call",
     "upsample": "canonicalised to interpolate",
 }
 

@@ -361,6 +361,15 @@ def _same(node, fields, ins, out, notes):
     return fields[0]
 
 
+@RF.register(L.LayerNorm)
+def _layer_norm(node, fields, ins, out, notes):
+    """Over the channels of each position: unchanged. Over the last dim of an image
+    [N, C, H, W] it mixes a whole row: global."""
+    if node.layer.data_format == "channels_first" or len(ins[0]) != 4:
+        return fields[0]
+    return global_field(fields[0].image)
+
+
 @RF.register(L.Softmax)
 def _softmax(node, fields, ins, out, notes):
     """Across channels: unchanged; across a spatial axis: every output sees the whole axis."""

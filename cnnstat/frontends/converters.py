@@ -190,6 +190,16 @@ def _batch_norm(m: nn.BatchNorm2d, call: Call) -> L.Layer:
                          track_running_stats=m.track_running_stats)
 
 
+@_module(nn.LayerNorm)
+def _layer_norm(m: nn.LayerNorm, call: Call) -> L.Layer | None:
+    """Over the last dim only; a LayerNorm over several dims stays opaque."""
+    if len(m.normalized_shape) != 1:
+        return None
+    return L.LayerNorm(data_format="channels_last", eps=m.eps,
+                       elementwise_affine=m.elementwise_affine,
+                       bias=getattr(m, "bias", None) is not None)
+
+
 @_module(nn.LocalResponseNorm)
 def _lrn(m: nn.LocalResponseNorm, call: Call) -> L.Layer:
     return L.LocalResponseNorm(size=m.size, alpha=m.alpha, beta=m.beta, k=m.k)

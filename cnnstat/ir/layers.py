@@ -273,6 +273,48 @@ class Hardsigmoid(Layer):
 
 
 @record
+class LayerNorm(Layer):
+    """Layer norm over the channels of each position: `channels_first` is ConvNeXt's
+    LayerNorm2d on [N, C, H, W]; `channels_last` is nn.LayerNorm over the last dim."""
+
+    kind: ClassVar[str] = "layer_norm"
+    traits: ClassVar[frozenset[str]] = frozenset({SHAPE_PRESERVING})
+    data_format: str = "channels_first"
+    eps: float = 1e-5
+    elementwise_affine: bool = True
+    bias: bool = True
+
+    def __post_init__(self) -> None:
+        if self.data_format not in ("channels_first", "channels_last"):
+            raise ValueError("data_format must be 'channels_first' or 'channels_last', "
+                             f"got {self.data_format!r}")
+
+
+@record
+class LayerScale(Layer):
+    """A learned per-channel scale (ConvNeXt's layer_scale, CaiT's LayerScale): x * gamma,
+    gamma of C values on dim 1."""
+
+    kind: ClassVar[str] = "scale"
+    traits: ClassVar[frozenset[str]] = frozenset({SHAPE_PRESERVING})
+    init_value: float = 1e-6
+
+
+@record
+class DropPath(Layer):
+    """Stochastic depth (torchvision's StochasticDepth, timm's DropPath): drops a whole
+    residual branch in training; the identity at inference, which is what is counted."""
+
+    kind: ClassVar[str] = "drop_path"
+    traits: ClassVar[frozenset[str]] = frozenset({NO_PARAMS, SHAPE_PRESERVING})
+    p: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.p <= 1.0:
+            raise ValueError(f"p must be in [0, 1], got {self.p!r}")
+
+
+@record
 class Softmax(Layer):
     kind: ClassVar[str] = "softmax"
     dim: int = 1
