@@ -677,3 +677,30 @@ def test_600m_parameter_model_analyzes_in_under_1_gb(tmp_path):
     assert figures["peak_rss_kib"] * 1024 < 10**9, figures
     print(f"\n600M-param analysis: peak RSS {figures['peak_rss_kib'] / 1024:.0f} MiB, "
           f"{figures['seconds']:.1f} s")
+
+
+class MyGate(nn.Module):
+    """A user's own module (a subclass torch's converters do not know by class)."""
+
+    def forward(self, x):
+        return torch.clamp(x / 6 + 0.5, 0, 1)
+
+
+def test_a_users_own_module_converts_through_the_public_registry():
+    """docs/torch.md, "Your own modules and functions": a registered converter turns the
+    call into a kind; torch's FlopCounterMode and shapes still decide whether it fits."""
+    from cnnstat.frontends.converters import MODULES, register_module
+    from cnnstat.ir import layers as L
+
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), MyGate())
+    before = graph_from_module(model, (3, 8, 8)).graph
+    assert {node.kind for node in before if node.name.startswith("1.")} == {"opaque"}
+    register_module(MyGate)(lambda module, call: L.Hardsigmoid())
+    try:
+        with pytest.raises(ValueError, match="registered twice"):
+            register_module(MyGate)(lambda module, call: None)
+        traced = graph_from_module(nn.Sequential(nn.Conv2d(3, 4, 3), MyGate()), (3, 8, 8))
+        assert traced.graph.node("1").kind == "hardsigmoid"
+        assert analyze_graph(traced.graph).layers[-1].output_shape == (1, 4, 6, 6)
+    finally:
+        del MODULES[MyGate]
