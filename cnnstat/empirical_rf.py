@@ -1,4 +1,5 @@
-"""Receptive fields measured by gradient on the built module (design.md §8).
+"""Receptive fields measured by gradient on the built module (docs/architecture.md,
+"Verification").
 
 The oracle for `cnnstat.analyzers.rf`: torch's own convolutions decide which input pixels
 an output unit depends on. The graph is first made gradient-friendly without changing any

@@ -1,4 +1,4 @@
-"""One error hierarchy; each error carries its exit code (design.md §7) and a location.
+"""One error hierarchy; each error carries its exit code (docs/exit-codes.md) and a location.
 
 The library raises these and never prints or exits; `cnnstat.cli` turns them into one
 line on stderr and the exit code at a single boundary.

@@ -1,4 +1,4 @@
-"""Resolve a MODEL argument (design.md §4) to a Graph.
+"""Resolve a MODEL argument (docs/architecture.md, "Naming a model") to a Graph.
 
 Order: an existing .yaml/.yml path; a zoo name; a family alias; a module reference
 (`pkg.mod:attr`, `file.py:attr`, `torchvision:NAME`); an .onnx file is read by

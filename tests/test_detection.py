@@ -192,7 +192,7 @@ def test_regions_override_needs_a_per_region_part() -> None:
 
 def test_every_kind_has_every_handler() -> None:
     """Adding a kind must come with its shape, params, MACs, receptive-field and builder
-    handlers (style.md: no silent zeros)."""
+    handlers (docs/architecture.md: no silent zeros)."""
     registries = {"shapes": SHAPES, "params": PARAMS, "ops": OPS, "rf": RF,
                   "builder": BUILDERS}
     missing = [(name, k.kind) for name, reg in registries.items()

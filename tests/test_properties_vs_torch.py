@@ -75,11 +75,13 @@ def pool(draw, c_in: int):
 
 @st.composite
 def elementwise(draw, c_in: int):
-    choice = draw(st.sampled_from(["bn", "relu", "adaptive"]))
+    choice = draw(st.sampled_from(["bn", "relu", "hardsigmoid", "adaptive"]))
     if choice == "bn":
         return L.BatchNorm2d(), nn.BatchNorm2d(c_in), c_in
     if choice == "relu":
         return L.ReLU(), nn.ReLU(), c_in
+    if choice == "hardsigmoid":
+        return L.Hardsigmoid(), nn.Hardsigmoid(), c_in
     size = (draw(st.integers(1, 4)), draw(st.integers(1, 4)))
     return L.AdaptiveAvgPool2d(output_size=size), nn.AdaptiveAvgPool2d(size), c_in
 

@@ -213,7 +213,8 @@ def test_unit_region_clipped_and_unclipped() -> None:
 
 
 def test_every_layer_kind_has_a_receptive_field_rule() -> None:
-    """Adding a layer kind must come with its receptive-field rule (coverage, style.md)."""
+    """Adding a layer kind must come with its receptive-field rule (tests/test_kind_coverage.py
+    checks every registry)."""
     missing = [k.kind for k in L.ALL_KINDS if k is not L.Input and RF.get(k) is None]
     assert missing == []
 
@@ -230,7 +231,7 @@ def test_no_zoo_spec_has_misaligned_merges() -> None:
 
 
 def test_json_report_carries_rf_per_layer() -> None:
-    """`summary --json` includes the rf of each layer (design.md §6)."""
+    """`summary --json` includes the rf of each layer (docs/json.md)."""
     report = json.loads(json.dumps(cnnstat.analyze("vgg16").to_dict()))
     by_name = {layer["name"]: layer for layer in report["layers"]}
     assert by_name["features.block5.pool"]["rf"]["size"] == [212, 212]

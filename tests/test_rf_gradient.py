@@ -1,4 +1,4 @@
-"""Receptive fields checked by gradient on built modules (design.md §8).
+"""Receptive fields checked by gradient on built modules (docs/architecture.md, "Verification").
 
 The oracle is torch: which input pixels get a nonzero gradient from one output unit
 (cnnstat.empirical_rf: max-pool as avg-pool, positive weights, zero bias, float64, the sum

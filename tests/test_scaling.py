@@ -155,9 +155,10 @@ class _Counting:
 
     def registries(self, **registries) -> None:
         for label, registry in registries.items():
-            wrapped = {kind: self._wrap(label, handler)
-                       for kind, handler in registry._handlers.items()}
-            self.monkeypatch.setattr(registry, "_handlers", wrapped)
+            for table in ("_handlers", "_traits"):  # a kind's own handlers, and its traits'
+                wrapped = {key: self._wrap(label, handler)
+                           for key, handler in getattr(registry, table).items()}
+                self.monkeypatch.setattr(registry, table, wrapped)
 
     def functions(self, owner: object, *names: str) -> None:
         for name in names:

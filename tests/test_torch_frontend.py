@@ -146,6 +146,24 @@ class Functional(nn.Module):
         return self.fc(x.view(x.size(0), -1))
 
 
+class MobileGate(nn.Module):
+    """MobileNetV3's squeeze-excitation: a hardsigmoid gate, as a module and as a call."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 16, 3, padding=1)
+        self.act = nn.Hardswish()
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc1 = nn.Conv2d(16, 8, 1)
+        self.fc2 = nn.Conv2d(8, 16, 1)
+        self.gate = nn.Hardsigmoid()
+
+    def forward(self, x):
+        x = self.act(self.conv(x))
+        scale = self.gate(self.fc2(F.relu(self.fc1(self.pool(x)))))
+        return F.hardsigmoid(x * scale)
+
+
 class ShapeDependent(nn.Module):
     """Control flow on sizes: fx cannot trace it, a meta forward can run it."""
 
@@ -180,14 +198,14 @@ class ValueDependent(nn.Module):
 
 
 class WithOpaque(nn.Module):
-    """A LayerNorm, a mean, a module called twice, a parameter used directly."""
+    """A GroupNorm, a mean, a module called twice, a parameter used directly."""
 
     def __init__(self):
         super().__init__()
         self.stem = nn.Conv2d(3, 8, 3, padding=1)
         self.shared = nn.Conv2d(8, 8, 3, padding=1)
         self.scale = nn.Parameter(torch.ones(1, 8, 1, 1))
-        self.norm = nn.LayerNorm(8)
+        self.norm = nn.GroupNorm(2, 8)  # no kind (yet): opaque
         self.fc = nn.Linear(8, 3)
 
     def forward(self, x):
@@ -203,6 +221,7 @@ CASES = {
     "grouped_depthwise": (GroupedDepthwise, (3, 32, 32)),
     "transposed": (Transposed, (3, 20, 20)),
     "functional": (Functional, (3, 32, 32)),
+    "mobile_gate": (MobileGate, (3, 16, 16)),
     "shape_dependent": (ShapeDependent, (3, 32, 32)),
     "value_dependent": (ValueDependent, (3, 16, 16)),
     "with_opaque": (WithOpaque, (3, 16, 16)),
@@ -311,8 +330,15 @@ def test_functional_calls_become_layer_kinds():
     assert branches.graph.node("cat").inputs == ("b1", "b2.2", "b3.2", "b4.1")
 
 
+def test_hardsigmoid_module_and_call_become_the_kind():
+    _, _, traced, _ = ours("mobile_gate")
+    kinds = {node.name: node.kind for node in traced.graph}
+    assert kinds["gate"] == kinds["hardsigmoid"] == "hardsigmoid"
+    assert "opaque" not in kinds.values()
+
+
 def test_opaque_ops_are_counted_by_torch_not_zeroed():
-    """A LayerNorm, a mean, a shared-weight second call and `x * parameter` stay opaque:
+    """A GroupNorm, a mean, a shared-weight second call and `x * parameter` stay opaque:
     torch's count as MACs, the parameter counted once, element-wise work shown as unknown
     (None), and all of them listed in the diagnostics."""
     _, _, traced, report = ours("with_opaque")
@@ -322,7 +348,7 @@ def test_opaque_ops_are_counted_by_torch_not_zeroed():
     assert opaque["shared@1"].macs == 16 * 16 * 8 * 8 * 9 and opaque["shared@1"].params == 0
     assert opaque["mul"].params == 8 and opaque["norm"].params == 16
     assert all(row.other_ops is None for row in opaque.values())
-    assert any("kept opaque" in d and "norm (nn.LayerNorm)" in d for d in traced.diagnostics)
+    assert any("kept opaque" in d and "norm (nn.GroupNorm)" in d for d in traced.diagnostics)
 
 
 def test_fallbacks_say_how_the_graph_was_made():
@@ -353,8 +379,8 @@ def test_the_users_module_is_left_untouched():
 
 def _gradient_region(module: nn.Module, layer: str, shape: tuple[int, ...]):
     """Rows and columns of the input with a nonzero gradient from the sum over channels at
-    the central unit of `layer` (design.md §8: positive weights, zero bias, identity BN,
-    float64, input of ones)."""
+    the central unit of `layer` (docs/architecture.md, "Verification": positive weights,
+    zero bias, identity BN, float64, input of ones)."""
     module = copy.deepcopy(module).double().eval()
     with torch.no_grad():
         for name, p in module.named_parameters():
@@ -651,3 +677,30 @@ def test_600m_parameter_model_analyzes_in_under_1_gb(tmp_path):
     assert figures["peak_rss_kib"] * 1024 < 10**9, figures
     print(f"\n600M-param analysis: peak RSS {figures['peak_rss_kib'] / 1024:.0f} MiB, "
           f"{figures['seconds']:.1f} s")
+
+
+class MyGate(nn.Module):
+    """A user's own module (a subclass torch's converters do not know by class)."""
+
+    def forward(self, x):
+        return torch.clamp(x / 6 + 0.5, 0, 1)
+
+
+def test_a_users_own_module_converts_through_the_public_registry():
+    """docs/torch.md, "Your own modules and functions": a registered converter turns the
+    call into a kind; torch's FlopCounterMode and shapes still decide whether it fits."""
+    from cnnstat.frontends.converters import MODULES, register_module
+    from cnnstat.ir import layers as L
+
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), MyGate())
+    before = graph_from_module(model, (3, 8, 8)).graph
+    assert {node.kind for node in before if node.name.startswith("1.")} == {"opaque"}
+    register_module(MyGate)(lambda module, call: L.Hardsigmoid())
+    try:
+        with pytest.raises(ValueError, match="registered twice"):
+            register_module(MyGate)(lambda module, call: None)
+        traced = graph_from_module(nn.Sequential(nn.Conv2d(3, 4, 3), MyGate()), (3, 8, 8))
+        assert traced.graph.node("1").kind == "hardsigmoid"
+        assert analyze_graph(traced.graph).layers[-1].output_shape == (1, 4, 6, 6)
+    finally:
+        del MODULES[MyGate]

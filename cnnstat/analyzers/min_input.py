@@ -122,8 +122,8 @@ def _spp(layer: L.SpatialPyramidPool, ins: tuple[Dims, ...]) -> Dims:
     return (n * layer.region_count, c * sum(level * level for level in layer.levels))
 
 
-@FORMS.register(L.BatchNorm2d, L.LocalResponseNorm, *L.ELEMENTWISE_ACTIVATIONS, L.Dropout,
-                L.Identity, L.Softmax)
+@FORMS.register_trait(L.SHAPE_PRESERVING)
+@FORMS.register(L.BatchNorm2d, L.LocalResponseNorm, L.Dropout, L.Identity, L.Softmax)
 def _same(layer: L.Layer, ins: tuple[Dims, ...]) -> Dims:
     """The input's sizes."""
     return ins[0]
@@ -251,6 +251,9 @@ def _search(graph: Graph, channels: int) -> int:
             low = middle
         else:
             high = middle
+    failure = _failure(graph, channels, high)
+    if failure is not None:  # not too small, but wrong at every size (a kernel past a 1x1 pool)
+        raise failure
     return high
 
 

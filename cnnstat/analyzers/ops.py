@@ -62,6 +62,21 @@ def _batch_norm(layer: L.BatchNorm2d, ins: tuple[Shape, ...], out: Shape) -> OpC
     return OpCount(0, 2 * _elements(out))
 
 
+@OPS.register(L.LayerNorm)
+def _layer_norm(layer: L.LayerNorm, ins: tuple[Shape, ...], out: Shape) -> OpCount:
+    """Statistics are computed at inference too: per element 1 add (mean), 3 for the
+    variance (subtract, square, add), 2 to normalise (subtract, multiply by rsqrt), and 2
+    for the affine (multiply, add; 1 without bias)."""
+    affine = (1 + layer.bias) if layer.elementwise_affine else 0
+    return OpCount(0, (6 + affine) * _elements(out))
+
+
+@OPS.register(L.LayerScale)
+def _layer_scale(layer: L.LayerScale, ins: tuple[Shape, ...], out: Shape) -> OpCount:
+    """One multiply per element."""
+    return OpCount(0, _elements(out))
+
+
 @OPS.register(L.LocalResponseNorm)
 def _lrn(layer: L.LocalResponseNorm, ins: tuple[Shape, ...], out: Shape) -> OpCount:
     """Per element: `size` squares and `size` adds for the window sum, then scale+offset,
@@ -69,7 +84,7 @@ def _lrn(layer: L.LocalResponseNorm, ins: tuple[Shape, ...], out: Shape) -> OpCo
     return OpCount(0, (2 * layer.size + 3) * _elements(out))
 
 
-@OPS.register(*L.ELEMENTWISE_ACTIVATIONS)
+@OPS.register_trait(L.POINTWISE)
 def _activation(layer: L.Layer, ins: tuple[Shape, ...], out: Shape) -> OpCount:
     """1 op per element, whatever the function (thop's convention for ReLU)."""
     return OpCount(0, _elements(out))
@@ -115,7 +130,7 @@ def _upsample(layer: L.Upsample, ins: tuple[Shape, ...], out: Shape) -> OpCount:
     return OpCount(0, 7 * _elements(out) if layer.mode == "bilinear" else 0)
 
 
-@OPS.register(L.Input, L.Dropout, L.Flatten, L.Concat, L.Reshape, L.Identity,
+@OPS.register(L.Input, L.Dropout, L.DropPath, L.Flatten, L.Concat, L.Reshape, L.Identity,
               L.ChannelShuffle)
 def _data_movement(layer: L.Layer, ins: tuple[Shape, ...], out: Shape) -> OpCount:
     """No arithmetic: copies, views, or (dropout) the identity at inference."""

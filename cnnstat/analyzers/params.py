@@ -72,11 +72,26 @@ def _batch_norm(layer: L.BatchNorm2d, ins: tuple[Shape, ...], out: Shape) -> Par
     return ParamCount(params, buffers, f"2x{c}" if params else "")
 
 
+@PARAMS.register(L.LayerNorm)
+def _layer_norm(layer: L.LayerNorm, ins: tuple[Shape, ...], out: Shape) -> ParamCount:
+    """weight and (with bias) bias, one per normalised channel; no buffers."""
+    c = ins[0][1] if layer.data_format == "channels_first" else ins[0][-1]
+    per = (1 + layer.bias) if layer.elementwise_affine else 0
+    return ParamCount(per * c, 0, f"{per}x{c}" if per else "")
+
+
+@PARAMS.register(L.LayerScale)
+def _layer_scale(layer: L.LayerScale, ins: tuple[Shape, ...], out: Shape) -> ParamCount:
+    c = ins[0][1]
+    return ParamCount(c, 0, f"{c}")
+
+
 @PARAMS.register(
     L.Input, L.MaxPool2d, L.AvgPool2d, L.AdaptiveAvgPool2d, L.AdaptiveMaxPool2d,
-    L.LocalResponseNorm, *L.ELEMENTWISE_ACTIVATIONS, L.Softmax, L.Dropout, L.Flatten,
-    *L.MERGES, L.Reshape, L.Identity, L.Upsample, L.ChannelShuffle,
+    L.LocalResponseNorm, L.Softmax, L.Dropout, L.Flatten, L.Reshape, L.Identity, L.Upsample,
+    L.ChannelShuffle,
 )
+@PARAMS.register_trait(L.NO_PARAMS)
 def _no_params(layer: L.Layer, ins: tuple[Shape, ...], out: Shape) -> ParamCount:
     """No learnable tensors and no buffers."""
     return _NONE

@@ -353,12 +353,21 @@ def _adaptive(node, fields, ins, out, notes):
     return _per_axis(fields[0], tuple(adaptive_map(n_in, n_out) for n_in, n_out in sizes))
 
 
-@RF.register(*L.ELEMENTWISE_ACTIVATIONS, L.BatchNorm2d, L.LocalResponseNorm, L.Dropout,
-             L.Identity, L.ChannelShuffle)
+@RF.register_trait(L.SHAPE_PRESERVING)
+@RF.register(L.BatchNorm2d, L.LocalResponseNorm, L.Dropout, L.Identity, L.ChannelShuffle)
 def _same(node, fields, ins, out, notes):
     """Element-wise or across channels only (LRN normalises across channels, not space):
     the field is unchanged."""
     return fields[0]
+
+
+@RF.register(L.LayerNorm)
+def _layer_norm(node, fields, ins, out, notes):
+    """Over the channels of each position: unchanged. Over the last dim of an image
+    [N, C, H, W] it mixes a whole row: global."""
+    if node.layer.data_format == "channels_first" or len(ins[0]) != 4:
+        return fields[0]
+    return global_field(fields[0].image)
 
 
 @RF.register(L.Softmax)
@@ -396,7 +405,7 @@ def _crop(node, fields, ins, out, notes):
     return _windows(fields[0], window_map, (1, 1), (1, 1), tuple(-o for o in offset), (1, 1))
 
 
-@RF.register(*L.MERGES)
+@RF.register_trait(L.MERGE)
 def _merge(node, fields, ins, out, notes):
     """The union of the inputs' fields, unit by unit; notes when the inputs' strides
     differ or the centres of their unit 0 do not coincide."""

@@ -149,7 +149,8 @@ def _norm(layer: L.Layer, ins: tuple[Shape, ...]) -> Shape:
     return _image(ins[0], layer.kind)
 
 
-@SHAPES.register(*L.ELEMENTWISE_ACTIVATIONS, L.Dropout, L.Identity)
+@SHAPES.register_trait(L.SHAPE_PRESERVING)
+@SHAPES.register(L.Dropout, L.Identity)
 def _same(layer: L.Layer, ins: tuple[Shape, ...]) -> Shape:
     return ins[0]
 

@@ -92,7 +92,7 @@ class CheckResult:
 
     @property
     def exit_code(self) -> int:
-        """design.md §7: 2 when anything could not be measured (fail closed), 1 when a
+        """docs/exit-codes.md: 2 when anything could not be measured (fail closed), 1 when a
         budget was exceeded, 0 when every budget passed."""
         if self.errors or any(m.error is not None for m in self.models):
             return 2

@@ -109,6 +109,53 @@ def _batch_norm(layer: L.BatchNorm2d, ins: tuple[Shape, ...]) -> nn.Module:
                           layer.track_running_stats)
 
 
+class LayerNorm2d(nn.LayerNorm):
+    """Layer norm over dim 1 of [N, C, ...] (torchvision's ConvNeXt LayerNorm2d)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.movedim(1, -1)
+        x = nn.functional.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+        return x.movedim(-1, 1)
+
+
+class LayerScale(nn.Module):
+    """x * gamma, one learned value per channel of dim 1."""
+
+    def __init__(self, channels: int, rank: int, init_value: float):
+        super().__init__()
+        self.gamma = nn.Parameter(torch.full((channels, *[1] * (rank - 2)), init_value))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.gamma
+
+
+class DropPath(nn.Module):
+    """Stochastic depth, per sample; the identity at inference (and at p = 0)."""
+
+    def __init__(self, p: float):
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        keep = torch.rand(x.shape[0], *[1] * (x.dim() - 1), device=x.device) >= self.p
+        return x * keep / (1.0 - self.p)
+
+
+@BUILDERS.register(L.LayerNorm)
+def _layer_norm(layer: L.LayerNorm, ins: tuple[Shape, ...]) -> nn.Module:
+    first = layer.data_format == "channels_first"
+    cls = LayerNorm2d if first else nn.LayerNorm
+    return cls(ins[0][1] if first else ins[0][-1], layer.eps, layer.elementwise_affine,
+               layer.bias)
+
+
+@BUILDERS.register(L.LayerScale)
+def _layer_scale(layer: L.LayerScale, ins: tuple[Shape, ...]) -> nn.Module:
+    return LayerScale(ins[0][1], len(ins[0]), layer.init_value)
+
+
 @BUILDERS.register(L.LocalResponseNorm)
 def _lrn(layer: L.LocalResponseNorm, ins: tuple[Shape, ...]) -> nn.Module:
     return nn.LocalResponseNorm(layer.size, layer.alpha, layer.beta, layer.k)
@@ -123,8 +170,10 @@ _SIMPLE: dict[type[L.Layer], Callable[[L.Layer], nn.Module]] = {
     L.GELU: lambda layer: nn.GELU(layer.approximate),
     L.SiLU: lambda layer: nn.SiLU(),
     L.Hardswish: lambda layer: nn.Hardswish(),
+    L.Hardsigmoid: lambda layer: nn.Hardsigmoid(),
     L.Softmax: lambda layer: nn.Softmax(layer.dim),
     L.Dropout: lambda layer: nn.Dropout(layer.p),
+    L.DropPath: lambda layer: DropPath(layer.p),
     L.Flatten: lambda layer: nn.Flatten(layer.start_dim, layer.end_dim),
     L.Concat: lambda layer: Concat(layer.dim),
     L.Add: lambda layer: Add(),

@@ -1,4 +1,4 @@
-"""The typer app and its single error boundary (design.md §7).
+"""The typer app and its single error boundary (docs/exit-codes.md).
 
 Command modules in this package attach their commands to `app`; `cnnstat.cli` imports
 them all. Nothing here imports torch.
@@ -61,7 +61,7 @@ class _Boundary(TyperGroup):
         except KeyboardInterrupt:
             error("interrupted")
             raise typer.Exit(130) from None
-        except Exception as e:  # noqa: BLE001 - the internal-error boundary of design.md §7
+        except Exception as e:  # noqa: BLE001 - the internal-error boundary of docs/exit-codes.md
             if (ctx.obj or {}).get("debug") or os.environ.get(DEBUG_ENV):
                 traceback.print_exc()
             error(f"internal error: {type(e).__name__}: {e}. This is a bug in cnnstat "

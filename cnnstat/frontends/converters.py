@@ -103,7 +103,10 @@ def convert_function(call: Call) -> L.Layer | None:
     return None if converter is None else converter(call)
 
 
-def _module(*classes: type[nn.Module]):
+def register_module(*classes: type[nn.Module]):
+    """Decorator: `converter(module, call) -> Layer | None` for calls of these exact module
+    classes. Public: how a user's own module is counted as a layer kind (docs/torch.md,
+    "Your own modules and functions"). Registering a class twice raises ValueError."""
     def register(converter: ModuleConverter) -> ModuleConverter:
         for cls in classes:
             if cls in MODULES:
@@ -113,7 +116,9 @@ def _module(*classes: type[nn.Module]):
     return register
 
 
-def _function(*ops: str):
+def register_function(*ops: str):
+    """Decorator: `converter(call) -> Layer | None` for calls of these canonical op names
+    (`canonical_op`). Public, as `register_module`."""
     def register(converter: FunctionConverter) -> FunctionConverter:
         for op in ops:
             if op in FUNCTIONS:
@@ -136,7 +141,7 @@ def _out_hw(call: Call) -> tuple[int, int]:
 
 # --- modules ---------------------------------------------------------------------------
 
-@_module(nn.Conv2d)
+@register_module(nn.Conv2d)
 def _conv(m: nn.Conv2d, call: Call) -> L.Layer:
     padding = m.padding if isinstance(m.padding, str) else _pair(m.padding)
     return L.Conv2d(out_channels=m.out_channels, kernel_size=_pair(m.kernel_size),
@@ -145,7 +150,7 @@ def _conv(m: nn.Conv2d, call: Call) -> L.Layer:
                     dilation=_pair(m.dilation), groups=m.groups, bias=m.bias is not None)
 
 
-@_module(nn.ConvTranspose2d)
+@register_module(nn.ConvTranspose2d)
 def _conv_transpose(m: nn.ConvTranspose2d, call: Call) -> L.Layer | None:
     if call.arg(1, "output_size") is not None:
         return None  # output_padding chosen at call time
@@ -155,7 +160,7 @@ def _conv_transpose(m: nn.ConvTranspose2d, call: Call) -> L.Layer | None:
         dilation=_pair(m.dilation), groups=m.groups, bias=m.bias is not None)
 
 
-@_module(nn.MaxPool2d)
+@register_module(nn.MaxPool2d)
 def _max_pool(m: nn.MaxPool2d, call: Call) -> L.Layer | None:
     if m.return_indices:
         return None
@@ -164,7 +169,7 @@ def _max_pool(m: nn.MaxPool2d, call: Call) -> L.Layer | None:
                        ceil_mode=m.ceil_mode)
 
 
-@_module(nn.AvgPool2d)
+@register_module(nn.AvgPool2d)
 def _avg_pool(m: nn.AvgPool2d, call: Call) -> L.Layer | None:
     if m.divisor_override is not None:
         return None
@@ -173,24 +178,34 @@ def _avg_pool(m: nn.AvgPool2d, call: Call) -> L.Layer | None:
                        count_include_pad=m.count_include_pad)
 
 
-@_module(nn.AdaptiveAvgPool2d)
+@register_module(nn.AdaptiveAvgPool2d)
 def _adaptive_avg(m: nn.Module, call: Call) -> L.Layer:
     # Output sizes given as None mean "the input's": take what torch produced.
     return L.AdaptiveAvgPool2d(output_size=_out_hw(call))
 
 
-@_module(nn.AdaptiveMaxPool2d)
+@register_module(nn.AdaptiveMaxPool2d)
 def _adaptive_max(m: nn.AdaptiveMaxPool2d, call: Call) -> L.Layer | None:
     return None if m.return_indices else L.AdaptiveMaxPool2d(output_size=_out_hw(call))
 
 
-@_module(nn.BatchNorm2d)
+@register_module(nn.BatchNorm2d)
 def _batch_norm(m: nn.BatchNorm2d, call: Call) -> L.Layer:
     return L.BatchNorm2d(eps=m.eps, momentum=m.momentum, affine=m.affine,
                          track_running_stats=m.track_running_stats)
 
 
-@_module(nn.LocalResponseNorm)
+@register_module(nn.LayerNorm)
+def _layer_norm(m: nn.LayerNorm, call: Call) -> L.Layer | None:
+    """Over the last dim only; a LayerNorm over several dims stays opaque."""
+    if len(m.normalized_shape) != 1:
+        return None
+    return L.LayerNorm(data_format="channels_last", eps=m.eps,
+                       elementwise_affine=m.elementwise_affine,
+                       bias=getattr(m, "bias", None) is not None)
+
+
+@register_module(nn.LocalResponseNorm)
 def _lrn(m: nn.LocalResponseNorm, call: Call) -> L.Layer:
     return L.LocalResponseNorm(size=m.size, alpha=m.alpha, beta=m.beta, k=m.k)
 
@@ -204,6 +219,7 @@ _SIMPLE_MODULES: dict[type[nn.Module], Callable[[Any], L.Layer | None]] = {
     nn.GELU: lambda m: L.GELU(approximate=m.approximate),
     nn.SiLU: lambda m: L.SiLU(),
     nn.Hardswish: lambda m: L.Hardswish(),
+    nn.Hardsigmoid: lambda m: L.Hardsigmoid(),
     nn.Softmax: lambda m: None if m.dim is None else L.Softmax(dim=m.dim),
     nn.Dropout: lambda m: L.Dropout(p=m.p),
     nn.Dropout2d: lambda m: L.Dropout(p=m.p),
@@ -214,12 +230,12 @@ _SIMPLE_MODULES: dict[type[nn.Module], Callable[[Any], L.Layer | None]] = {
 }
 
 
-@_module(*_SIMPLE_MODULES)
+@register_module(*_SIMPLE_MODULES)
 def _simple(m: nn.Module, call: Call) -> L.Layer | None:
     return _SIMPLE_MODULES[type(m)](m)
 
 
-@_module(nn.Upsample, nn.UpsamplingNearest2d, nn.UpsamplingBilinear2d)
+@register_module(nn.Upsample, nn.UpsamplingNearest2d, nn.UpsamplingBilinear2d)
 def _upsample_module(m: nn.Upsample, call: Call) -> L.Layer | None:
     return _upsample(m.size, m.scale_factor, m.mode, m.align_corners)
 
@@ -239,19 +255,19 @@ def _two_tensors(call: Call) -> bool:
     return len(call.args) >= 2 and all(isinstance(a, torch.Tensor) for a in call.args[:2])
 
 
-@_function("add")
+@register_function("add")
 def _add(call: Call) -> L.Layer | None:
     if not _two_tensors(call) or call.kwargs.get("alpha", 1) != 1:
         return None  # x + 1, or x + alpha * y: not a plain merge
     return L.Add()
 
 
-@_function("mul")
+@register_function("mul")
 def _mul(call: Call) -> L.Layer | None:
     return L.Multiply() if _two_tensors(call) else None
 
 
-@_function("cat")
+@register_function("cat")
 def _cat(call: Call) -> L.Layer:
     return L.Concat(dim=call.arg(1, "dim", 0))
 
@@ -265,30 +281,31 @@ _SIMPLE_FUNCTIONS: dict[str, FunctionConverter] = {
     "gelu": lambda c: L.GELU(approximate=c.arg(1, "approximate", "none")),
     "silu": lambda c: L.SiLU(),
     "hardswish": lambda c: L.Hardswish(),
+    "hardsigmoid": lambda c: L.Hardsigmoid(),
     "dropout": lambda c: L.Dropout(p=c.arg(1, "p", 0.5)),
     "dropout2d": lambda c: L.Dropout(p=c.arg(1, "p", 0.5)),
     "channel_shuffle": lambda c: L.ChannelShuffle(groups=c.arg(1, "groups")),
 }
 
 
-@_function(*_SIMPLE_FUNCTIONS)
+@register_function(*_SIMPLE_FUNCTIONS)
 def _simple_function(call: Call) -> L.Layer | None:
     return _SIMPLE_FUNCTIONS[call.op](call)
 
 
-@_function("softmax")
+@register_function("softmax")
 def _softmax(call: Call) -> L.Layer | None:
     dim = call.arg(1, "dim")
     return None if dim is None else L.Softmax(dim=dim)
 
 
-@_function("flatten")
+@register_function("flatten")
 def _flatten(call: Call) -> L.Layer:
     # torch.flatten and Tensor.flatten default to start_dim=0 (nn.Flatten to 1).
     return L.Flatten(start_dim=call.arg(1, "start_dim", 0), end_dim=call.arg(2, "end_dim", -1))
 
 
-@_function("view", "reshape")
+@register_function("view", "reshape")
 def _reshape(call: Call) -> L.Layer | None:
     """`x.view(x.size(0), -1)` is a flatten; any other view keeps the batch and fixes the
     rest to what torch produced. A view that changes the batch stays opaque."""
@@ -302,19 +319,19 @@ def _reshape(call: Call) -> L.Layer | None:
     return L.Reshape(shape=tuple(out.shape[1:])) if out.dim() > 1 else None
 
 
-@_function("adaptive_avg_pool2d")
+@register_function("adaptive_avg_pool2d")
 def _adaptive_avg_function(call: Call) -> L.Layer:
     return L.AdaptiveAvgPool2d(output_size=_out_hw(call))
 
 
-@_function("adaptive_max_pool2d")
+@register_function("adaptive_max_pool2d")
 def _adaptive_max_function(call: Call) -> L.Layer | None:
     if call.arg(2, "return_indices", False):
         return None
     return L.AdaptiveMaxPool2d(output_size=_out_hw(call))
 
 
-@_function("max_pool2d")
+@register_function("max_pool2d")
 def _max_pool_function(call: Call) -> L.Layer | None:
     if call.arg(6, "return_indices", False):
         return None
@@ -326,7 +343,7 @@ def _max_pool_function(call: Call) -> L.Layer | None:
                        ceil_mode=bool(call.arg(5, "ceil_mode", False)))
 
 
-@_function("avg_pool2d")
+@register_function("avg_pool2d")
 def _avg_pool_function(call: Call) -> L.Layer | None:
     if call.arg(6, "divisor_override") is not None:
         return None
@@ -338,7 +355,7 @@ def _avg_pool_function(call: Call) -> L.Layer | None:
                        count_include_pad=bool(call.arg(5, "count_include_pad", True)))
 
 
-@_function("interpolate")
+@register_function("interpolate")
 def _interpolate(call: Call) -> L.Layer | None:
     return _upsample(call.arg(1, "size"), call.arg(2, "scale_factor"),
                      call.arg(3, "mode", "nearest"), call.arg(4, "align_corners"))

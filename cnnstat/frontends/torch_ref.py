@@ -1,4 +1,5 @@
-"""Module references (design.md §4) and building the module they name, without weights.
+"""Module references (docs/architecture.md, "Naming a model") and building the module
+they name, without weights.
 
     pkg.module:attr          imported like `python -c "import pkg.module"` (the current
                              directory is on the path)
@@ -13,7 +14,7 @@ the class or factory. Only analyze code you would run. No checkpoint is ever loa
 
 Building: parameters are created on the meta device by intercepting parameter
 registration, so a 600 M-parameter model costs no weight memory, while buffers and other
-tensors the constructor computes stay real (design.md §2: building regnet_y_128gf inside
+tensors the constructor computes stay real (docs/architecture.md: building regnet_y_128gf inside
 `torch.device("meta")` fails because its constructor computes widths with tensors). If the
 constructor cannot work with meta parameters, `torch.device("meta")` is tried, then a
 plain build with real weights, each with a note.

@@ -32,11 +32,40 @@ def _pair(name: str, value: Pair, check=_positive) -> None:
         check(name, v)
 
 
+# Traits a kind declares; each analyzer registers one handler per trait (as fvcore's
+# handle factories do), so a kind with traits needs no handler of its own there.
+POINTWISE = "pointwise"  # an element-wise function: 1 op per output element
+NO_PARAMS = "no_params"  # no learnable tensors and no buffers
+SHAPE_PRESERVING = "shape_preserving"  # output shape = input shape, field unchanged
+MERGE = "merge"  # takes several inputs (concat, add, multiply)
+
+# Every kind, by its `kind` name, in declaration order: filled by `Layer.__init_subclass__`.
+_KINDS: dict[str, type[Layer]] = {}
+
+
 @record
 class Layer(Record):
-    """Base of every layer kind. `kind` is the stable name used in reports and specs."""
+    """Base of every layer kind. `kind` is the stable name used in reports and specs.
+
+    A subclass that sets its own `kind` registers itself (a base such as `_Pool` does
+    not); `traits` name the shared handler families it takes (see docs/architecture.md).
+    """
 
     kind: ClassVar[str] = "layer"
+    traits: ClassVar[frozenset[str]] = frozenset()
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super(Layer, cls).__init_subclass__(**kwargs)  # zero-arg super breaks on slots
+        # @record's slotted copy of a class registers again and replaces the first one.
+        if "kind" in cls.__dict__:
+            _KINDS[cls.kind] = cls
+
+
+def kinds_with(trait: str) -> tuple[type[Layer], ...]:
+    return tuple(k for k in _KINDS.values() if trait in k.traits)
+
+
+_ACTIVATION = frozenset({POINTWISE, NO_PARAMS, SHAPE_PRESERVING})
 
 
 @record
@@ -184,32 +213,38 @@ class LocalResponseNorm(Layer):
 @record
 class ReLU(Layer):
     kind: ClassVar[str] = "relu"
+    traits: ClassVar[frozenset[str]] = _ACTIVATION
 
 
 @record
 class ReLU6(Layer):
     kind: ClassVar[str] = "relu6"
+    traits: ClassVar[frozenset[str]] = _ACTIVATION
 
 
 @record
 class LeakyReLU(Layer):
     kind: ClassVar[str] = "leaky_relu"
+    traits: ClassVar[frozenset[str]] = _ACTIVATION
     negative_slope: float = 0.01
 
 
 @record
 class Sigmoid(Layer):
     kind: ClassVar[str] = "sigmoid"
+    traits: ClassVar[frozenset[str]] = _ACTIVATION
 
 
 @record
 class Tanh(Layer):
     kind: ClassVar[str] = "tanh"
+    traits: ClassVar[frozenset[str]] = _ACTIVATION
 
 
 @record
 class GELU(Layer):
     kind: ClassVar[str] = "gelu"
+    traits: ClassVar[frozenset[str]] = _ACTIVATION
     approximate: str = "none"
 
     def __post_init__(self) -> None:
@@ -220,11 +255,63 @@ class GELU(Layer):
 @record
 class SiLU(Layer):
     kind: ClassVar[str] = "silu"
+    traits: ClassVar[frozenset[str]] = _ACTIVATION
 
 
 @record
 class Hardswish(Layer):
     kind: ClassVar[str] = "hardswish"
+    traits: ClassVar[frozenset[str]] = _ACTIVATION
+
+
+@record
+class Hardsigmoid(Layer):
+    """relu6(x + 3) / 6, MobileNetV3's gate (torch's nn.Hardsigmoid)."""
+
+    kind: ClassVar[str] = "hardsigmoid"
+    traits: ClassVar[frozenset[str]] = _ACTIVATION
+
+
+@record
+class LayerNorm(Layer):
+    """Layer norm over the channels of each position: `channels_first` is ConvNeXt's
+    LayerNorm2d on [N, C, H, W]; `channels_last` is nn.LayerNorm over the last dim."""
+
+    kind: ClassVar[str] = "layer_norm"
+    traits: ClassVar[frozenset[str]] = frozenset({SHAPE_PRESERVING})
+    data_format: str = "channels_first"
+    eps: float = 1e-5
+    elementwise_affine: bool = True
+    bias: bool = True
+
+    def __post_init__(self) -> None:
+        if self.data_format not in ("channels_first", "channels_last"):
+            raise ValueError("data_format must be 'channels_first' or 'channels_last', "
+                             f"got {self.data_format!r}")
+
+
+@record
+class LayerScale(Layer):
+    """A learned per-channel scale (ConvNeXt's layer_scale, CaiT's LayerScale): x * gamma,
+    gamma of C values on dim 1."""
+
+    kind: ClassVar[str] = "scale"
+    traits: ClassVar[frozenset[str]] = frozenset({SHAPE_PRESERVING})
+    init_value: float = 1e-6
+
+
+@record
+class DropPath(Layer):
+    """Stochastic depth (torchvision's StochasticDepth, timm's DropPath): drops a whole
+    residual branch in training; the identity at inference, which is what is counted."""
+
+    kind: ClassVar[str] = "drop_path"
+    traits: ClassVar[frozenset[str]] = frozenset({NO_PARAMS, SHAPE_PRESERVING})
+    p: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.p <= 1.0:
+            raise ValueError(f"p must be in [0, 1], got {self.p!r}")
 
 
 @record
@@ -263,17 +350,20 @@ class Linear(Layer):
 @record
 class Concat(Layer):
     kind: ClassVar[str] = "concat"
+    traits: ClassVar[frozenset[str]] = frozenset({MERGE, NO_PARAMS})
     dim: int = 1
 
 
 @record
 class Add(Layer):
     kind: ClassVar[str] = "add"
+    traits: ClassVar[frozenset[str]] = frozenset({MERGE, NO_PARAMS})
 
 
 @record
 class Multiply(Layer):
     kind: ClassVar[str] = "multiply"
+    traits: ClassVar[frozenset[str]] = frozenset({MERGE, NO_PARAMS})
 
 
 @record
@@ -445,10 +535,8 @@ class Crop(Layer):
         _pair("offset", self.offset, _non_negative)
 
 
-ELEMENTWISE_ACTIVATIONS: tuple[type[Layer], ...] = (
-    ReLU, ReLU6, LeakyReLU, Sigmoid, Tanh, GELU, SiLU, Hardswish,
-)
-MERGES: tuple[type[Layer], ...] = (Concat, Add, Multiply)
+ELEMENTWISE_ACTIVATIONS: tuple[type[Layer], ...] = kinds_with(POINTWISE)
+MERGES: tuple[type[Layer], ...] = kinds_with(MERGE)
 WEIGHT_LAYERS: tuple[type[Layer], ...] = (Conv2d, ConvTranspose2d, Linear)
 # Kinds that take exactly two inputs: (the tensor, a reference it is shaped after).
 TWO_INPUTS: tuple[type[Layer], ...] = (Crop,)
@@ -460,9 +548,5 @@ def takes_reference(layer: Layer) -> bool:
 # Kinds that can cut R regions out of one image or feature map: [N, ...] -> [N*R, ...].
 REGION_ENTRIES: tuple[type[Layer], ...] = (RoIPool, RoIAlign, SpatialPyramidPool)
 
-ALL_KINDS: tuple[type[Layer], ...] = (
-    Input, Conv2d, ConvTranspose2d, MaxPool2d, AvgPool2d, AdaptiveAvgPool2d,
-    AdaptiveMaxPool2d, BatchNorm2d, LocalResponseNorm, *ELEMENTWISE_ACTIVATIONS, Softmax,
-    Dropout, Flatten, Linear, *MERGES, Reshape, Identity, Upsample, ChannelShuffle,
-    Opaque, SpatialPyramidPool, RoIPool, RoIAlign, Crop,
-)
+# Derived, never hand-kept: a new class is in it by being declared.
+ALL_KINDS: tuple[type[Layer], ...] = tuple(_KINDS.values())

@@ -1,7 +1,8 @@
 """The spec's vocabulary: layer kind names and aliases, their keys, and each key's type.
 
-Adding a layer kind to the spec language is one `KindSpec` entry here (plus the
-dataclass in `cnnstat.ir.layers`).
+A layer kind is in the spec language by one `KindSpec` entry here; the other files a
+kind touches are listed in docs/architecture.md, and tests/test_kind_coverage.py fails,
+naming the kind, when this entry is missing.
 """
 
 from __future__ import annotations
@@ -77,8 +78,14 @@ KINDS: dict[str, KindSpec] = {
                  auto_name="gelu"),
         KindSpec(L.SiLU, {}, auto_name="silu"),
         KindSpec(L.Hardswish, {}, auto_name="hardswish"),
+        KindSpec(L.Hardsigmoid, {}, auto_name="hardsigmoid"),
         KindSpec(L.Softmax, {"dim": SIGNED}, "dim", auto_name="softmax"),
         KindSpec(L.Dropout, {"p": FLOAT}, "p", auto_name="dropout"),
+        KindSpec(L.DropPath, {"p": FLOAT}, "p", auto_name="drop_path"),
+        KindSpec(L.LayerNorm, {"data_format": STR, "eps": FLOAT, "elementwise_affine": BOOL,
+                               "bias": BOOL}, "data_format",
+                 choices={"data_format": ("channels_first", "channels_last")}, auto_name="ln"),
+        KindSpec(L.LayerScale, {"init_value": FLOAT}, "init_value", auto_name="scale"),
         KindSpec(L.Flatten, {"start_dim": SIGNED, "end_dim": SIGNED}, "start_dim",
                  auto_name="flatten"),
         KindSpec(L.Linear, {"out_features": INT, "bias": BOOL}, "out_features",
@@ -120,6 +127,9 @@ KIND_ALIASES: dict[str, tuple[str, dict[str, Any]]] = {
     "global_avg_pool": ("adaptive_avg_pool2d", {"output_size": (1, 1)}),
     "global_max_pool": ("adaptive_max_pool2d", {"output_size": (1, 1)}),
     "bn": ("batch_norm2d", {}),
+    "ln": ("layer_norm", {}),
+    "layer_scale": ("scale", {}),
+    "stochastic_depth": ("drop_path", {}),
     "batchnorm": ("batch_norm2d", {}),
     "lrn": ("local_response_norm", {}),
     "lrelu": ("leaky_relu", {}),

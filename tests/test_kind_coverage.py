@@ -1,0 +1,146 @@
+"""Every layer kind is wired everywhere a kind must be (docs/architecture.md, "Adding a
+layer kind"): each analyzer registry, the spec schema, the builder, the torch converters,
+the writer and the kind table of docs/spec.md. The set of kinds is the one the classes
+declare (`ALL_KINDS` is derived from them), so forgetting a place fails here, by name.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from pathlib import Path
+
+import pytest
+
+from cnnstat.analyzers.min_input import FORMS
+from cnnstat.analyzers.ops import OPS
+from cnnstat.analyzers.params import PARAMS
+from cnnstat.analyzers.rf import RF
+from cnnstat.analyzers.shapes import SHAPES
+from cnnstat.ir import layers as L
+from cnnstat.spec import schema as S
+from cnnstat.writer.entries import layer_entry
+
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+
+# Kinds a place leaves out on purpose, with the reason; anything else missing is a bug.
+NOT_IN_SPEC = {L.Input: "the graph's input, not an entry", L.Opaque: "torch frontend only"}
+NO_SHAPE_RULE = {L.Input: "its shape is chosen at analysis time", L.Opaque: "traced shapes"}
+# Without a closed form the smallest input is found by search (analyzers/min_input.py).
+NO_MIN_INPUT_RULE = {
+    L.Input: "the start of the search", L.Opaque: "valid at one input only",
+    L.ConvTranspose2d: "searched", L.Crop: "searched", L.Reshape: "searched",
+}
+NO_RF_RULE = {L.Input: "the start of every field"}
+NO_BUILDER = {L.Input: "the module's argument"}
+
+_SAMPLE_VALUES = {
+    S.INT: 2, S.NONNEG: 0, S.SIGNED: 1, S.PAIR: (1, 1), S.NONNEG_PAIR: (0, 0),
+    S.PADDING: (0, 0), S.FLOAT: 1.0, S.FPAIR: (2.0, 2.0), S.BOOL: True, S.SHAPE: (1,),
+    S.STR: "none",
+}
+
+
+def _sample(spec: S.KindSpec) -> L.Layer:
+    """The smallest valid layer of a kind: its main argument and its fields without a
+    default at small values."""
+    needed = {f.name for f in dataclasses.fields(spec.layer)
+              if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING}
+    needed.update([spec.primary] if spec.primary else [])
+    return spec.layer(**{f: spec.choices[f][0] if f in spec.choices
+                         else _SAMPLE_VALUES[spec.fields[f]] for f in needed})
+
+
+def _missing(registry, exempt) -> list[str]:
+    return sorted(k.kind for k in L.ALL_KINDS if k not in exempt and registry.get(k) is None)
+
+
+def test_all_kinds_is_every_declared_kind() -> None:
+    declared = {cls for cls in vars(L).values()
+                if isinstance(cls, type) and issubclass(cls, L.Layer) and "kind" in cls.__dict__
+                and cls is not L.Layer}
+    assert declared - set(L.ALL_KINDS) == set()
+    assert len({k.kind for k in L.ALL_KINDS}) == len(L.ALL_KINDS)
+
+
+@pytest.mark.parametrize(("registry", "exempt"), [
+    (SHAPES, NO_SHAPE_RULE), (PARAMS, {}), (OPS, {}), (RF, NO_RF_RULE),
+    (FORMS, NO_MIN_INPUT_RULE),
+], ids=lambda r: getattr(r, "analyzer", ""))
+def test_every_kind_has_a_handler_in_every_analyzer(registry, exempt) -> None:
+    assert _missing(registry, exempt) == [], f"{registry.analyzer}: no handler for these kinds"
+
+
+def test_every_kind_is_in_the_spec_schema() -> None:
+    missing = sorted(k.kind for k in L.ALL_KINDS if k not in NOT_IN_SPEC and k.kind not in S.KINDS)
+    assert missing == [], "spec/schema.py has no KindSpec for these kinds"
+
+
+def test_schema_keys_are_the_layer_fields() -> None:
+    wrong = {name: sorted(set(spec.fields) - {f.name for f in dataclasses.fields(spec.layer)})
+             for name, spec in S.KINDS.items()}
+    assert {n: w for n, w in wrong.items() if w} == {}
+
+
+def test_every_kind_in_the_schema_is_written_back_by_the_writer() -> None:
+    for name, spec in S.KINDS.items():
+        entry = layer_entry(_sample(spec), name)
+        word = next(iter(entry))
+        found = S.lookup_kind(word)
+        assert found is not None and found[0].name == name, (name, entry)
+
+
+def test_every_spec_kind_has_a_row_in_docs_spec_md() -> None:
+    text = (DOCS / "spec.md").read_text(encoding="utf-8")
+    rows = [line.split("|")[1] for line in text.splitlines() if line.startswith("| `")]
+    documented = {w for row in rows for w in re.findall(r"`([a-z0-9_]+)`", row)}
+    assert sorted(set(S.KINDS) - documented) == [], "docs/spec.md has no row for these kinds"
+
+
+def test_every_kind_has_a_builder() -> None:
+    from cnnstat.builder.torch_module import BUILDERS  # torch: only here
+
+    assert _missing(BUILDERS, NO_BUILDER) == [], "builder/torch_module.py cannot build these"
+
+
+def test_every_torch_module_the_builder_makes_has_a_converter() -> None:
+    """The torch module a kind is built as converts back to that kind (else a real
+    network using it turns opaque)."""
+    from cnnstat.builder.torch_module import BUILDERS
+    from cnnstat.frontends.converters import MODULES
+
+    wrong = []
+    for name, spec in S.KINDS.items():
+        layer = _sample(spec)
+        try:
+            module = BUILDERS.get(spec.layer)(layer, ((1, 4, 8, 8), (1, 4, 8, 8)))
+        except (ValueError, NotImplementedError):
+            continue
+        if type(module).__module__.startswith("torch.nn") and type(module) not in MODULES:
+            wrong.append(f"{name}: nn.{type(module).__name__}")
+    assert wrong == [], "frontends/converters.py has no module converter for these"
+
+
+# F.<kind> calls left to torch on purpose (they stay opaque, counted by FlopCounterMode).
+FUNCTION_LEFT_TO_TORCH = {
+    "conv2d": "weights passed as tensors", "conv_transpose2d": "weights passed as tensors",
+    "linear": "weights passed as tensors", "layer_norm": "weights passed as tensors",
+    "local_response_norm": "rare as a call",
+    "upsample": "canonicalised to interpolate",
+}
+
+
+def test_every_kind_named_like_a_torch_module_or_function_has_a_converter() -> None:
+    """Kinds are named like torch's modules (L.ChannelShuffle, nn.ChannelShuffle) and
+    functions (F.channel_shuffle): both must convert to the kind."""
+    import torch.nn.functional as F
+    from torch import nn
+
+    from cnnstat.frontends.converters import FUNCTIONS, MODULES
+
+    modules = [k.__name__ for k in L.ALL_KINDS
+               if hasattr(nn, k.__name__) and getattr(nn, k.__name__) not in MODULES]
+    functions = [k.kind for k in L.ALL_KINDS if hasattr(F, k.kind) and k.kind not in FUNCTIONS
+                 and k.kind not in FUNCTION_LEFT_TO_TORCH]
+    assert modules == [], "frontends/converters.py has no module converter for nn.<these>"
+    assert functions == [], "frontends/converters.py has no function converter for F.<these>"
