@@ -40,6 +40,9 @@ TWINS = {
     "resnext50_32x4d": "resnext50_32x4d",
     **{f"densenet{d}": f"densenet{d}" for d in (121, 161, 169, 201)},
     "mobilenet_v2": "mobilenet_v2",
+    **{f"regnet_{f}_{s}": f"regnet_{f}_{s}" for f in "xy"
+       for s in ("400mf", "800mf", "1_6gf", "3_2gf", "8gf", "16gf", "32gf")},
+    "regnet_y_128gf": "regnet_y_128gf",
 }
 # init_weights=False: skip scipy truncnorm init (pointless on meta). GoogLeNet without aux
 # heads is what torchvision publishes (num_params 6624904); Inception v3 keeps AuxLogits,
@@ -49,7 +52,8 @@ BUILD_KWARGS = {
     "inception_v3": {"aux_logits": True, "init_weights": False},
 }
 AUX_MODULES = {"googlenet": ("aux1", "aux2"), "inception_v3": ("AuxLogits",)}
-INPUT_SIZE = {"inception_v3": 299}  # torchvision measured _ops at the crop size, 224 else
+# torchvision measured _ops at the crop size, 224 else (RegNet_Y_128GF_Weights: crop 384)
+INPUT_SIZE = {"inception_v3": 299, "regnet_y_128gf": 384}
 SLOW = {"inception_v3", "resnet101", "resnet152", "densenet121", "densenet161", "densenet169",
         "densenet201"}
 
