@@ -12,6 +12,7 @@ Marked `oracle`: it needs torchvision, so it runs in CI's second stage (docs/tes
 from __future__ import annotations
 
 from pathlib import Path
+from unittest import mock
 
 import pytest
 
@@ -62,12 +63,24 @@ CASES = [pytest.param(name, marks=[pytest.mark.slow] if name in SLOW else [], id
          for name in TWINS]
 
 
+def widths_on_cpu(torchvision):
+    """RegNet's builders derive their widths with torch.arange(...).tolist(), which has no
+    data on the meta device: run that derivation on the CPU, the modules stay on meta."""
+    block_params = torchvision.models.regnet.BlockParams
+    derive = block_params.from_init_params.__func__
+
+    def on_cpu(cls, *args, **kwargs):
+        with torch.device("cpu"):
+            return derive(cls, *args, **kwargs)
+    return mock.patch.object(block_params, "from_init_params", classmethod(on_cpu))
+
+
 class TorchvisionTwin:
     """Torchvision's counts and conv/linear output shapes for one builder, in eval mode."""
 
     def __init__(self, builder: str, size: int):
         torchvision = pytest.importorskip("torchvision")
-        with torch.device("meta"):
+        with torch.device("meta"), widths_on_cpu(torchvision):
             model = getattr(torchvision.models, builder)(
                 weights=None, **BUILD_KWARGS.get(builder, {}))
         model.eval()
