@@ -12,6 +12,7 @@ Marked `oracle`: it needs torchvision, so it runs in CI's second stage (docs/tes
 from __future__ import annotations
 
 from pathlib import Path
+from unittest import mock
 
 import pytest
 
@@ -45,6 +46,9 @@ TWINS = {
     **{n: n for n in ("wide_resnet50_2", "wide_resnet101_2", "resnext101_32x8d",
                       "resnext101_64x4d", "mnasnet0_5", "mnasnet0_75", "mnasnet1_0",
                       "mnasnet1_3")},
+    **{f"regnet_{f}_{s}": f"regnet_{f}_{s}" for f in "xy"
+       for s in ("400mf", "800mf", "1_6gf", "3_2gf", "8gf", "16gf", "32gf")},
+    "regnet_y_128gf": "regnet_y_128gf",
 }
 # init_weights=False: skip scipy truncnorm init (pointless on meta). GoogLeNet without aux
 # heads is what torchvision publishes (num_params 6624904); Inception v3 keeps AuxLogits,
@@ -58,7 +62,8 @@ AUX_MODULES = {"googlenet": ("aux1", "aux2"), "inception_v3": ("AuxLogits",)}
 INPUT_SIZE = {"inception_v3": 299, "efficientnet_b1": 240, "efficientnet_b2": 288,
               "efficientnet_b3": 300, "efficientnet_b4": 380, "efficientnet_b5": 456,
               "efficientnet_b6": 528, "efficientnet_b7": 600, "efficientnet_v2_s": 384,
-              "efficientnet_v2_m": 480, "efficientnet_v2_l": 480}
+              "efficientnet_v2_m": 480, "efficientnet_v2_l": 480,
+              "regnet_y_128gf": 384}  # RegNet_Y_128GF_Weights (SWAG): crop 384
 SLOW = {"inception_v3", "resnet101", "resnet152", "densenet121", "densenet161", "densenet169",
         "densenet201", "wide_resnet101_2", "resnext101_32x8d", "resnext101_64x4d",
         *(f"efficientnet_b{i}" for i in range(3, 8)), "efficientnet_v2_m", "efficientnet_v2_l"}
@@ -68,12 +73,24 @@ CASES = [pytest.param(name, marks=[pytest.mark.slow] if name in SLOW else [], id
          for name in TWINS]
 
 
+def widths_on_cpu(torchvision):
+    """RegNet's builders derive their widths with torch.arange(...).tolist(), which has no
+    data on the meta device: run that derivation on the CPU, the modules stay on meta."""
+    block_params = torchvision.models.regnet.BlockParams
+    derive = block_params.from_init_params.__func__
+
+    def on_cpu(cls, *args, **kwargs):
+        with torch.device("cpu"):
+            return derive(cls, *args, **kwargs)
+    return mock.patch.object(block_params, "from_init_params", classmethod(on_cpu))
+
+
 class TorchvisionTwin:
     """Torchvision's counts and conv/linear output shapes for one builder, in eval mode."""
 
     def __init__(self, builder: str, size: int):
         torchvision = pytest.importorskip("torchvision")
-        with torch.device("meta"):
+        with torch.device("meta"), widths_on_cpu(torchvision):
             model = getattr(torchvision.models, builder)(
                 weights=None, **BUILD_KWARGS.get(builder, {}))
         model.eval()
