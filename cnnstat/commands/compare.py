@@ -25,13 +25,17 @@ SORT_KEYS = ("params", "macs", "flops", "other_ops", "activation_bytes", "depth"
 
 
 def _expand(models: list[str], family: str | None) -> list[str]:
+    from cnnstat.analyzers.engine import analyze_graph
     from cnnstat.models import load_zoo, zoo_names
 
     if family is None:
         return models
-    members = [n for n in zoo_names() if load_zoo(n).meta.family == family]
+    graphs = {n: load_zoo(n) for n in zoo_names()}
+    members = [n for n, g in graphs.items() if g.meta.family == family]
+    # smallest first (names sort 16gf before 1_6gf and 400mf after 32gf)
+    members.sort(key=lambda n: analyze_graph(graphs[n], fields=False).totals.macs)
     if not members:
-        families = {load_zoo(n).meta.family for n in zoo_names()} - {None}
+        families = {g.meta.family for g in graphs.values()} - {None}
         raise UsageError(f"no family '{family}'{did_you_mean(family, families)}")
     return models + [m for m in members if m not in models]
 
