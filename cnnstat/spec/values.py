@@ -22,7 +22,8 @@ def number(node: YNode, env: Env, what: str) -> Number:
         try:
             return evaluate(value, env)
         except ExprError as e:
-            raise SpecError(f"{what}: {e}", node.loc) from None
+            shown = value if len(value) <= 60 else value[:57] + "..."
+            raise SpecError(f"{what}: {e} (in '{shown}')", node.loc) from None
     if isinstance(value, bool):
         return value
     if isinstance(value, int | float):
