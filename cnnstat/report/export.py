@@ -14,9 +14,22 @@ CSV_FIELDS = ("name", "kind", "output_shape", "params", "buffers", "macs", "flop
               "other_ops", "activations", "activation_bytes", "formula")
 
 
+_LAYERS_HOLE = "\x00layers"  # no key or value of a report can hold a NUL
+
+
 def to_json(report: ModelReport, extra: dict | None = None) -> str:
-    """The report, with what the command adds to it (min_input, notes: docs/json.md)."""
-    return json.dumps({**report.to_dict(), **(extra or {})}, indent=2)
+    """The report, with what the command adds to it (min_input, notes: docs/json.md).
+
+    Indented, with each layer on one line: readable, diff-friendly, and fast. json's
+    indenting encoder is pure Python (~0.15 ms a layer: 18 s for a 120,000-layer spec);
+    each compact row goes through the C encoder."""
+    doc = {**report.to_dict(), **(extra or {})}
+    layers = doc.get("layers")
+    if not isinstance(layers, list) or not layers:
+        return json.dumps(doc, indent=2)
+    doc["layers"] = _LAYERS_HOLE
+    rows = ",\n".join("    " + json.dumps(layer) for layer in layers)
+    return json.dumps(doc, indent=2).replace(json.dumps(_LAYERS_HOLE), f"[\n{rows}\n  ]", 1)
 
 
 def to_csv(report: ModelReport, depth: int | None = None) -> str:
