@@ -144,7 +144,7 @@ def test_resize_and_reshape(tmp_path) -> None:
     assert _report(path).totals.params == 0  # the scales are not weights
 
 
-@pytest.mark.parametrize("op, kind", [("HardSigmoid", "hardsigmoid"), ("Sub", "sub"),
+@pytest.mark.parametrize("op, kind", [("Sub", "sub"),
                                       ("Softsign", None)])
 def test_unmapped_ops_are_opaque_and_listed(tmp_path, op, kind) -> None:
     onnx = pytest.importorskip("onnx")
@@ -158,6 +158,35 @@ def test_unmapped_ops_are_opaque_and_listed(tmp_path, op, kind) -> None:
     assert any(f"odd ({op})" in line for line in resolved.diagnostics), resolved.diagnostics
     node = resolved.graph.node("odd")
     assert node.layer.op.startswith(f"onnx::{op}") and (kind is None or kind in node.layer.op)
+
+
+def test_hardsigmoid_maps_only_with_torchs_slope(tmp_path) -> None:
+    """Catches: ONNX's default HardSigmoid (alpha 0.2) taken for torch's (alpha 1/6)."""
+    onnx = pytest.importorskip("onnx")
+    h = onnx.helper
+    torch_like = _model(tmp_path, [h.make_node("HardSigmoid", ["x"], ["y"], alpha=1 / 6)],
+                        [1, 3, 8, 8], name="torch_like")
+    assert _kinds(torch_like) == ["hardsigmoid"]
+    # relu6(x + 3) / 6 costs what torch's nn.Hardsigmoid costs: elementwise, no MACs
+    assert _report(torch_like).totals.macs == 0
+    default = _model(tmp_path, [h.make_node("HardSigmoid", ["x"], ["y"])], [1, 3, 8, 8],
+                     name="default_alpha")
+    assert _kinds(default) == ["opaque"]
+
+
+def test_layer_normalization_over_the_last_axis(tmp_path) -> None:
+    onnx = pytest.importorskip("onnx")
+    h = onnx.helper
+    nodes = [h.make_node("LayerNormalization", ["x", "g", "b"], ["y"], axis=-1)]
+    path = _model(tmp_path, nodes, [1, 3, 8, 16],
+                  [_tensor(onnx, "g", [16]), _tensor(onnx, "b", [16])], in_dims=(1, 3, 8, 16))
+    assert _kinds(path) == ["layer_norm"]
+    assert _report(path).totals.params == 2 * 16  # scale and bias over the last dim
+    wide = [h.make_node("LayerNormalization", ["x", "g", "b"], ["y"], axis=1)]
+    path = _model(tmp_path, wide, [1, 3, 8, 16],
+                  [_tensor(onnx, "g", [3, 8, 16]), _tensor(onnx, "b", [3, 8, 16])],
+                  in_dims=(1, 3, 8, 16), name="wide")
+    assert _kinds(path) == ["opaque"]  # over C, H and W: not a kind of ours
 
 
 def _cli(*args):

@@ -152,6 +152,7 @@ class _Builder:
     values: dict[str, tuple[str, Shape]] = field(default_factory=dict)  # tensor -> node, shape
     constants: dict[str, frozenset[str]] = field(default_factory=dict)  # -> initializers
     opaque: list[str] = field(default_factory=list)
+    shared: list[str] = field(default_factory=list)  # weight layers whose tensors repeat
     _counted: set[str] = field(default_factory=set)
 
     def build(self) -> Graph:
@@ -227,6 +228,7 @@ class _Builder:
             return layer  # (BN's buffers: torch's num_batches_tracked adds 1 to ONNX's)
         if isinstance(layer, L.WEIGHT_LAYERS):  # weights an earlier node counted: shared
             macs = OPS.get(type(layer))(layer, op.ins, shape).macs
+            self.shared.append(name)
             return L.Opaque(op=f"onnx::{op.op_type}, shared weights ({layer.kind} MACs)",
                             in_shape=op.ins[0], out_shape=op.out, macs=macs, params=params,
                             buffers=buffers)
@@ -325,6 +327,14 @@ class _Builder:
             self.diagnostics.append(
                 f"{len(self.opaque)} ONNX op(s) kept opaque, shape from ONNX shape inference, "
                 f"MACs and other ops not counted (n/a): {shown}"
+                + (f" and {more} more" if more > 0 else ""))
+        if self.shared:
+            shown = ", ".join(self.shared[:_LIST_LIMIT])
+            more = len(self.shared) - _LIST_LIMIT
+            self.diagnostics.append(
+                f"{len(self.shared)} weight layer(s) read initializers an earlier node holds "
+                f"(the exporter stores equal tensors once): kept opaque with their MACs "
+                f"counted and those params counted once; fields stop there: {shown}"
                 + (f" and {more} more" if more > 0 else ""))
         if unused:
             self.diagnostics.append(f"{len(unused)} float initializer(s) feed no node computed "

@@ -39,8 +39,6 @@ CONVERTERS: dict[str, Converter] = {}
 # Ops whose layer kind is being added to cnnstat/ir/layers.py: opaque until then (shape
 # from inference, counts n/a, listed). Mapping one is a single line in CONVERTERS.
 PENDING_KINDS = {
-    "HardSigmoid": "hardsigmoid",
-    "LayerNormalization": "layer_norm",
     "Transpose": "permute",
     "Split": "split",
     "Pad": "pad",
@@ -196,6 +194,24 @@ def _softmax(op: Op) -> L.Layer:
 @converts("GlobalAveragePool")
 def _global_avg(op: Op) -> L.Layer:
     return L.AdaptiveAvgPool2d(output_size=(1, 1))
+
+
+@converts("HardSigmoid")
+def _hardsigmoid(op: Op) -> L.Layer | None:
+    """max(0, min(1, alpha*x + beta)): torch's nn.Hardsigmoid is alpha 1/6, beta 1/2
+    (ONNX's default alpha is 0.2, another function: kept opaque)."""
+    alpha, beta = op.attrs.get("alpha", 0.2), op.attrs.get("beta", 0.5)
+    return L.Hardsigmoid() if abs(alpha - 1 / 6) < 1e-6 and abs(beta - 0.5) < 1e-6 else None
+
+
+@converts("LayerNormalization")
+def _layer_norm(op: Op) -> L.Layer | None:
+    """Normalizes over axes [axis, rank): our kind covers the last axis alone (nn.LayerNorm
+    over the last dim); a scale without a bias input is not that kind's params."""
+    rank = len(op.ins[0])
+    if op.attrs.get("axis", -1) not in (-1, rank - 1) or op.weight(2) is None:
+        return None
+    return L.LayerNorm(data_format="channels_last", eps=op.attrs.get("epsilon", 1e-5))
 
 
 def _plain(cls: type[L.Layer]) -> Converter:
