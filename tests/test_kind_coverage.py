@@ -37,7 +37,7 @@ NO_BUILDER = {L.Input: "the module's argument"}
 _SAMPLE_VALUES = {
     S.INT: 2, S.NONNEG: 0, S.SIGNED: 1, S.PAIR: (1, 1), S.NONNEG_PAIR: (0, 0),
     S.PADDING: (0, 0), S.FLOAT: 1.0, S.FPAIR: (2.0, 2.0), S.BOOL: True, S.SHAPE: (1,),
-    S.STR: "none",
+    S.STR: "none", S.SIGNED_LIST: (0, 2, 3, 1),
 }
 
 

@@ -49,6 +49,7 @@ TWINS = {
     **{f"regnet_{f}_{s}": f"regnet_{f}_{s}" for f in "xy"
        for s in ("400mf", "800mf", "1_6gf", "3_2gf", "8gf", "16gf", "32gf")},
     "regnet_y_128gf": "regnet_y_128gf",
+    **{f"convnext_{s}": f"convnext_{s}" for s in ("tiny", "small", "base", "large")},
 }
 # init_weights=False: skip scipy truncnorm init (pointless on meta). GoogLeNet without aux
 # heads is what torchvision publishes (num_params 6624904); Inception v3 keeps AuxLogits,

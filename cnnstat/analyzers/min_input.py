@@ -129,6 +129,14 @@ def _same(layer: L.Layer, ins: tuple[Dims, ...]) -> Dims:
     return ins[0]
 
 
+@FORMS.register(L.Permute)
+def _permute(layer: L.Permute, ins: tuple[Dims, ...]) -> Dims:
+    """The input's sizes, reordered."""
+    if len(layer.dims) != len(ins[0]):
+        raise NoForm("dims that do not list every dim")
+    return tuple(ins[0][_axis(d, len(ins[0]))] for d in layer.dims)
+
+
 @FORMS.register(L.ChannelShuffle)
 def _shuffle(layer: L.ChannelShuffle, ins: tuple[Dims, ...]) -> Dims:
     """The input's sizes (its channel count, checked by the shape rule, is a constant)."""

@@ -130,8 +130,8 @@ def _upsample(layer: L.Upsample, ins: tuple[Shape, ...], out: Shape) -> OpCount:
     return OpCount(0, 7 * _elements(out) if layer.mode == "bilinear" else 0)
 
 
-@OPS.register(L.Input, L.Dropout, L.DropPath, L.Flatten, L.Concat, L.Reshape, L.Identity,
-              L.ChannelShuffle)
+@OPS.register(L.Input, L.Dropout, L.DropPath, L.Flatten, L.Permute, L.Concat, L.Reshape,
+              L.Identity, L.ChannelShuffle)
 def _data_movement(layer: L.Layer, ins: tuple[Shape, ...], out: Shape) -> OpCount:
     """No arithmetic: copies, views, or (dropout) the identity at inference."""
     return OpCount(0, 0)

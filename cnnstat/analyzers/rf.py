@@ -28,7 +28,7 @@ from functools import lru_cache
 from typing import Any
 
 from cnnstat.analyzers.registry import Registry
-from cnnstat.analyzers.shapes import Shape, conv_padding
+from cnnstat.analyzers.shapes import Shape, conv_padding, permutation
 from cnnstat.ir import Graph, Node
 from cnnstat.ir import layers as L
 
@@ -106,6 +106,7 @@ class ReceptiveField:
     h: AxisField | None
     w: AxisField | None
     image: tuple[int, int]
+    layout: tuple[int, int] = (2, 3)  # the tensor dims holding H and W; a permute moves them
 
     @property
     def is_global(self) -> bool:
@@ -364,10 +365,32 @@ def _same(node, fields, ins, out, notes):
 @RF.register(L.LayerNorm)
 def _layer_norm(node, fields, ins, out, notes):
     """Over the channels of each position: unchanged. Over the last dim of an image
-    [N, C, H, W] it mixes a whole row: global."""
-    if node.layer.data_format == "channels_first" or len(ins[0]) != 4:
-        return fields[0]
-    return global_field(fields[0].image)
+    [N, C, H, W] it mixes a whole row: global; after a permute to [N, H, W, C] the last
+    dim is C again: unchanged."""
+    axis = 1 if node.layer.data_format == "channels_first" else len(ins[0]) - 1
+    return _mixing(fields[0], axis)
+
+
+@RF.register(L.Linear)
+def _linear(node, fields, ins, out, notes):
+    """Over the last dim: after flatten, global; on [N, H, W, C] (ConvNeXt's MLP after its
+    permute) it mixes the channels of each position only: unchanged."""
+    return _mixing(fields[0], len(ins[0]) - 1)
+
+
+def _mixing(field: ReceptiveField, axis: int) -> ReceptiveField:
+    """A layer mixing the values along one tensor dim: global if that dim is H or W."""
+    return global_field(field.image) if axis in field.layout else field
+
+
+@RF.register(L.Permute)
+def _permute(node, fields, ins, out, notes):
+    """Follows the axes: H and W keep their fields and move where the dims put them; a
+    layer that reads space (conv, pool, merge) needs them back at dims 2, 3 (_field_of)."""
+    dims = permutation(node.layer.dims, len(ins[0]))
+    field = fields[0]
+    return dataclasses.replace(field, layout=(dims.index(field.layout[0]),
+                                              dims.index(field.layout[1])))
 
 
 @RF.register(L.Softmax)
@@ -384,7 +407,7 @@ def _opaque(node, fields, ins, out, notes):
     raise RfUnsupported(f"opaque op '{node.layer.op}' has no known receptive field")
 
 
-@RF.register(L.Flatten, L.Linear, L.Reshape)
+@RF.register(L.Flatten, L.Reshape)
 def _global(node, fields, ins, out, notes):
     """Mixes every position (flatten -> linear), so the field is the whole image."""
     return global_field(fields[0].image)
@@ -486,6 +509,16 @@ def receptive_fields(graph: Graph, shapes: dict[str, Shape]
     return fields, tuple(diagnostics)
 
 
+# Kinds whose field rule holds wherever a permute put H and W: element-wise kinds and those
+# whose rule reads the layout.
+_ANY_LAYOUT = (L.Permute, L.LayerNorm, L.Linear, L.LayerScale, L.DropPath, L.Dropout,
+               L.Identity)
+
+
+def _follows_layout(kind: type[L.Layer]) -> bool:
+    return issubclass(kind, _ANY_LAYOUT) or L.POINTWISE in kind.traits
+
+
 def _field_of(node: Node, fields: dict[str, ReceptiveField | None], shapes: dict[str, Shape],
               diagnostics: list[str]) -> ReceptiveField | None:
     ins = tuple(fields[i] for i in node.inputs)
@@ -498,6 +531,9 @@ def _field_of(node: Node, fields: dict[str, ReceptiveField | None], shapes: dict
     field = None
     if handler is None:
         notes.append("no receptive-field rule for this kind; later fields are unknown")
+    elif any(f.layout != (2, 3) for f in ins) and not _follows_layout(type(node.layer)):
+        notes.append("H and W are not at dims 2, 3 here (a permute moved them) and this "
+                     "kind's field is known only there; later fields are unknown")
     else:
         try:
             field = handler(node, ins, tuple(shapes[i] for i in node.inputs),

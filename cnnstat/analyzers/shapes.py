@@ -223,6 +223,25 @@ def _broadcast(layer: L.Layer, ins: tuple[Shape, ...]) -> Shape:
     return tuple(out)
 
 
+@SHAPES.register(L.Permute)
+def _permute(layer: L.Permute, ins: tuple[Shape, ...]) -> Shape:
+    """torch's rule: dims is a permutation of every dim of the input."""
+    shape = ins[0]
+    if len(layer.dims) != len(shape):
+        raise ValueError(f"dims {list(layer.dims)} must list all {len(shape)} dims of "
+                         f"the input {list(shape)}")
+    dims = permutation(layer.dims, len(shape))
+    return tuple(shape[d] for d in dims)
+
+
+def permutation(dims: tuple[int, ...], rank: int) -> tuple[int, ...]:
+    """`dims` with negative entries counted from the end; each dim exactly once."""
+    out = tuple(_dim(d, rank, "dim") for d in dims)
+    if sorted(out) != list(range(rank)):
+        raise ValueError(f"dims {list(dims)} repeat a dim: each of 0..{rank - 1} once")
+    return out
+
+
 @SHAPES.register(L.Reshape)
 def _reshape(layer: L.Reshape, ins: tuple[Shape, ...]) -> Shape:
     n, rest = ins[0][0], ins[0][1:]

@@ -55,6 +55,18 @@ class Reshape(nn.Module):
         return x.reshape(x.shape[0], *self.shape)
 
 
+class Permute(nn.Module):
+    """`x.permute(*dims)`, as torchvision.ops.misc.Permute (not imported: the builder
+    needs torch only)."""
+
+    def __init__(self, dims: tuple[int, ...]):
+        super().__init__()
+        self.dims = list(dims)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.permute(x, self.dims)
+
+
 class ChannelShuffle(nn.Module):
     """view/transpose/view, as ShuffleNet defines it (works on meta tensors too)."""
 
@@ -179,6 +191,7 @@ _SIMPLE: dict[type[L.Layer], Callable[[L.Layer], nn.Module]] = {
     L.Add: lambda layer: Add(),
     L.Multiply: lambda layer: Multiply(),
     L.Reshape: lambda layer: Reshape(layer.shape),
+    L.Permute: lambda layer: Permute(layer.dims),
     L.Identity: lambda layer: nn.Identity(),
     L.ChannelShuffle: lambda layer: ChannelShuffle(layer.groups),
     L.Upsample: lambda layer: UpsampleLike(layer) if layer.like else nn.Upsample(

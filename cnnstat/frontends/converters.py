@@ -319,6 +319,20 @@ def _reshape(call: Call) -> L.Layer | None:
     return L.Reshape(shape=tuple(out.shape[1:])) if out.dim() > 1 else None
 
 
+@register_function("permute")
+def _permute(call: Call) -> L.Layer | None:
+    """`x.permute(0, 2, 3, 1)`, `x.permute((0, 2, 3, 1))`, `torch.permute(x, dims)` (what
+    torchvision's Permute module calls). A permute that moves the batch stays opaque."""
+    dims = call.args[1:] if len(call.args) > 2 else call.arg(1, "dims")
+    if dims is None:
+        return None
+    dims = tuple(int(d) for d in dims)
+    ndim = call.args[0].dim() if isinstance(call.args[0], torch.Tensor) else 0
+    if len(dims) < 2 or len(dims) != ndim or dims[0] % ndim != 0:
+        return None
+    return L.Permute(dims=dims)
+
+
 @register_function("adaptive_avg_pool2d")
 def _adaptive_avg_function(call: Call) -> L.Layer:
     return L.AdaptiveAvgPool2d(output_size=_out_hw(call))

@@ -384,6 +384,23 @@ class Reshape(Layer):
 
 
 @record
+class Permute(Layer):
+    """torch's `x.permute(*dims)` (torchvision's Permute module): `dims` over the whole
+    tensor, batch included, as torch writes them (ConvNeXt's [0, 2, 3, 1] to NHWC). The
+    batch stays at dim 0, as every other kind assumes; a negative dim counts from the end."""
+
+    kind: ClassVar[str] = "permute"
+    traits: ClassVar[frozenset[str]] = frozenset({NO_PARAMS})
+    dims: tuple[int, ...]
+
+    def __post_init__(self) -> None:
+        if len(self.dims) < 2:
+            raise ValueError(f"dims must list every dim, batch included, got {list(self.dims)}")
+        if self.dims[0] not in (0, -len(self.dims)):
+            raise ValueError(f"dims must keep the batch at dim 0, got {list(self.dims)}")
+
+
+@record
 class Identity(Layer):
     kind: ClassVar[str] = "identity"
 

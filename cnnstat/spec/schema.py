@@ -24,6 +24,7 @@ FPAIR = "fpair"  # float or [h, w]
 BOOL = "bool"
 SHAPE = "shape"  # list of ints, one may be -1
 STR = "str"
+SIGNED_LIST = "signed_list"  # list of any ints (dims)
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +95,7 @@ KINDS: dict[str, KindSpec] = {
         KindSpec(L.Add, {}, auto_name="add"),
         KindSpec(L.Multiply, {}, auto_name="mul"),
         KindSpec(L.Reshape, {"shape": SHAPE}, "shape", ("shape",), auto_name="reshape"),
+        KindSpec(L.Permute, {"dims": SIGNED_LIST}, "dims", ("dims",), auto_name="permute"),
         KindSpec(L.Identity, {}, auto_name="identity"),
         KindSpec(L.Upsample, {"scale_factor": FPAIR, "size": PAIR, "mode": STR,
                               "align_corners": BOOL, "like": BOOL}, "scale_factor",

@@ -91,6 +91,8 @@ def field_value(
         return boolean(node, env, what)
     if ftype == S.SHAPE:
         return _shape(node, env, what)
+    if ftype == S.SIGNED_LIST:
+        return _signed_list(node, env, what)
     if ftype == S.STR:
         return _choice(node, choices, what)
     raise AssertionError(f"unknown field type {ftype}")
@@ -116,6 +118,12 @@ def _shape(node: YNode, env: Env, what: str) -> tuple[int, ...]:
             raise SpecError(f"{what}: sizes must be positive or -1, got 0", item.loc)
         sizes.append(size)
     return tuple(sizes)
+
+
+def _signed_list(node: YNode, env: Env, what: str) -> tuple[int, ...]:
+    if not isinstance(node, YSeq):
+        raise SpecError(f"{what} must be a list of dims, got a {_describe(node)}", node.loc)
+    return tuple(integer(item, env, what, minimum=None) for item in node.items)
 
 
 def _choice(node: YNode, choices: tuple[str, ...], what: str) -> str:
