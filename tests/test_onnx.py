@@ -189,6 +189,18 @@ def test_layer_normalization_over_the_last_axis(tmp_path) -> None:
     assert _kinds(path) == ["opaque"]  # over C, H and W: not a kind of ours
 
 
+def test_transpose_is_a_permute_unless_it_moves_the_batch(tmp_path) -> None:
+    onnx = pytest.importorskip("onnx")
+    h = onnx.helper
+    path = _model(tmp_path, [h.make_node("Transpose", ["x"], ["y"], perm=[0, 2, 3, 1])],
+                  [1, 8, 8, 3])
+    assert _kinds(path) == ["permute"]
+    assert _report(path).layers[-1].output_shape == (1, 8, 8, 3)  # NCHW -> NHWC
+    moved = _model(tmp_path, [h.make_node("Transpose", ["x"], ["y"], perm=[1, 0, 2, 3])],
+                   [3, 1, 8, 8], name="moved")
+    assert _kinds(moved) == ["opaque"]
+
+
 def _cli(*args):
     return CliRunner().invoke(app, list(args))
 

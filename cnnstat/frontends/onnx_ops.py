@@ -39,7 +39,6 @@ CONVERTERS: dict[str, Converter] = {}
 # Ops whose layer kind is being added to cnnstat/ir/layers.py: opaque until then (shape
 # from inference, counts n/a, listed). Mapping one is a single line in CONVERTERS.
 PENDING_KINDS = {
-    "Transpose": "permute",
     "Split": "split",
     "Pad": "pad",
     "ReduceMean": "mean",
@@ -212,6 +211,14 @@ def _layer_norm(op: Op) -> L.Layer | None:
     if op.attrs.get("axis", -1) not in (-1, rank - 1) or op.weight(2) is None:
         return None
     return L.LayerNorm(data_format="channels_last", eps=op.attrs.get("epsilon", 1e-5))
+
+
+@converts("Transpose")
+def _transpose(op: Op) -> L.Layer | None:
+    """ONNX's perm is torch's permute dims (batch included); no perm reverses every dim,
+    which moves the batch: kept opaque, as a permute that moves it is."""
+    perm = op.attrs.get("perm")
+    return L.Permute(dims=tuple(perm)) if perm and perm[0] == 0 else None
 
 
 def _plain(cls: type[L.Layer]) -> Converter:
