@@ -41,6 +41,8 @@ TWINS = {
     "resnext50_32x4d": "resnext50_32x4d",
     **{f"densenet{d}": f"densenet{d}" for d in (121, 161, 169, 201)},
     "mobilenet_v2": "mobilenet_v2",
+    "mobilenet_v3_large": "mobilenet_v3_large",
+    "mobilenet_v3_small": "mobilenet_v3_small",
     **{f"efficientnet_b{i}": f"efficientnet_b{i}" for i in range(8)},
     **{f"efficientnet_v2_{v}": f"efficientnet_v2_{v}" for v in "sml"},
     **{n: n for n in ("wide_resnet50_2", "wide_resnet101_2", "resnext101_32x8d",
