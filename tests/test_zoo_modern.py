@@ -1,5 +1,5 @@
-"""The modern zoo specs: EfficientNet B0-B7 and V2-S/M/L, MobileNetV3, MnasNet, Wide ResNet,
-ResNeXt-101.
+"""The modern zoo specs: EfficientNet B0-B7 and V2-S/M/L, MobileNetV3 (and LR-ASPP on it),
+MnasNet, Wide ResNet, ResNeXt-101.
 
 Oracle, not written here: torchvision 0.29.1's weight metadata (`<Model>_Weights.DEFAULT.meta`
 and `.transforms()`), read with `torchvision.models.get_model_weights(name).DEFAULT`:
@@ -38,6 +38,9 @@ TORCHVISION = {
     "efficientnet_v2_l": ("EfficientNet_V2_L_Weights.IMAGENET1K_V1", 118_515_272, 56.08, 480, 33),
     "mobilenet_v3_large": ("MobileNet_V3_Large_Weights.IMAGENET1K_V2", 5_483_032, 0.217, 224, 1),
     "mobilenet_v3_small": ("MobileNet_V3_Small_Weights.IMAGENET1K_V1", 2_542_856, 0.057, 224, 1),
+    # segmentation: _ops at the 520 x 520 its weights' transforms resize to
+    "lraspp_mobilenet_v3_large": ("LRASPP_MobileNet_V3_Large_Weights.COCO_WITH_VOC_LABELS_V1",
+                                  3_221_538, 2.086, 520, 1),
     "mnasnet0_5": ("MNASNet0_5_Weights.IMAGENET1K_V1", 2_218_512, 0.104, 224, 1),
     "mnasnet0_75": ("MNASNet0_75_Weights.IMAGENET1K_V1", 3_170_208, 0.215, 224, 1),
     "mnasnet1_0": ("MNASNet1_0_Weights.IMAGENET1K_V1", 4_383_312, 0.314, 224, 1),
@@ -187,3 +190,11 @@ def test_mobilenet_v3_follows_the_papers_table(name):
     assert with_se == se_rows
     last = [r for r in rep.layers if r.name.startswith(f"features.{len(widths) + 1}.")]
     assert last[-1].output_shape[1] == head
+
+
+@pytest.mark.parametrize("side", [(520, 520), (224, 320), (97, 161)])
+def test_lraspp_output_is_the_input_size(side):
+    """torchvision's LRASPP resizes its 21-class map to the input (F.interpolate to
+    input.shape[-2:]), at any input, odd sizes included."""
+    rep = cnnstat.analyze("lraspp_mobilenet_v3_large", input=(3, *side))
+    assert tuple(rep.layers[-1].output_shape) == (1, 21, *side)
