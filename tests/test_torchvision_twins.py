@@ -41,6 +41,9 @@ TWINS = {
     "resnext50_32x4d": "resnext50_32x4d",
     **{f"densenet{d}": f"densenet{d}" for d in (121, 161, 169, 201)},
     "mobilenet_v2": "mobilenet_v2",
+    "mobilenet_v3_large": "mobilenet_v3_large",
+    "mobilenet_v3_small": "mobilenet_v3_small",
+    "lraspp_mobilenet_v3_large": "lraspp_mobilenet_v3_large",
     **{f"efficientnet_b{i}": f"efficientnet_b{i}" for i in range(8)},
     **{f"efficientnet_v2_{v}": f"efficientnet_v2_{v}" for v in "sml"},
     **{n: n for n in ("wide_resnet50_2", "wide_resnet101_2", "resnext101_32x8d",
@@ -57,6 +60,7 @@ TWINS = {
 BUILD_KWARGS = {
     "googlenet": {"aux_logits": False, "init_weights": False},
     "inception_v3": {"aux_logits": True, "init_weights": False},
+    "lraspp_mobilenet_v3_large": {"weights_backbone": None},  # its default would download
 }
 AUX_MODULES = {"googlenet": ("aux1", "aux2"), "inception_v3": ("AuxLogits",)}
 # torchvision measured _ops at the weights' crop size, 224 else
@@ -64,7 +68,8 @@ INPUT_SIZE = {"inception_v3": 299, "efficientnet_b1": 240, "efficientnet_b2": 28
               "efficientnet_b3": 300, "efficientnet_b4": 380, "efficientnet_b5": 456,
               "efficientnet_b6": 528, "efficientnet_b7": 600, "efficientnet_v2_s": 384,
               "efficientnet_v2_m": 480, "efficientnet_v2_l": 480,
-              "regnet_y_128gf": 384}  # RegNet_Y_128GF_Weights (SWAG): crop 384
+              "regnet_y_128gf": 384,  # RegNet_Y_128GF_Weights (SWAG): crop 384
+              "lraspp_mobilenet_v3_large": 520}  # its weights' transforms resize to 520
 SLOW = {"inception_v3", "resnet101", "resnet152", "densenet121", "densenet161", "densenet169",
         "densenet201", "wide_resnet101_2", "resnext101_32x8d", "resnext101_64x4d",
         *(f"efficientnet_b{i}" for i in range(3, 8)), "efficientnet_v2_m", "efficientnet_v2_l"}
@@ -92,8 +97,9 @@ class TorchvisionTwin:
     def __init__(self, builder: str, size: int):
         torchvision = pytest.importorskip("torchvision")
         with torch.device("meta"), widths_on_cpu(torchvision):
-            model = getattr(torchvision.models, builder)(
-                weights=None, **BUILD_KWARGS.get(builder, {}))
+            # get_model finds the segmentation builders too (not attributes of models)
+            model = torchvision.models.get_model(
+                builder, weights=None, **BUILD_KWARGS.get(builder, {}))
         model.eval()
         aux = AUX_MODULES.get(builder, ())
         self.params = sum(p.numel() for p in model.parameters())

@@ -1,4 +1,5 @@
-"""The modern zoo specs: EfficientNet B0-B7 and V2-S/M/L, MnasNet, Wide ResNet, ResNeXt-101.
+"""The modern zoo specs: EfficientNet B0-B7 and V2-S/M/L, MobileNetV3 (and LR-ASPP on it),
+MnasNet, Wide ResNet, ResNeXt-101.
 
 Oracle, not written here: torchvision 0.29.1's weight metadata (`<Model>_Weights.DEFAULT.meta`
 and `.transforms()`), read with `torchvision.models.get_model_weights(name).DEFAULT`:
@@ -35,6 +36,11 @@ TORCHVISION = {
     "efficientnet_v2_s": ("EfficientNet_V2_S_Weights.IMAGENET1K_V1", 21_458_488, 8.366, 384, 33),
     "efficientnet_v2_m": ("EfficientNet_V2_M_Weights.IMAGENET1K_V1", 54_139_356, 24.582, 480, 33),
     "efficientnet_v2_l": ("EfficientNet_V2_L_Weights.IMAGENET1K_V1", 118_515_272, 56.08, 480, 33),
+    "mobilenet_v3_large": ("MobileNet_V3_Large_Weights.IMAGENET1K_V2", 5_483_032, 0.217, 224, 1),
+    "mobilenet_v3_small": ("MobileNet_V3_Small_Weights.IMAGENET1K_V1", 2_542_856, 0.057, 224, 1),
+    # segmentation: _ops at the 520 x 520 its weights' transforms resize to
+    "lraspp_mobilenet_v3_large": ("LRASPP_MobileNet_V3_Large_Weights.COCO_WITH_VOC_LABELS_V1",
+                                  3_221_538, 2.086, 520, 1),
     "mnasnet0_5": ("MNASNet0_5_Weights.IMAGENET1K_V1", 2_218_512, 0.104, 224, 1),
     "mnasnet0_75": ("MNASNet0_75_Weights.IMAGENET1K_V1", 3_170_208, 0.215, 224, 1),
     "mnasnet1_0": ("MNASNet1_0_Weights.IMAGENET1K_V1", 4_383_312, 0.314, 224, 1),
@@ -125,7 +131,8 @@ def test_efficientnet_b7_widths_are_make_divisible_of_twice_b0():
 def test_family_aliases_pick_existing_specs():
     """Every offered alias resolves to a zoo spec; the modern families are offered."""
     offered = aliases()
-    for alias in ("efficientnet", "efficientnet_v2", "mnasnet", "wide_resnet"):
+    for alias in ("efficientnet", "efficientnet_v2", "mobilenet_v3", "mnasnet",
+                  "wide_resnet"):
         assert alias in offered
     for alias, target in offered.items():
         assert resolve(alias).graph.meta.name == target
@@ -150,3 +157,44 @@ def test_zoo_lists_the_modern_specs_with_published_counts():
         assert row["input"] == [3, crop, crop]
         assert row["min_input"] == ARCHITECTURE_MIN.get(name, min_size)
         assert row["family"] and row["year"]
+
+
+def _block_widths(rep: ModelReport, blocks: int) -> list[int]:
+    """Output width of each bottleneck features.1 .. features.<blocks> (its last layer)."""
+    last = {}
+    for row in rep.layers:
+        parts = row.name.split(".")
+        if parts[0] == "features" and parts[1].isdigit() and 1 <= int(parts[1]) <= blocks:
+            last[int(parts[1])] = row.output_shape[1]
+    return [last[i] for i in range(1, blocks + 1)]
+
+
+# MobileNetV3 paper (Howard et al. 2019) Table 1 (Large) and Table 2 (Small): the #out
+# column of the bneck rows, the SE column (the rows with a squeeze-and-excitation) and the
+# width of the 1x1 conv after the last bneck.
+MOBILENET_V3_TABLES = {
+    "mobilenet_v3_large": ([16, 24, 24, 40, 40, 40, 80, 80, 80, 80, 112, 112, 160, 160, 160],
+                           {4, 5, 6, 11, 12, 13, 14, 15}, 960),
+    "mobilenet_v3_small": ([16, 24, 24, 40, 40, 40, 48, 48, 96, 96, 96],
+                           {1, 4, 5, 6, 7, 8, 9, 10, 11}, 576),
+}
+
+
+@pytest.mark.parametrize("name", tuple(MOBILENET_V3_TABLES))
+def test_mobilenet_v3_follows_the_papers_table(name):
+    """Catches a row of the bneck table left out, swapped or given SE where the paper has none."""
+    widths, se_rows, head = MOBILENET_V3_TABLES[name]
+    rep = report(name)
+    assert _block_widths(rep, len(widths)) == widths
+    with_se = {int(r.name.split(".")[1]) for r in rep.layers if ".se." in r.name}
+    assert with_se == se_rows
+    last = [r for r in rep.layers if r.name.startswith(f"features.{len(widths) + 1}.")]
+    assert last[-1].output_shape[1] == head
+
+
+@pytest.mark.parametrize("side", [(520, 520), (224, 320), (97, 161)])
+def test_lraspp_output_is_the_input_size(side):
+    """torchvision's LRASPP resizes its 21-class map to the input (F.interpolate to
+    input.shape[-2:]), at any input, odd sizes included."""
+    rep = cnnstat.analyze("lraspp_mobilenet_v3_large", input=(3, *side))
+    assert tuple(rep.layers[-1].output_shape) == (1, 21, *side)
