@@ -322,20 +322,15 @@ class _Builder:
                   if n not in self._counted and t.data_type in _FLOAT_TYPES and
                   _numel(t.dims) > 1 and any(n in c for c in self.constants.values())]
         if self.opaque:
-            shown = ", ".join(self.opaque[:_LIST_LIMIT])
-            more = len(self.opaque) - _LIST_LIMIT
             self.diagnostics.append(
                 f"{len(self.opaque)} ONNX op(s) kept opaque, shape from ONNX shape inference, "
-                f"MACs and other ops not counted (n/a): {shown}"
-                + (f" and {more} more" if more > 0 else ""))
+                f"MACs and other ops not counted (n/a): {_listed(self.opaque)}")
         if self.shared:
-            shown = ", ".join(self.shared[:_LIST_LIMIT])
-            more = len(self.shared) - _LIST_LIMIT
             self.diagnostics.append(
                 f"{len(self.shared)} weight layer(s) read initializers an earlier node holds "
                 f"(the exporter stores equal tensors once): kept opaque with their MACs "
-                f"counted and those params counted once; fields stop there: {shown}"
-                + (f" and {more} more" if more > 0 else ""))
+                f"counted and those params counted once; fields stop there: "
+                f"{_listed(self.shared)}")
         if unused:
             self.diagnostics.append(f"{len(unused)} float initializer(s) feed no node computed "
                                     "from the input; not in the totals")
@@ -360,3 +355,8 @@ def _numel(dims: Any) -> int:
     for d in dims:
         size *= d
     return size
+
+
+def _listed(names: list[str]) -> str:
+    more = len(names) - _LIST_LIMIT
+    return ", ".join(names[:_LIST_LIMIT]) + (f" and {more} more" if more > 0 else "")
