@@ -1,7 +1,8 @@
 """Analytic receptive fields (cnnstat.analyzers.rf) against published tables, and `cnnstat rf`.
 
 Oracles, none written here:
-- ../shared/reference/published-numbers.md §2.4: VGG16 per-layer RF and jump at 224x224;
+- kkrunal77/EVA@2ddce81e 7.md, "Calculate Receptive Field for VGG16" (after
+  zike.io/posts/calculate-receptive-field-for-vgg-16): VGG16 per-layer RF and jump at 224x224;
 - google-research/receptive_field@cfbfe6ba receptive_field/RECEPTIVE_FIELD_TABLE.md (Araujo,
   Norris & Sim, the Distill 2019 paper's library, on TF-Slim models): RF, effective stride and
   effective padding per end-point of vgg_a (= VGG-11), vgg_16, alexnet_v2 and inception_v3;
