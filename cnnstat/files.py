@@ -36,13 +36,16 @@ def _kind(mode: int) -> str:
     return next((name for test, name in _KINDS if test(mode)), "not a regular file")
 
 
+def _refuse_special(mode: int, name: str) -> None:
+    if not stat.S_ISREG(mode):
+        raise UsageError(f"the file is {_kind(mode)}; only regular files are read",
+                         Location(name))
+
+
 def require_regular_file(path: str | Path, shown_as: str | None = None) -> None:
     """Refuse a fifo, device or socket before a reader of its own (onnx.load) opens it:
     a fifo would block forever and /dev/zero never ends."""
-    mode = os.stat(path).st_mode
-    if not stat.S_ISREG(mode):
-        raise UsageError(f"the file is {_kind(mode)}; only regular files are read",
-                         Location(shown_as or str(path)))
+    _refuse_special(os.stat(path).st_mode, shown_as or str(path))
 
 
 def read_bytes(path: str | Path, limit: int, shown_as: str | None = None) -> bytes:
@@ -50,16 +53,11 @@ def read_bytes(path: str | Path, limit: int, shown_as: str | None = None) -> byt
     UsageError (exit 2): a special file, a file too big, a name the OS refuses."""
     name = shown_as or str(path)
     try:
-        mode = os.stat(path).st_mode
-        if not stat.S_ISREG(mode):
-            raise UsageError(f"the file is {_kind(mode)}; only regular files are read",
-                             Location(name))
+        _refuse_special(os.stat(path).st_mode, name)
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
         with os.fdopen(fd, "rb") as f:
             info = os.fstat(f.fileno())
-            if not stat.S_ISREG(info.st_mode):  # swapped in after the first look
-                raise UsageError(f"the file is {_kind(info.st_mode)}; only regular "
-                                 "files are read", Location(name))
+            _refuse_special(info.st_mode, name)  # swapped in after the first look
             if info.st_size > limit:
                 raise LimitError(f"file is {info.st_size} bytes; the limit is {limit} bytes",
                                  Location(name))
