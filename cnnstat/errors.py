@@ -93,6 +93,13 @@ class DeviceUnavailableError(CnnstatError):
     exit_code = 4
 
 
+def listing(items: list[str], limit: int = 8) -> str:
+    """The first `limit` items, comma-separated, and how many more: a diagnostic that
+    names every opaque op of a big model would bury the line it belongs to."""
+    more = len(items) - limit
+    return ", ".join(items[:limit]) + (f" and {more} more" if more > 0 else "")
+
+
 def did_you_mean(word: str, choices: Iterable[str], *, n: int = 3) -> str:
     """A ' (did you mean ...?)' suffix naming the closest matches (those about as close as
     the best one), or '' when nothing is close."""

@@ -21,14 +21,13 @@ from torch import nn
 from cnnstat.analyzers.ops import OPS
 from cnnstat.analyzers.params import PARAMS
 from cnnstat.analyzers.shapes import SHAPES
-from cnnstat.errors import AnalysisError, Location
+from cnnstat.errors import AnalysisError, Location, listing
 from cnnstat.frontends.converters import ALIASES, Call, convert_function, convert_module
 from cnnstat.ir import Graph, ModelMeta, Node
 from cnnstat.ir import layers as L
 
 Key = Hashable
 INPUT_NAME = "input"
-_LIST_LIMIT = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +108,7 @@ class Assembler:
             self.diagnostics.append(
                 f"{len(self.opaque)} op(s) kept opaque, their MACs counted by torch "
                 f"(FlopCounterMode / 2) and their element-wise work not counted: "
-                f"{_listing(self.opaque)}")
+                f"{listing(self.opaque)}")
         return Graph(nodes=tuple(self.nodes), outputs=tuple(outputs), meta=meta)
 
     # --- steps --------------------------------------------------------------------------
@@ -278,9 +277,4 @@ class Assembler:
         if unused:
             self.diagnostics.append(
                 "parameters of modules the forward never called are not in the totals: "
-                + _listing([f"{p} ({n:,})" for p, n in unused.items()]))
-
-
-def _listing(items: list[str]) -> str:
-    shown = ", ".join(items[:_LIST_LIMIT])
-    return shown + (f" and {len(items) - _LIST_LIMIT} more" if len(items) > _LIST_LIMIT else "")
+                + listing([f"{p} ({n:,})" for p, n in unused.items()]))

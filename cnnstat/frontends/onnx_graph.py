@@ -19,7 +19,14 @@ from typing import Any
 from cnnstat.analyzers.ops import OPS
 from cnnstat.analyzers.params import PARAMS
 from cnnstat.analyzers.shapes import SHAPES
-from cnnstat.errors import Location, ShapeError, SpecError, UnknownModelError, UsageError
+from cnnstat.errors import (
+    Location,
+    ShapeError,
+    SpecError,
+    UnknownModelError,
+    UsageError,
+    listing,
+)
 from cnnstat.files import require_regular_file
 from cnnstat.frontends.onnx_ops import BUFFERS, CONVERTERS, OPERANDS, PENDING_KINDS, Op
 from cnnstat.ir import Graph, ModelMeta, Node
@@ -29,7 +36,6 @@ Shape = tuple[int, ...]
 MIN_OPSET = 7  # the first opset with today's Conv/BatchNormalization/Upsample semantics
 SHAPE_OPS = ("Shape", "Size")  # read a value's shape, not its data: the result is a constant
 _FLOAT_TYPES = (1, 10, 11, 16)  # float, float16, double, bfloat16 (TensorProto enum)
-_LIST_LIMIT = 8
 
 
 def load_onnx(model: str, input: str | None = None):
@@ -324,13 +330,13 @@ class _Builder:
         if self.opaque:
             self.diagnostics.append(
                 f"{len(self.opaque)} ONNX op(s) kept opaque, shape from ONNX shape inference, "
-                f"MACs and other ops not counted (n/a): {_listed(self.opaque)}")
+                f"MACs and other ops not counted (n/a): {listing(self.opaque)}")
         if self.shared:
             self.diagnostics.append(
                 f"{len(self.shared)} weight layer(s) read initializers an earlier node holds "
                 f"(the exporter stores equal tensors once): kept opaque with their MACs "
                 f"counted and those params counted once; fields stop there: "
-                f"{_listed(self.shared)}")
+                f"{listing(self.shared)}")
         if unused:
             self.diagnostics.append(f"{len(unused)} float initializer(s) feed no node computed "
                                     "from the input; not in the totals")
@@ -355,8 +361,3 @@ def _numel(dims: Any) -> int:
     for d in dims:
         size *= d
     return size
-
-
-def _listed(names: list[str]) -> str:
-    more = len(names) - _LIST_LIMIT
-    return ", ".join(names[:_LIST_LIMIT]) + (f" and {more} more" if more > 0 else "")

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cnnstat.errors import AnalysisError, CnnstatError
+from cnnstat.errors import AnalysisError, CnnstatError, listing
 from cnnstat.ir import Graph
 from cnnstat.ir.layers import Opaque
 from cnnstat.writer.blocks import plan_blocks
@@ -43,10 +43,9 @@ def spec_from_graph(graph: Graph, *, source: str | None = None, blocks: bool = T
 
     opaque = [f"{n.name} ({n.layer.op})" for n in graph if isinstance(n.layer, Opaque)]
     if opaque:
-        shown = ", ".join(opaque[:5]) + (f" and {len(opaque) - 5} more" if len(opaque) > 5
-                                          else "")
         raise AnalysisError(f"cannot export: {len(opaque)} layer(s) have no spec equivalent "
-                            f"(counted by torch, not by the spec language): {shown}")
+                            f"(counted by torch, not by the spec language): "
+                            f"{listing(opaque, limit=5)}")
     renamed = spec_names(graph)
     graph = with_names(graph, renamed)
     root = scope_tree(graph)
