@@ -443,6 +443,18 @@ def test_report_json_works_as_baseline(tmp_path: Path) -> None:
     assert any(r.metric == "params vs baseline" for r in result.results)
 
 
+def test_update_baseline_to_dash_writes_stdout(tmp_path: Path, monkeypatch) -> None:
+    """Catches: `--baseline - --update-baseline` creating a file named '-' (docs/limits.md:
+    `-` or /dev/stdout as FILE writes to stdout)."""
+    monkeypatch.chdir(tmp_path)
+    result = run(str(write(tmp_path, SIMPLE)), "--baseline", "-", "--update-baseline")
+    assert result.exit_code == 0, result.stderr
+    assert not (tmp_path / "-").exists()
+    start = result.stdout.index('{\n  "schema": "cnnstat.baseline/1"')
+    snapshot, _ = json.JSONDecoder().raw_decode(result.stdout[start:])
+    assert snapshot["models"][0]["totals"]["params"] == VGG16_PARAMS
+
+
 def test_update_baseline_needs_a_path(tmp_path: Path) -> None:
     result = run(str(write(tmp_path, SIMPLE)), "--update-baseline")
     assert result.exit_code == 2

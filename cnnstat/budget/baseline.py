@@ -12,12 +12,9 @@ a run that fails at any point leaves the previous baseline byte-for-byte as it w
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
-import stat
-import tempfile
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -26,7 +23,7 @@ from cnnstat.analyzers.results import ModelReport
 from cnnstat.budget.gate import FAIL, PASS, BudgetResult, CheckResult, show
 from cnnstat.budget.spec import BYTES, COUNT, ModelBudget
 from cnnstat.errors import Location, SpecError, UsageError
-from cnnstat.files import check_writable, read_bytes
+from cnnstat.files import atomic_write_text, read_bytes
 
 SCHEMA = "cnnstat.baseline/1"
 # Compared metrics; FLOPs are exactly 2 x MACs, so comparing both would only repeat a line.
@@ -170,31 +167,5 @@ def snapshot(result: CheckResult) -> dict[str, Any]:
 
 
 def write(path: str | Path, result: CheckResult) -> None:
-    write_atomic(Path(path), json.dumps(snapshot(result), indent=2) + "\n")
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Replace `path` with `text` or leave it untouched: never a half-written file, and
-    never a fifo or device node replaced by a regular file."""
-    check_writable(path, force=True)
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as e:
-        raise UsageError(f"cannot write baseline: {e.strerror or e}", Location(str(path))
-                         ) from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        # mkstemp makes the file 0600; keep the old file's mode (or a plain 0644).
-        mode = stat.S_IMODE(path.stat().st_mode) if path.exists() else 0o644
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException as e:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        if isinstance(e, OSError):
-            raise UsageError(f"cannot write baseline: {e.strerror or e}",
-                             Location(str(path))) from None
-        raise
+    # never half-written, never over a fifo or device; `-` or /dev/stdout: to stdout
+    atomic_write_text(path, json.dumps(snapshot(result), indent=2) + "\n", force=True)
