@@ -21,7 +21,14 @@ from typing import Any
 
 from cnnstat.analyzers.results import ModelReport
 from cnnstat.budget.gate import FAIL, PASS, BudgetResult, CheckResult, show
-from cnnstat.budget.spec import BYTES, COUNT, ModelBudget
+from cnnstat.budget.spec import (
+    BYTES,
+    COUNT,
+    MAX_EXPONENT,
+    MAX_NUMBER_CHARS,
+    ModelBudget,
+    out_of_range,
+)
 from cnnstat.errors import Location, SpecError, UsageError
 from cnnstat.files import atomic_write_text, read_bytes
 
@@ -31,7 +38,6 @@ METRICS = {"params": COUNT, "macs": COUNT, "other_ops": COUNT, "activation_bytes
 
 Key = tuple[str, tuple[int, ...], str]
 MAX_BASELINE_BYTES = 16 * 1024 * 1024  # a compare of the whole zoo is about 60 KB
-MAX_TOLERANCE_CHARS = 40  # Fraction('1e999999999') would build a billion-digit integer
 
 
 def parse_tolerance(value: str | float | int) -> Fraction:
@@ -39,12 +45,13 @@ def parse_tolerance(value: str | float | int) -> Fraction:
     text = str(value).strip().removesuffix("%").strip()
     try:
         exponent = re.search(r"[eE]([+-]?\d+)$", text)
-        if len(text) > MAX_TOLERANCE_CHARS or (exponent and abs(int(exponent[1])) > 30):
+        if out_of_range(text, int(exponent[1]) if exponent else 0):
             raise ValueError
         pct = Fraction(text)
     except (ValueError, ZeroDivisionError):
         raise UsageError(f"--tolerance takes a percentage such as 2% or 0.5% (at most "
-                         f"{MAX_TOLERANCE_CHARS} characters, exponent within +-30), got '{str(value)[:60]}'"
+                         f"{MAX_NUMBER_CHARS} characters, exponent within +-{MAX_EXPONENT}), got "
+                         f"'{str(value)[:60]}'"
                          ) from None
     if pct < 0:
         raise UsageError(f"--tolerance must not be negative, got '{value}'")

@@ -88,6 +88,16 @@ class BudgetFile:
     models: tuple[ModelBudget, ...]
 
 
+# A quantity or a tolerance is computed exactly (Fraction): 1e999999999 would build a
+# billion-digit integer and never end.
+MAX_NUMBER_CHARS = 40
+MAX_EXPONENT = 30
+
+
+def out_of_range(text: str, exponent: int) -> bool:
+    return len(text) > MAX_NUMBER_CHARS or abs(exponent) > MAX_EXPONENT
+
+
 def load_budgets(path: str | Path, shown_as: str | None = None, *,
                  allow_code: bool = False) -> BudgetFile:
     """Read and check a budget file; every problem is a located SpecError (exit 2).
@@ -202,9 +212,10 @@ def quantity(node: YNode, unit: str, what: str) -> int:
         raise SpecError(f"{what} must be a number such as {_example(unit)}, got '{node.value}'",
                         node.loc)
     digits, exponent, suffix = match.groups()
-    if len(text) > 40 or abs(int(exponent or 0)) > 30:  # 1e999999999 would take forever
-        raise SpecError(f"{what}: '{text[:40]}' is out of range (at most 40 characters "
-                        "and an exponent within +-30)", node.loc)
+    if out_of_range(text, int(exponent or 0)):
+        raise SpecError(f"{what}: '{text[:MAX_NUMBER_CHARS]}' is out of range (at most "
+                        f"{MAX_NUMBER_CHARS} characters and an exponent within "
+                        f"+-{MAX_EXPONENT})", node.loc)
     if suffix not in units:
         # Units are case-sensitive (m would be milli); a case slip gets the right spelling.
         same = [u for u in units if u and u.lower() == suffix.lower()]
