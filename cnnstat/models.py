@@ -31,6 +31,8 @@ FAMILY_ALIASES = {
     "mobilenet": "mobilenet_v2",
     "squeezenet": "squeezenet1_0",
     "fcn": "fcn32s",
+    "deeplab": "deeplabv3_resnet50",
+    "deeplabv3": "deeplabv3_resnet50",
     "yolo": "yolov1",
     "efficientnet": "efficientnet_b0",
     "efficientnet_v2": "efficientnet_v2_s",

@@ -53,7 +53,11 @@ TWINS = {
        for s in ("400mf", "800mf", "1_6gf", "3_2gf", "8gf", "16gf", "32gf")},
     "regnet_y_128gf": "regnet_y_128gf",
     **{f"convnext_{s}": f"convnext_{s}" for s in ("tiny", "small", "base", "large")},
+    **{f"{h}_resnet{d}": f"{h}_resnet{d}" for h in ("fcn", "deeplabv3") for d in (50, 101)},
 }
+# Segmentation models whose forward returns every output in eval mode (torchvision's
+# _SimpleSegmentationModel runs aux_classifier whenever it exists): all nodes count.
+EVERY_OUTPUT_RUNS = {f"{h}_resnet{d}" for h in ("fcn", "deeplabv3") for d in (50, 101)}
 # init_weights=False: skip scipy truncnorm init (pointless on meta). GoogLeNet without aux
 # heads is what torchvision publishes (num_params 6624904); Inception v3 keeps AuxLogits,
 # whose params torchvision's num_params includes although eval mode never runs it.
@@ -61,6 +65,8 @@ BUILD_KWARGS = {
     "googlenet": {"aux_logits": False, "init_weights": False},
     "inception_v3": {"aux_logits": True, "init_weights": False},
     "lraspp_mobilenet_v3_large": {"weights_backbone": None},  # its default would download
+    # the COCO_WITH_VOC_LABELS_V1 weights (and their num_params, _ops) have the aux head
+    **{n: {"weights_backbone": None, "aux_loss": True} for n in EVERY_OUTPUT_RUNS},
 }
 AUX_MODULES = {"googlenet": ("aux1", "aux2"), "inception_v3": ("AuxLogits",)}
 # torchvision measured _ops at the weights' crop size, 224 else
@@ -69,10 +75,12 @@ INPUT_SIZE = {"inception_v3": 299, "efficientnet_b1": 240, "efficientnet_b2": 28
               "efficientnet_b6": 528, "efficientnet_b7": 600, "efficientnet_v2_s": 384,
               "efficientnet_v2_m": 480, "efficientnet_v2_l": 480,
               "regnet_y_128gf": 384,  # RegNet_Y_128GF_Weights (SWAG): crop 384
-              "lraspp_mobilenet_v3_large": 520}  # its weights' transforms resize to 520
+              "lraspp_mobilenet_v3_large": 520,  # its weights' transforms resize to 520
+              **{n: 520 for n in EVERY_OUTPUT_RUNS}}
 SLOW = {"inception_v3", "resnet101", "resnet152", "densenet121", "densenet161", "densenet169",
         "densenet201", "wide_resnet101_2", "resnext101_32x8d", "resnext101_64x4d",
-        *(f"efficientnet_b{i}" for i in range(3, 8)), "efficientnet_v2_m", "efficientnet_v2_l"}
+        *(f"efficientnet_b{i}" for i in range(3, 8)), "efficientnet_v2_m", "efficientnet_v2_l",
+        "fcn_resnet101", "deeplabv3_resnet101"}
 
 
 CASES = [pytest.param(name, marks=[pytest.mark.slow] if name in SLOW else [], id=name)
@@ -148,7 +156,7 @@ def test_spec_twins_torchvision(name):
     size = INPUT_SIZE.get(name, 224)
     graph, report = our_side(name, size)
     twin = TorchvisionTwin(TWINS[name], size)
-    main = eval_path(graph)
+    main = {n.name for n in graph} if name in EVERY_OUTPUT_RUNS else eval_path(graph)
     rows = [row for row in report.layers if row.name in main]
     assert sum(row.params or 0 for row in rows) == twin.main_params, "params on the eval path"
     if twin.has_aux and len(main) < len(graph.nodes):

@@ -1,5 +1,5 @@
 """The modern zoo specs: EfficientNet B0-B7 and V2-S/M/L, MobileNetV3 (and LR-ASPP on it),
-MnasNet, Wide ResNet, ResNeXt-101.
+MnasNet, Wide ResNet, ResNeXt-101, FCN and DeepLabV3 on ResNet-50/101.
 
 Oracle, not written here: torchvision 0.29.1's weight metadata (`<Model>_Weights.DEFAULT.meta`
 and `.transforms()`), read with `torchvision.models.get_model_weights(name).DEFAULT`:
@@ -41,6 +41,14 @@ TORCHVISION = {
     # segmentation: _ops at the 520 x 520 its weights' transforms resize to
     "lraspp_mobilenet_v3_large": ("LRASPP_MobileNet_V3_Large_Weights.COCO_WITH_VOC_LABELS_V1",
                                   3_221_538, 2.086, 520, 1),
+    # with the aux head (aux_loss=True, as the weights have it), which eval mode runs too
+    "fcn_resnet50": ("FCN_ResNet50_Weights.COCO_WITH_VOC_LABELS_V1", 35_322_218, 152.717, 520, 1),
+    "fcn_resnet101": ("FCN_ResNet101_Weights.COCO_WITH_VOC_LABELS_V1",
+                      54_314_346, 232.738, 520, 1),
+    "deeplabv3_resnet50": ("DeepLabV3_ResNet50_Weights.COCO_WITH_VOC_LABELS_V1",
+                           42_004_074, 178.722, 520, 1),
+    "deeplabv3_resnet101": ("DeepLabV3_ResNet101_Weights.COCO_WITH_VOC_LABELS_V1",
+                            60_996_202, 258.743, 520, 1),
     "mnasnet0_5": ("MNASNet0_5_Weights.IMAGENET1K_V1", 2_218_512, 0.104, 224, 1),
     "mnasnet0_75": ("MNASNet0_75_Weights.IMAGENET1K_V1", 3_170_208, 0.215, 224, 1),
     "mnasnet1_0": ("MNASNet1_0_Weights.IMAGENET1K_V1", 4_383_312, 0.314, 224, 1),
