@@ -144,3 +144,23 @@ def test_every_kind_named_like_a_torch_module_or_function_has_a_converter() -> N
                  and k.kind not in FUNCTION_LEFT_TO_TORCH]
     assert modules == [], "frontends/converters.py has no module converter for nn.<these>"
     assert functions == [], "frontends/converters.py has no function converter for F.<these>"
+
+
+def test_a_kind_declaring_its_torch_module_is_built_and_converted_by_that_alone() -> None:
+    """`torch_module` in ir/layers.py is the only place such a kind names torch: the builder
+    makes exactly that nn module, and the module, and the function of the kind's name where
+    torch.nn.functional has one, convert back to the kind (so nothing else need list it)."""
+    import torch.nn.functional as F
+    from torch import nn
+
+    from cnnstat.builder.torch_module import BUILDERS
+    from cnnstat.frontends.converters import FUNCTIONS, MODULES, Call
+
+    declared = L.kinds_built_as_torch_modules()
+    assert {k.kind for k in declared} >= {"relu", "sigmoid", "hardsigmoid"}
+    for kind in declared:
+        module = BUILDERS.get(kind)(kind(), ((1, 4, 8, 8),))
+        assert type(module) is getattr(nn, kind.torch_module), kind.kind
+        assert isinstance(MODULES[type(module)](module, Call(op=kind.kind)), kind), kind.kind
+        if hasattr(F, kind.kind):
+            assert isinstance(FUNCTIONS[kind.kind](Call(op=kind.kind)), kind), kind.kind

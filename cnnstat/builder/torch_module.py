@@ -174,15 +174,8 @@ def _lrn(layer: L.LocalResponseNorm, ins: tuple[Shape, ...]) -> nn.Module:
 
 
 _SIMPLE: dict[type[L.Layer], Callable[[L.Layer], nn.Module]] = {
-    L.ReLU: lambda layer: nn.ReLU(),
-    L.ReLU6: lambda layer: nn.ReLU6(),
     L.LeakyReLU: lambda layer: nn.LeakyReLU(layer.negative_slope),
-    L.Sigmoid: lambda layer: nn.Sigmoid(),
-    L.Tanh: lambda layer: nn.Tanh(),
     L.GELU: lambda layer: nn.GELU(layer.approximate),
-    L.SiLU: lambda layer: nn.SiLU(),
-    L.Hardswish: lambda layer: nn.Hardswish(),
-    L.Hardsigmoid: lambda layer: nn.Hardsigmoid(),
     L.Softmax: lambda layer: nn.Softmax(layer.dim),
     L.Dropout: lambda layer: nn.Dropout(layer.p),
     L.DropPath: lambda layer: DropPath(layer.p),
@@ -197,6 +190,17 @@ _SIMPLE: dict[type[L.Layer], Callable[[L.Layer], nn.Module]] = {
     L.Upsample: lambda layer: UpsampleLike(layer) if layer.like else nn.Upsample(
         layer.size, layer.scale_factor, layer.mode, layer.align_corners),
 }
+
+
+
+
+def _argument_free(kind: type[L.Layer]) -> Callable[[L.Layer], nn.Module]:
+    module = getattr(nn, kind.torch_module)
+    return lambda layer: module()
+
+
+# Kinds that declare their torch module in ir/layers.py (`torch_module`) need no line above.
+_SIMPLE.update({k: _argument_free(k) for k in L.kinds_built_as_torch_modules()})
 
 
 @BUILDERS.register(*_SIMPLE)

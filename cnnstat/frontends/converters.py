@@ -211,15 +211,8 @@ def _lrn(m: nn.LocalResponseNorm, call: Call) -> L.Layer:
 
 
 _SIMPLE_MODULES: dict[type[nn.Module], Callable[[Any], L.Layer | None]] = {
-    nn.ReLU: lambda m: L.ReLU(),
-    nn.ReLU6: lambda m: L.ReLU6(),
     nn.LeakyReLU: lambda m: L.LeakyReLU(negative_slope=m.negative_slope),
-    nn.Sigmoid: lambda m: L.Sigmoid(),
-    nn.Tanh: lambda m: L.Tanh(),
     nn.GELU: lambda m: L.GELU(approximate=m.approximate),
-    nn.SiLU: lambda m: L.SiLU(),
-    nn.Hardswish: lambda m: L.Hardswish(),
-    nn.Hardsigmoid: lambda m: L.Hardsigmoid(),
     nn.Softmax: lambda m: None if m.dim is None else L.Softmax(dim=m.dim),
     nn.Dropout: lambda m: L.Dropout(p=m.p),
     nn.Dropout2d: lambda m: L.Dropout(p=m.p),
@@ -228,6 +221,18 @@ _SIMPLE_MODULES: dict[type[nn.Module], Callable[[Any], L.Layer | None]] = {
     nn.Identity: lambda m: L.Identity(),
     nn.ChannelShuffle: lambda m: L.ChannelShuffle(groups=m.groups),
 }
+
+
+
+
+def _make(kind: type[L.Layer]) -> Callable[[Any], L.Layer]:
+    return lambda _module_or_call: kind()
+
+
+# Kinds that declare their torch module in ir/layers.py (`torch_module`): that module, and
+# the function of the kind's name where torch has one (F.relu, torch.sigmoid, x.tanh()).
+_DECLARED = L.kinds_built_as_torch_modules()
+_SIMPLE_MODULES.update({getattr(nn, k.torch_module): _make(k) for k in _DECLARED})
 
 
 @register_module(*_SIMPLE_MODULES)
@@ -273,19 +278,16 @@ def _cat(call: Call) -> L.Layer:
 
 
 _SIMPLE_FUNCTIONS: dict[str, FunctionConverter] = {
-    "relu": lambda c: L.ReLU(),
-    "relu6": lambda c: L.ReLU6(),
     "leaky_relu": lambda c: L.LeakyReLU(negative_slope=c.arg(1, "negative_slope", 0.01)),
-    "sigmoid": lambda c: L.Sigmoid(),
-    "tanh": lambda c: L.Tanh(),
     "gelu": lambda c: L.GELU(approximate=c.arg(1, "approximate", "none")),
-    "silu": lambda c: L.SiLU(),
-    "hardswish": lambda c: L.Hardswish(),
-    "hardsigmoid": lambda c: L.Hardsigmoid(),
     "dropout": lambda c: L.Dropout(p=c.arg(1, "p", 0.5)),
     "dropout2d": lambda c: L.Dropout(p=c.arg(1, "p", 0.5)),
     "channel_shuffle": lambda c: L.ChannelShuffle(groups=c.arg(1, "groups")),
 }
+
+
+_SIMPLE_FUNCTIONS.update({k.kind: _make(k) for k in _DECLARED
+                          if hasattr(nn.functional, k.kind) or hasattr(torch, k.kind)})
 
 
 @register_function(*_SIMPLE_FUNCTIONS)

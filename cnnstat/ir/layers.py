@@ -53,6 +53,11 @@ class Layer(Record):
 
     kind: ClassVar[str] = "layer"
     traits: ClassVar[frozenset[str]] = frozenset()
+    # A kind that is exactly one torch.nn module built without arguments names it here
+    # (as text: the IR never imports torch). The builder builds `nn.<torch_module>()` and
+    # the torch frontend converts that module, and `F.<kind>` where torch has it, back to
+    # this kind, so such a kind needs no entry in either file (docs/architecture.md).
+    torch_module: ClassVar[str | None] = None
 
     def __init_subclass__(cls, **kwargs) -> None:
         super(Layer, cls).__init_subclass__(**kwargs)  # zero-arg super breaks on slots
@@ -63,6 +68,11 @@ class Layer(Record):
 
 def kinds_with(trait: str) -> tuple[type[Layer], ...]:
     return tuple(k for k in _KINDS.values() if trait in k.traits)
+
+
+def kinds_built_as_torch_modules() -> tuple[type[Layer], ...]:
+    """The kinds that declare `torch_module`: one argument-free torch module each."""
+    return tuple(k for k in _KINDS.values() if k.torch_module)
 
 
 _ACTIVATION = frozenset({POINTWISE, NO_PARAMS, SHAPE_PRESERVING})
@@ -214,12 +224,14 @@ class LocalResponseNorm(Layer):
 class ReLU(Layer):
     kind: ClassVar[str] = "relu"
     traits: ClassVar[frozenset[str]] = _ACTIVATION
+    torch_module: ClassVar[str | None] = "ReLU"
 
 
 @record
 class ReLU6(Layer):
     kind: ClassVar[str] = "relu6"
     traits: ClassVar[frozenset[str]] = _ACTIVATION
+    torch_module: ClassVar[str | None] = "ReLU6"
 
 
 @record
@@ -233,12 +245,14 @@ class LeakyReLU(Layer):
 class Sigmoid(Layer):
     kind: ClassVar[str] = "sigmoid"
     traits: ClassVar[frozenset[str]] = _ACTIVATION
+    torch_module: ClassVar[str | None] = "Sigmoid"
 
 
 @record
 class Tanh(Layer):
     kind: ClassVar[str] = "tanh"
     traits: ClassVar[frozenset[str]] = _ACTIVATION
+    torch_module: ClassVar[str | None] = "Tanh"
 
 
 @record
@@ -256,12 +270,14 @@ class GELU(Layer):
 class SiLU(Layer):
     kind: ClassVar[str] = "silu"
     traits: ClassVar[frozenset[str]] = _ACTIVATION
+    torch_module: ClassVar[str | None] = "SiLU"
 
 
 @record
 class Hardswish(Layer):
     kind: ClassVar[str] = "hardswish"
     traits: ClassVar[frozenset[str]] = _ACTIVATION
+    torch_module: ClassVar[str | None] = "Hardswish"
 
 
 @record
@@ -270,6 +286,7 @@ class Hardsigmoid(Layer):
 
     kind: ClassVar[str] = "hardsigmoid"
     traits: ClassVar[frozenset[str]] = _ACTIVATION
+    torch_module: ClassVar[str | None] = "Hardsigmoid"
 
 
 @record
