@@ -53,6 +53,7 @@ TWINS = {
        for s in ("400mf", "800mf", "1_6gf", "3_2gf", "8gf", "16gf", "32gf")},
     "regnet_y_128gf": "regnet_y_128gf",
     **{f"convnext_{s}": f"convnext_{s}" for s in ("tiny", "small", "base", "large")},
+    **{f"shufflenet_v2_{w}": f"shufflenet_v2_{w}" for w in ("x0_5", "x1_0", "x1_5", "x2_0")},
 }
 # init_weights=False: skip scipy truncnorm init (pointless on meta). GoogLeNet without aux
 # heads is what torchvision publishes (num_params 6624904); Inception v3 keeps AuxLogits,
@@ -155,4 +156,19 @@ def test_spec_twins_torchvision(name):
         assert report.totals.params == twin.params, "params with the aux classifier"
     assert sum(row.macs or 0 for row in rows) == twin.macs, "MACs in eval mode"
     ours = [row.output_shape for row in rows if row.kind in ("conv2d", "linear")]
+    assert ours == twin.shapes, "conv/linear output shapes in forward order"
+
+
+# Twins checked at a second input size too: a spec must hold at every input, not only the
+# one its counts were published at (an odd size tests every stride-2 unit's rounding).
+SECOND_SIZE = {f"shufflenet_v2_{w}": 193 for w in ("x0_5", "x1_0", "x1_5", "x2_0")}
+
+
+@pytest.mark.parametrize("name", SECOND_SIZE)
+def test_spec_twins_torchvision_at_a_second_size(name):
+    size = SECOND_SIZE[name]
+    graph, report = our_side(name, size)
+    twin = TorchvisionTwin(TWINS[name], size)
+    assert (report.totals.params, report.totals.macs) == (twin.params, twin.macs)
+    ours = [row.output_shape for row in report.layers if row.kind in ("conv2d", "linear")]
     assert ours == twin.shapes, "conv/linear output shapes in forward order"

@@ -73,9 +73,11 @@ def _fields(layer: L.Layer, full: bool) -> tuple[dict[str, Any], dict[str, Any]]
             continue
         value = getattr(layer, field.name)
         has_default = field.default is not dataclasses.MISSING
-        if full and has_default and _numeric(field.default):
+        if field.name in _ALWAYS_KEYS:
+            pass
+        elif full and has_default and _numeric(field.default):
             defaults[field.name] = yaml_value(field.default)
-        elif has_default and value == field.default and field.name not in _ALWAYS_KEYS:
+        elif has_default and value == field.default:
             continue
         if field.name == "stride" and isinstance(layer, (L.MaxPool2d, L.AvgPool2d)) \
                 and value == layer.kernel_size:
