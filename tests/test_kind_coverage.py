@@ -41,14 +41,20 @@ _SAMPLE_VALUES = {
 }
 
 
+# Kinds whose fields the sample values above would make invalid (a reduction of dim 0).
+_SAMPLE_OVERRIDES = {L.Mean: {"dims": (2, 3)}, L.Sum: {"dims": (2, 3)},
+                     L.Pad: {"padding": (1, 1)}, L.Unbind: {"dim": 1}}
+
+
 def _sample(spec: S.KindSpec) -> L.Layer:
     """The smallest valid layer of a kind: its main argument and its fields without a
     default at small values."""
     needed = {f.name for f in dataclasses.fields(spec.layer)
               if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING}
     needed.update([spec.primary] if spec.primary else [])
-    return spec.layer(**{f: spec.choices[f][0] if f in spec.choices
-                         else _SAMPLE_VALUES[spec.fields[f]] for f in needed})
+    values = {f: spec.choices[f][0] if f in spec.choices else _SAMPLE_VALUES[spec.fields[f]]
+              for f in needed}
+    return spec.layer(**{**values, **_SAMPLE_OVERRIDES.get(spec.layer, {})})
 
 
 def _missing(registry, exempt) -> list[str]:

@@ -54,6 +54,7 @@ TWINS = {
     "regnet_y_128gf": "regnet_y_128gf",
     **{f"convnext_{s}": f"convnext_{s}" for s in ("tiny", "small", "base", "large")},
     **{f"{h}_resnet{d}": f"{h}_resnet{d}" for h in ("fcn", "deeplabv3") for d in (50, 101)},
+    **{f"shufflenet_v2_{w}": f"shufflenet_v2_{w}" for w in ("x0_5", "x1_0", "x1_5", "x2_0")},
 }
 # Segmentation models whose forward returns every output in eval mode (torchvision's
 # _SimpleSegmentationModel runs aux_classifier whenever it exists): all nodes count.
@@ -85,7 +86,8 @@ SLOW = {"inception_v3", "resnet101", "resnet152", "densenet121", "densenet161", 
 
 # A second, odd input for the specs written by hand from docs/spec.md (issue: modern kinds):
 # floor/ceil of every stride and the global pools' windows must follow torch there too.
-SECOND_SIZE = {"convnext_tiny": 199, "mobilenet_v3_large": 199, "shufflenet_v2_x1_0": 199}
+SECOND_SIZE = {"convnext_tiny": 199, "mobilenet_v3_large": 199,
+               **{f"shufflenet_v2_{w}": 193 for w in ("x0_5", "x1_0", "x1_5", "x2_0")}}
 
 CASES = [pytest.param(name, INPUT_SIZE.get(name, 224),
                       marks=[pytest.mark.slow] if name in SLOW else [], id=name)
@@ -170,3 +172,4 @@ def test_spec_twins_torchvision(name, size):
     assert sum(row.macs or 0 for row in rows) == twin.macs, "MACs in eval mode"
     ours = [row.output_shape for row in rows if row.kind in ("conv2d", "linear")]
     assert ours == twin.shapes, "conv/linear output shapes in forward order"
+

@@ -11,6 +11,7 @@ once, at its first use, so params == sum(p.numel()) over everything the forward 
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from collections.abc import Hashable, Iterable
 from dataclasses import dataclass
@@ -153,6 +154,7 @@ class Assembler:
         values, tensors = self._inputs(step)
         params, buffers = self._claim(tensors) if values else (0, 0)
         name, flops = self._name(step), step.flops
+        part = self._part(step, values)
         for i, (out, key) in enumerate(zip(step.call.out, step.element_keys, strict=False)):
             if not isinstance(out, torch.Tensor):
                 continue
@@ -160,12 +162,25 @@ class Assembler:
                 self._entries[key] = _Const(tuple(tensors))
                 continue
             element = f"{name}[{i}]"
-            layer = self._opaque(step, element, values, out, flops, params, buffers,
-                                 op=f"{step.label}[{i}]")
+            layer = None if part is None else self._checked(
+                dataclasses.replace(part, index=i), element, (values[0].shape,), out,
+                params, buffers, flops)
+            if layer is None:
+                layer = self._opaque(step, element, values, out, flops, params, buffers,
+                                     op=f"{step.label}[{i}]")
             self._add(element, layer, (values[0].name,), tuple(out.shape), key)
             flops, params, buffers = 0, 0, 0  # the first element carries the call's counts
         if step.module_path is not None:
             self._module_calls[step.module_path] += 1
+
+    def _part(self, step: Step, values: list[_Value]) -> L.Layer | None:
+        """Part 0's layer of a split, chunk or unbind of one node (each part node gets its
+        own index), or None: the parts stay opaque."""
+        if step.module_path is not None or len(values) != 1 \
+                or len(step.call.tensor_args) != 1:
+            return None
+        layer = convert_function(step.call) if step.call.op else None
+        return layer if isinstance(layer, L.PARTS) else None
 
     def _convert(self, step: Step, name: str, values: list[_Value], params: int,
                  buffers: int) -> L.Layer | None:

@@ -376,3 +376,8 @@ def _interpolate(call: Call) -> L.Layer | None:
     return _upsample(call.arg(1, "size"), call.arg(2, "scale_factor"),
                      call.arg(3, "mode", "nearest"), call.arg(4, "align_corners"))
 
+
+
+# The converters of the kinds declared in ir/tensor_layers.py, in their own module: it
+# registers here through the decorators above, so it is imported last.
+from cnnstat.frontends import tensor_converters  # noqa: E402, F401

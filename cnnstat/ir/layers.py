@@ -569,6 +569,12 @@ class Crop(Layer):
         _pair("offset", self.offset, _non_negative)
 
 
+# Kinds declared in their own module (it imports this one's base and helpers): imported
+# here, before the derived tuples below, so they are kinds like every other.
+from cnnstat.ir.tensor_layers import (  # noqa: E402, F401
+    PAD_MODES, PARTS, REDUCTIONS, Chunk, GroupNorm, Mean, Pad, Split, Sum, Unbind,
+)
+
 ELEMENTWISE_ACTIVATIONS: tuple[type[Layer], ...] = kinds_with(POINTWISE)
 MERGES: tuple[type[Layer], ...] = kinds_with(MERGE)
 WEIGHT_LAYERS: tuple[type[Layer], ...] = (Conv2d, ConvTranspose2d, Linear)

@@ -17,7 +17,7 @@ import dataclasses
 
 from cnnstat.errors import LimitError, Location, SpecError, did_you_mean
 from cnnstat.ir import Node
-from cnnstat.ir.layers import MERGES, REGION_ENTRIES, Layer, takes_reference
+from cnnstat.ir.layers import MERGES, PARTS, REGION_ENTRIES, Layer, takes_reference
 from cnnstat.spec import backbone as B
 from cnnstat.spec import schema as S
 from cnnstat.spec import syntax as Y
@@ -367,7 +367,27 @@ class Expander:
             sources = (*sources, self.resolve(size_of, scope))
         if len(sources) != 1 or self.pending_regions is not None or takes_reference(layer):
             layer = self.placed(layer, plan.map, full, sources)
+        if isinstance(layer, PARTS) and "index" not in plan.map.items:
+            return self.parts(layer, plan, full, sources)
         return self.add(full, layer, sources, plan.loc)
+
+    def parts(self, layer: Layer, plan: Plan, full: str, sources: tuple[str, ...]) -> str:
+        """A split / chunk entry without `index`: one node per part, `full.i` (a scope,
+        whose name means its last part, as every scope's); the next entry continues from
+        the last part (docs/spec.md)."""
+        count = layer.parts
+        if count is None:
+            raise SpecError(f"{layer.kind} gives a number of parts that depends on the input: "
+                            "give 'index' (one part per entry)"
+                            + (", or the list of sizes" if layer.kind == "split" else ""),
+                            plan.loc, layer=full, kind=layer.kind)
+        if full in self.names or full in self.scope_outputs:
+            raise SpecError(f"duplicate layer name '{full}'", plan.loc, layer=full)
+        for index in range(count):
+            out = self.add(f"{full}.{index}", dataclasses.replace(layer, index=index),
+                           sources, plan.loc)
+        self.scope_outputs[full] = out
+        return out
 
     def placed(self, layer: Layer, node: YMap, full: str, sources: tuple[str, ...]) -> Layer:
         """Checks the number of inputs; a per-region scope's entry gets its region count."""

@@ -110,6 +110,21 @@ KINDS: dict[str, KindSpec] = {
                               "sampling_ratio": INT}, "output_size", ("output_size",),
                  auto_name="roi_align"),
         KindSpec(L.Crop, {"offset": NONNEG_PAIR, "center": BOOL}, "offset", auto_name="crop"),
+        # Parts of a tensor (one node each; without `index`, an entry stands for every
+        # part: docs/spec.md), reductions, padding and group norm (ir/tensor_layers.py).
+        KindSpec(L.Split, {"split_size": SHAPE, "dim": SIGNED, "index": NONNEG}, "split_size",
+                 ("split_size",), auto_name="split"),
+        KindSpec(L.Chunk, {"chunks": INT, "dim": SIGNED, "index": NONNEG}, "chunks",
+                 ("chunks",), auto_name="chunk"),
+        KindSpec(L.Unbind, {"dim": SIGNED, "index": NONNEG}, "dim", auto_name="unbind"),
+        KindSpec(L.Mean, {"dims": SIGNED_LIST, "keepdim": BOOL}, "dims", ("dims",),
+                 auto_name="mean"),
+        KindSpec(L.Sum, {"dims": SIGNED_LIST, "keepdim": BOOL}, "dims", ("dims",),
+                 auto_name="sum"),
+        KindSpec(L.Pad, {"padding": SIGNED_LIST, "mode": STR, "value": FLOAT}, "padding",
+                 ("padding",), choices={"mode": L.PAD_MODES}, auto_name="pad"),
+        KindSpec(L.GroupNorm, {"num_groups": INT, "eps": FLOAT, "affine": BOOL}, "num_groups",
+                 ("num_groups",), auto_name="gn"),
     )
 }
 
@@ -130,6 +145,7 @@ KIND_ALIASES: dict[str, tuple[str, dict[str, Any]]] = {
     "global_max_pool": ("adaptive_max_pool2d", {"output_size": (1, 1)}),
     "bn": ("batch_norm2d", {}),
     "ln": ("layer_norm", {}),
+    "gn": ("group_norm", {}),
     "layer_scale": ("scale", {}),
     "stochastic_depth": ("drop_path", {}),
     "batchnorm": ("batch_norm2d", {}),

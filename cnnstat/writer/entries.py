@@ -30,6 +30,9 @@ _WORDS = {
 _SHORT_KEYS = {field: short for short, field in S.FIELD_ALIASES.items()}
 # Fields that a scope or the loader sets, never a key of the entry itself.
 _NOT_KEYS = frozenset({"regions"})
+# Fields written even at their default: a split / chunk entry without `index` stands for
+# all of its parts, so part 0 must say `index: 0`.
+_ALWAYS_KEYS = frozenset({"index"})
 
 
 def layer_entry(layer: L.Layer, where: str, *, full: bool = False) -> Entry:
@@ -70,7 +73,9 @@ def _fields(layer: L.Layer, full: bool) -> tuple[dict[str, Any], dict[str, Any]]
             continue
         value = getattr(layer, field.name)
         has_default = field.default is not dataclasses.MISSING
-        if full and has_default and _numeric(field.default):
+        if field.name in _ALWAYS_KEYS:
+            pass
+        elif full and has_default and _numeric(field.default):
             defaults[field.name] = yaml_value(field.default)
         elif has_default and value == field.default:
             continue
