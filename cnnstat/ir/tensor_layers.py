@@ -7,7 +7,7 @@ register like every other kind; use them as `L.Split`, `L.Pad`, ....
 A multi-output op is one node per part: the graph's nodes have one output each, and a
 network only ever reads one part at a time (ShuffleNetV2's `x1, x2 = x.chunk(2, dim=1)`).
 Each part node carries its `index`; a spec entry without `index` stands for all of its
-parts, named `NAME[0]`, `NAME[1]`, ... (docs/spec.md).
+parts, named `NAME.0`, `NAME.1`, ... (docs/spec.md).
 """
 
 from __future__ import annotations
