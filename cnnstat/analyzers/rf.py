@@ -499,7 +499,11 @@ def receptive_fields(graph: Graph, shapes: dict[str, Shape]
     is unknown) and the diagnostics, each starting with its location and layer path."""
     image_shape = shapes[graph.input_node.name]
     if len(image_shape) != 4:
-        return {node.name: None for node in graph}, ()
+        notes = ()
+        if len(image_shape) in (3, 5):  # a sequence or a volume: said, not left blank
+            notes = (f"note: receptive fields are computed for image inputs [N, C, H, W]; "
+                     f"this input is {list(image_shape)}: not computed",)
+        return {node.name: None for node in graph}, notes
     image = (image_shape[2], image_shape[3])
     fields: dict[str, ReceptiveField | None] = {
         graph.input_node.name: ReceptiveField(IDENTITY_AXIS, IDENTITY_AXIS, image)}
@@ -546,3 +550,7 @@ def _field_of(node: Node, fields: dict[str, ReceptiveField | None], shapes: dict
     diagnostics += [f"{where}warning: layer '{node.name}' ({node.kind}): receptive field: {n}"
                     for n in notes]
     return field
+
+
+# Attention and 1-D / 3-D kinds: their rules register into RF above.
+from cnnstat.analyzers import rf_nd  # noqa: E402,F401  isort: skip

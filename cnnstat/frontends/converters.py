@@ -374,3 +374,7 @@ def _interpolate(call: Call) -> L.Layer | None:
     return _upsample(call.arg(1, "size"), call.arg(2, "scale_factor"),
                      call.arg(3, "mode", "nearest"), call.arg(4, "align_corners"))
 
+
+
+# 1-D / 3-D kinds and attention: their converters register into the registries above.
+from cnnstat.frontends.converters_nd import FIRST_OUTPUT_MODULES  # noqa: E402,F401  isort: skip

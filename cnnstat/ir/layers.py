@@ -552,9 +552,17 @@ class Crop(Layer):
         _pair("offset", self.offset, _non_negative)
 
 
+# 1-D / 3-D kinds and attention live in their own module; importing it here registers
+# them before the tables below and ALL_KINDS are derived.
+from cnnstat.ir.layers_nd import (  # noqa: E402
+    ATTENTION, ND_NORMS, ND_WINDOWS, AdaptiveAvgPool1d, AdaptiveAvgPool3d, AvgPool1d,
+    AvgPool3d, BatchNorm1d, BatchNorm3d, Conv1d, Conv3d, MaxPool1d, MaxPool3d,
+    MultiheadAttention, ScaledDotProductAttention,
+)
+
 ELEMENTWISE_ACTIVATIONS: tuple[type[Layer], ...] = kinds_with(POINTWISE)
 MERGES: tuple[type[Layer], ...] = kinds_with(MERGE)
-WEIGHT_LAYERS: tuple[type[Layer], ...] = (Conv2d, ConvTranspose2d, Linear)
+WEIGHT_LAYERS: tuple[type[Layer], ...] = (Conv2d, ConvTranspose2d, Linear, Conv1d, Conv3d)
 # Kinds that take exactly two inputs: (the tensor, a reference it is shaped after).
 TWO_INPUTS: tuple[type[Layer], ...] = (Crop,)
 
