@@ -516,7 +516,7 @@ def receptive_fields(graph: Graph, shapes: dict[str, Shape]
 # Kinds whose field rule holds wherever a permute put H and W: element-wise kinds and those
 # whose rule reads the layout.
 _ANY_LAYOUT = (L.Permute, L.LayerNorm, L.Linear, L.LayerScale, L.DropPath, L.Dropout,
-               L.Identity)
+               L.Identity, *L.ATTENTION)
 
 
 def _follows_layout(kind: type[L.Layer]) -> bool:
