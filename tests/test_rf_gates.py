@@ -170,3 +170,22 @@ def test_compare_prints_no_number_for_an_unknown_field(tmp_path: Path) -> None:
     table = CliRunner().invoke(app, ["compare", str(spec), "resnet18"]).stdout
     rf_line = next(line for line in table.splitlines() if "Receptive field (" in line)
     assert "n/a" in rf_line and "3 px" not in rf_line
+
+
+def test_an_op_without_a_rule_makes_the_path_unknown_not_shorter() -> None:
+    """An opaque op (the torch frontend's stand-in for an unconverted call, here torchvision's
+    stochastic_depth on a residual branch) behind a gate: the path is unknown from there, as
+    is every merge it joins; dropping that branch would report the shortcut's field alone."""
+    g = graph(("a", conv(3, p=1), ("input",)), *se("se", "a"),
+              ("b", conv(5, p=2), ("se.scale",)),
+              ("drop", L.Opaque(op="stochastic_depth", in_shape=(1, 2, 40, 40),
+                                out_shape=(1, 2, 40, 40)), ("b",)),
+              ("add", L.Add(), ("drop", "se.scale")),
+              ("c", conv(3, p=1), ("add",)), input_shape=(2, 40, 40))
+    fields, diagnostics = receptive_fields(g, infer_shapes(g, (2, 40, 40), 1))
+    assert fields["b"].local.size == (7, 7)
+    for name in ("drop", "add", "c"):
+        assert fields[name].is_global and fields[name].gated and fields[name].local is None
+    assert fields["c"].to_dict()["local"] is None
+    assert [d for d in diagnostics if "convolution path behind the gates" in d
+            and "'drop'" in d]

@@ -13,7 +13,7 @@ from typing import Any
 
 from cnnstat.analyzers.results import ModelReport
 from cnnstat.ir import Graph
-from cnnstat.ir.layers import Conv2d, ConvTranspose2d, Linear
+from cnnstat.ir.layers import Conv1d, Conv2d, Conv3d, ConvTranspose2d, Linear
 
 LOWER_IS_BETTER = "lower"
 HIGHER_IS_BETTER = "higher"
@@ -74,12 +74,14 @@ def last_spatial_rf(report: ModelReport) -> tuple[int | None, str | None]:
     Behind gates (squeeze-and-excitation) the field is global; the number is then the
     field of the convolution path, noted. A field that is unknown there gives no number,
     never one taken from an earlier layer."""
+    if len(report.input_shape) != 4:
+        return None, None  # not an image: fields are not computed (docs/receptive-field.md)
     for row in reversed(report.layers):
         shape, rf = row.output_shape, row.rf
-        pooled = rf is None or (rf["global"] and "local" not in rf)
+        pooled = rf is None or (rf["global"] and not rf.get("local"))
         if len(shape) != 4 or (pooled and shape[2] * shape[3] == 1):
             continue  # the head: pooled to one unit
-        if rf is None:
+        if rf is None or ("local" in rf and rf["local"] is None):
             return None, f"unknown at '{row.name}' (see the diagnostics)"
         if rf["global"] and "local" not in rf:
             return None, f"global at '{row.name}': every unit sees the whole input"
@@ -108,7 +110,8 @@ def metric_values(report: ModelReport, graph: Graph,
     values = {
         "params": t.params, "macs": t.macs, "flops": t.flops, "other_ops": t.other_ops,
         "activation_bytes": t.activation_bytes, "depth": t.depth,
-        "params_conv": _params_of(report, (Conv2d.kind, ConvTranspose2d.kind)),
+        "params_conv": _params_of(report, (Conv2d.kind, ConvTranspose2d.kind, Conv1d.kind,
+                                           Conv3d.kind)),
         "params_fc": _params_of(report, (Linear.kind,)),
         **dict(zip(("rf", "rf_note"), last_spatial_rf(report), strict=True)),
         **_region_values(report),

@@ -387,10 +387,23 @@ def _field_of(node: Node, fields: dict[str, ReceptiveField | None], shapes: dict
     ins = tuple(fields[i] for i in node.inputs)
     if any(f is None for f in ins):
         return None
-    if any(f.is_global for f in ins):  # type: ignore[union-attr]
-        return _gated(node, ins, shapes)  # type: ignore[arg-type]
-    handler = RF.get(type(node.layer))
     notes: list[str] = []
+    if any(f.is_global for f in ins):  # type: ignore[union-attr]
+        field = _gated(node, ins, shapes, notes)  # type: ignore[arg-type]
+    else:
+        field = _local(node, ins, shapes, notes)  # type: ignore[arg-type]
+    if not notes:
+        return field
+    where = f"{node.loc}: " if node.loc is not None else ""
+    diagnostics += [f"{where}warning: layer '{node.name}' ({node.kind}): receptive field: {n}"
+                    for n in notes]
+    return field
+
+
+def _local(node: Node, ins: tuple[ReceptiveField, ...], shapes: dict[str, Shape],
+           notes: list[str]) -> ReceptiveField | None:
+    """The kind's rule on inputs with local fields; None (and a note) where unknown."""
+    handler = RF.get(type(node.layer))
     field = None
     if handler is None:
         notes.append("no receptive-field rule for this kind; later fields are unknown")
@@ -403,11 +416,6 @@ def _field_of(node: Node, fields: dict[str, ReceptiveField | None], shapes: dict
                             shapes[node.name], notes)
         except RfUnsupported as e:
             notes.append(f"{e}; later fields are unknown")
-    if not notes:
-        return field
-    where = f"{node.loc}: " if node.loc is not None else ""
-    diagnostics += [f"{where}warning: layer '{node.name}' ({node.kind}): receptive field: {n}"
-                    for n in notes]
     return field
 
 
@@ -416,31 +424,32 @@ def _field_of(node: Node, fields: dict[str, ReceptiveField | None], shapes: dict
 _GATES = (L.Multiply, L.Add, L.Concat)
 
 
-def _gated(node: Node, ins: tuple[ReceptiveField, ...], shapes: dict[str, Shape]
-           ) -> ReceptiveField:
-    """The global field of a layer with a global input, and with it (`local`) the field of
-    the convolution path when only gates made it global: a gate merge takes the union of
-    its inputs that are not global (or only gated), any other layer applies its own rule
-    to its input's local field. A layer that is global in itself (a pool to one unit,
-    flatten, attention) ends the local field."""
+def _gated(node: Node, ins: tuple[ReceptiveField, ...], shapes: dict[str, Shape],
+           notes: list[str]) -> ReceptiveField:
+    """The global field of a layer with a global input and, when only gates made it global
+    (`gated`), the field of the convolution path (`local`): a gate merge drops its global
+    inputs (the gates) and takes the union of the others, any other layer applies its own
+    rule to its input's path. A layer global in itself (a pool to one unit, flatten,
+    attention) ends the path; an op without a rule makes it unknown (local None, noted)."""
     image = ins[0].image
-    paths = [(name, f.local if f.is_global else f) for name, f in zip(node.inputs, ins,
-                                                                       strict=True)]
+    items = list(zip(node.inputs, ins, strict=True))
     if isinstance(node.layer, _GATES):
-        paths = [(name, f) for name, f in paths if f is not None]
-    handler = RF.get(type(node.layer))
-    if not paths or any(f is None for _, f in paths) or handler is None:
+        items = [(name, f) for name, f in items if not f.is_global or f.gated]
+    if not items or any(f.is_global and not f.gated for _, f in items):
         return global_field(image)
-    names, local_ins = zip(*paths)
-    if any(f.layout != (2, 3) for f in local_ins) and not _follows_layout(type(node.layer)):
-        return global_field(image)
-    try:
-        local = handler(dataclasses.replace(node, inputs=names), local_ins,
-                        tuple(shapes[n] for n in names), shapes[node.name], [])
-    except RfUnsupported:
-        return global_field(image)
-    return global_field(image) if local.is_global else ReceptiveField(None, None, image,
-                                                                      local=local)
+    unknown = ReceptiveField(None, None, image, gated=True)
+    if any(f.is_global and f.local is None for _, f in items):
+        return unknown  # noted where the path became unknown
+    names = tuple(name for name, _ in items)
+    paths = tuple(f.local if f.is_global else f for _, f in items)
+    path_notes: list[str] = []
+    local = _local(dataclasses.replace(node, inputs=names), paths, shapes, path_notes)
+    if local is None:
+        notes += ["the convolution path behind the gates: "
+                  + n.replace("later fields", "later paths") for n in path_notes[:1]]
+        return unknown
+    return global_field(image) if local.is_global else ReceptiveField(
+        None, None, image, local=local, gated=True)
 
 
 # Attention and 1-D / 3-D kinds: their rules register into RF above.

@@ -76,15 +76,17 @@ class ReceptiveField:
     """One layer's field on both axes. `h`/`w` are None when the field is global (it
     depends on the whole input image: global pooling, flatten, linear).
 
-    `local` is set on a global field that only a gate made global (a squeeze-and-excitation
-    `x * gate`, an attention gate): the field of the convolution path, which the gate's
-    global context is added to. None otherwise (and on every local field)."""
+    `gated` marks a global field that only gates made global (a squeeze-and-excitation
+    `x * gate`, a pooled branch added in); `local` is then the field of the convolution
+    path, which the gates' global context is added to, or None where that path's field is
+    unknown (after an op without a rule). Both unset on every other field."""
 
     h: AxisField | None
     w: AxisField | None
     image: tuple[int, int]
     layout: tuple[int, int] = (2, 3)  # the tensor dims holding H and W; a permute moves them
     local: ReceptiveField | None = None
+    gated: bool = False
 
     @property
     def is_global(self) -> bool:
@@ -145,9 +147,10 @@ class ReceptiveField:
             "start": [number(v) for v in self.start], "padding": list(self.padding),
             "global": self.is_global, "exceeds_input": self.exceeds_input,
         }
-        if self.local is not None:  # only on a field a gate made global
-            local = self.local.to_dict()
-            out["local"] = {k: local[k] for k in ("size", "stride", "start", "padding")}
+        if self.gated:  # only on a field gates made global; null: the path is unknown
+            local = None if self.local is None else self.local.to_dict()
+            out["local"] = None if local is None else {
+                k: local[k] for k in ("size", "stride", "start", "padding")}
         return out
 
 

@@ -251,7 +251,7 @@ def _cells(row: dict[str, Any], empirical: bool) -> list[str]:
         cells = [row["name"], row["kind"], shape] + ["n/a"] * 5
     else:
         exceeds = "global" if rf["global"] else ("yes" if rf["exceeds_input"] else "no")
-        if "local" in rf:  # behind gates: the convolution path, and the gates' context
+        if rf.get("local"):  # behind gates: the convolution path, and the gates' context
             rf, exceeds = rf["local"], "conv path + global (gates)"
         cells = [row["name"], row["kind"], shape, _pair(rf["size"]), _pair(rf["stride"]),
                  _pair(rf["start"]), _pair(rf["padding"]), exceeds]
