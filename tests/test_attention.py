@@ -203,3 +203,20 @@ def test_attention_makes_the_field_global(moved) -> None:
     assert report.layers[0].receptive_field.size == (3, 3)
     assert report.layers[-1].receptive_field.is_global
     assert report.diagnostics == ()
+
+
+@pytest.mark.oracle
+def test_torchvision_vit_attention_converts_and_matches_published_ops() -> None:
+    """torchvision's ViT-B/16 calls nn.MultiheadAttention(x, x, x, need_weights=False) in
+    each of its 12 encoder blocks: each becomes one multihead_attention layer, and the
+    totals equal parameters() and the published `_ops` (GFLOPS there = GMACs here) and
+    `num_params` of ViT_B_16_Weights (torchvision's model docs)."""
+    models = pytest.importorskip("torchvision.models")
+    weights = models.ViT_B_16_Weights.IMAGENET1K_V1
+    model = models.vit_b_16()  # weights=None: metadata only, nothing downloaded
+    graph = graph_from_module(model, (3, 224, 224)).graph
+    assert sum(node.kind == "multihead_attention" for node in graph.nodes) == 12
+    report = analyze_graph(graph)
+    assert report.totals.params == sum(p.numel() for p in model.parameters()) \
+        == weights.meta["num_params"]
+    assert round(report.totals.macs / 1e9, 3) == weights.meta["_ops"]
