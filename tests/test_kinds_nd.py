@@ -249,3 +249,17 @@ def test_receptive_fields_of_a_sequence_are_said_to_be_not_computed() -> None:
     report = analyze_graph(load_spec_text(SPEC_3D, "t.yaml"))
     assert all(row.receptive_field is None for row in report.layers)
     assert any("not computed" in d for d in report.diagnostics)
+
+
+def test_avg_pool3d_refuses_an_input_smaller_than_its_kernel_as_torch_does() -> None:
+    """torch's avg_pool3d checks the input against the kernel before padding (a padded
+    1x3x1 window on a 2-high input would otherwise give 2 outputs); max_pool3d does not."""
+    x = torch.empty(1, 1, 6, 2, 6, device="meta")
+    with pytest.raises(RuntimeError, match="smaller than kernel size"):
+        nn.AvgPool3d((1, 3, 1), 1, (0, 1, 0))(x)
+    assert tuple(nn.MaxPool3d((1, 3, 1), 1, (0, 1, 0))(x).shape) == (1, 1, 6, 2, 6)
+    avg = L.AvgPool3d(kernel_size=(1, 3, 1), stride=(1, 1, 1), padding=(0, 1, 0))
+    with pytest.raises(InputTooSmallError, match="smaller than the kernel"):
+        analyze_graph(chain([avg]), (1, 6, 2, 6))
+    mx = L.MaxPool3d(kernel_size=(1, 3, 1), stride=(1, 1, 1), padding=(0, 1, 0))
+    assert analyze_graph(chain([mx]), (1, 6, 2, 6)).layers[-1].output_shape == (1, 1, 6, 2, 6)

@@ -65,6 +65,12 @@ def _conv(layer: L.Conv1d | L.Conv3d, ins: tuple[Shape, ...]) -> Shape:
 def _pool(layer: L.Layer, ins: tuple[Shape, ...]) -> Shape:
     sizes = spatial(ins[0], layer.rank)
     _window_limits(layer)
+    if isinstance(layer, L.AvgPool3d) and any(
+            n < k for n, k in zip(sizes, layer.kernel_size, strict=True)):
+        # torch's avg_pool3d refuses it whatever the padding (pool3d_shape_check)
+        raise TooSmall(f"input {'x'.join(map(str, sizes))} is smaller than the kernel "
+                       f"{'x'.join(map(str, layer.kernel_size))} (torch's avg_pool3d "
+                       "refuses it, whatever the padding)")
     dilation = getattr(layer, "dilation", (1,) * layer.rank)
     out = tuple(pool_out(n, k, s, p, d, layer.ceil_mode) for n, k, s, p, d in zip(
         sizes, layer.kernel_size, layer.stride, layer.padding, dilation, strict=True))
