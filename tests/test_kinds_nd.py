@@ -263,3 +263,26 @@ def test_avg_pool3d_refuses_an_input_smaller_than_its_kernel_as_torch_does() -> 
         analyze_graph(chain([avg]), (1, 6, 2, 6))
     mx = L.MaxPool3d(kernel_size=(1, 3, 1), stride=(1, 1, 1), padding=(0, 1, 0))
     assert analyze_graph(chain([mx]), (1, 6, 2, 6)).layers[-1].output_shape == (1, 1, 6, 2, 6)
+
+
+@pytest.mark.parametrize(("input_", "entries", "message"), [
+    ("[3, 8, 32, 32]", ["{conv3d: 8, k: [3, 3]}"],
+     "4:20: error: layer 'conv1' (conv3d): kernel_size must be one value or [d, h, w]"),
+    ("[3, 32, 32]", ["{conv1d: 8, k: 3}"],
+     "4:5: error: layer 'conv1' (conv1d): needs an input [N, C, L], got [1, 3, 32, 32]"),
+    ("[16, 30]", ["{mha: 4}"], "embed_dim 30 is not divisible by num_heads 4"),
+    ("[16, 32]", ["{fc: 8, name: a}", "{sdpa: null, from: [a, input]}"],
+     "takes one input (self-attention) or three (query, key, value), got 2"),
+], ids=["3d-kernel", "1d-on-image", "heads", "sdpa-inputs"])
+def test_bad_specs_fail_with_a_located_line_and_exit_2(tmp_path, input_, entries,
+                                                       message) -> None:
+    from typer.testing import CliRunner
+
+    from cnnstat.cli import app
+
+    spec = tmp_path / "bad.yaml"
+    spec.write_text(f"name: bad\ninput: {input_}\nlayers:\n"
+                    + "".join(f"  - {e}\n" for e in entries))
+    result = CliRunner().invoke(app, ["summary", str(spec)])
+    assert result.exit_code == 2
+    assert message in result.output and "Traceback" not in result.output

@@ -39,9 +39,11 @@ def _sdpa(layer: L.ScaledDotProductAttention, ins: tuple[Shape, ...]) -> Shape:
     broadcasting the leading dims)."""
     q, k, v = _qkv(layer, ins)
     if len(q) < 3 or not len(q) == len(k) == len(v):
-        raise ValueError(f"needs query, key, value [N, ..., L, E] of one rank, got {_shown(q, k, v)}")
+        raise ValueError("needs query, key, value [N, ..., L, E] of one rank, got "
+                         f"{_shown(q, k, v)}")
     if not q[:-2] == k[:-2] == v[:-2]:
-        raise ValueError(f"query, key and value must agree in their leading dims: {_shown(q, k, v)}")
+        raise ValueError("query, key and value must agree in their leading dims: "
+                         f"{_shown(q, k, v)}")
     if q[-1] != k[-1] or k[-2] != v[-2]:
         raise ValueError("key must have the query's last dim and value the key's length: "
                          f"{_shown(q, k, v)}")
