@@ -187,12 +187,14 @@ METHODS = ("strip", "axis")
 
 
 def measure(graph: Graph, layers: Sequence[str], input_shape: Shape | None = None, *,
-            method: str = "strip", both_axes: bool = False) -> dict[str, Measured]:
+            method: str = "strip", both_axes: bool = False,
+            seed: int | None = None) -> dict[str, Measured]:
     """Gradient-measured fields of `layers` (measurable ones only) on the part of the graph
     they depend on: one forward pass per axis, one backward pass per layer. method "strip":
     the module as built, on the shortest strip that holds the fields; "axis": on an
     `isolate_axis` copy (same channels, same windows along the measured axis), one pixel
-    across. A graph symmetric in h and w is measured along w alone unless `both_axes`."""
+    across. A graph symmetric in h and w is measured along w alone unless `both_axes`.
+    `seed`: positive weights drawn at random instead of uniform ones (_positive_module)."""
     if method not in METHODS:
         raise UsageError(f"method must be one of {', '.join(METHODS)}, got '{method}'")
     fields, shapes = analytic(graph, input_shape)
@@ -206,9 +208,9 @@ def measure(graph: Graph, layers: Sequence[str], input_shape: Shape | None = Non
     local = {t: fields[t] for t in targets}
     channels = shapes[graph.input_node.name][1]
     # w first: torch's float64 convolution is several times faster along the last axis
-    w = _measure_axis(sub, local, 1, channels, method)  # type: ignore[arg-type]
+    w = _measure_axis(sub, local, 1, channels, method, seed)  # type: ignore[arg-type]
     h = (w if symmetric(sub) and not both_axes
-         else _measure_axis(sub, local, 0, channels, method))  # type: ignore[arg-type]
+         else _measure_axis(sub, local, 0, channels, method, seed))  # type: ignore[arg-type]
     return {t: Measured(t, h[t], w[t]) for t in targets}
 
 
@@ -253,7 +255,7 @@ def _first_valid(graph: Graph, start: int, shape_of, fits=lambda n, shapes: True
 
 
 def _measure_axis(graph: Graph, fields: dict[str, ReceptiveField], axis: int, channels: int,
-                  method: str) -> dict[str, AxisMeasure]:
+                  method: str, seed: int | None = None) -> dict[str, AxisMeasure]:
     """Each layer's central unit's span along `axis`, on a strip about as long as the
     largest field. The analytic fields only pick the strip's length: a strip found too
     short is doubled, and the spans are compared afterwards."""
@@ -279,7 +281,7 @@ def _measure_axis(graph: Graph, fields: dict[str, ReceptiveField], axis: int, ch
 
     biggest = max(f.axes[axis].size for f in fields.values())
     length = _first_valid(graph, biggest + 2, shape_of, holds_centres)
-    module = _positive_module(graph, shape_of(length))
+    module = _positive_module(graph, shape_of(length), seed)
     for _ in range(MAX_ATTEMPTS):
         found = _gradient_spans(module, graph.outputs, shape_of(length), along, across)
         if not any(m.clipped for m in found.values()):
@@ -288,7 +290,11 @@ def _measure_axis(graph: Graph, fields: dict[str, ReceptiveField], axis: int, ch
     return found
 
 
-def _positive_module(graph: Graph, shape: Shape):
+def _positive_module(graph: Graph, shape: Shape, seed: int | None = None):
+    """Weights 1 / fan_in (with `seed`: times a random factor in [1/2, 3/2), and every
+    other weight, a layer norm's or a layer scale's, random in [1/2, 3/2) too), biases 0.
+    Uniform weights make channels equal, and a layer norm over equal channels, summed over
+    channels by the next uniform conv or the probe, is a constant: no gradient passes."""
     import torch
     from torch import nn
 
@@ -298,6 +304,8 @@ def _positive_module(graph: Graph, shape: Shape):
         module = build_module(graph, shape)
     module = module.to(torch.float64).to_empty(device="cpu").eval()
     with torch.no_grad():
+        for p in module.parameters():  # a layer scale's gamma, and whatever is set below
+            p.fill_(1.0)
         for m in module.modules():
             if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
                 outputs = m.out_features if isinstance(m, nn.Linear) else m.out_channels
@@ -306,6 +314,13 @@ def _positive_module(graph: Graph, shape: Shape):
                     m.bias.zero_()
             elif isinstance(m, nn.BatchNorm2d):
                 m.reset_parameters()  # mean 0, var 1, gamma 1, beta 0
+            elif isinstance(m, nn.LayerNorm):
+                m.reset_parameters()  # gamma 1, beta 0
+        if seed is not None:
+            rng = torch.Generator().manual_seed(seed)
+            for name, p in module.named_parameters():
+                if not name.endswith("bias"):
+                    p.mul_(0.5 + torch.rand(p.shape, generator=rng, dtype=p.dtype))
     module.requires_grad_(False)
     return module
 

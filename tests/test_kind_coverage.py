@@ -30,6 +30,9 @@ NO_SHAPE_RULE = {L.Input: "its shape is chosen at analysis time", L.Opaque: "tra
 NO_MIN_INPUT_RULE = {
     L.Input: "the start of the search", L.Opaque: "valid at one input only",
     L.ConvTranspose2d: "searched", L.Crop: "searched", L.Reshape: "searched",
+    **{k: "the minimum input is a square image; not on 1-D / 3-D inputs"
+       for k in (*L.ND_WINDOWS, *L.ND_NORMS)},
+    **{k: "searched (attention keeps its query's sizes)" for k in L.ATTENTION},
 }
 NO_RF_RULE = {L.Input: "the start of every field"}
 NO_BUILDER = {L.Input: "the module's argument"}
@@ -38,6 +41,8 @@ _SAMPLE_VALUES = {
     S.INT: 2, S.NONNEG: 0, S.SIGNED: 1, S.PAIR: (1, 1), S.NONNEG_PAIR: (0, 0),
     S.PADDING: (0, 0), S.FLOAT: 1.0, S.FPAIR: (2.0, 2.0), S.BOOL: True, S.SHAPE: (1,),
     S.STR: "none", S.SIGNED_LIST: (0, 2, 3, 1),
+    S.SIZES1: (1,), S.NONNEG_SIZES1: (0,), S.PADDING1: (0,),
+    S.SIZES3: (1, 1, 1), S.NONNEG_SIZES3: (0, 0, 0), S.PADDING3: (0, 0, 0),
 }
 
 
@@ -131,6 +136,7 @@ def test_every_torch_module_the_builder_makes_has_a_converter() -> None:
 FUNCTION_LEFT_TO_TORCH = {
     "conv2d": "weights passed as tensors", "conv_transpose2d": "weights passed as tensors",
     "linear": "weights passed as tensors", "layer_norm": "weights passed as tensors",
+    "conv1d": "weights passed as tensors", "conv3d": "weights passed as tensors",
     "local_response_norm": "rare as a call",
     "upsample": "canonicalised to interpolate",
 }

@@ -13,7 +13,7 @@ from typing import Any
 
 from cnnstat.analyzers.results import ModelReport
 from cnnstat.ir import Graph
-from cnnstat.ir.layers import Conv2d, ConvTranspose2d, Linear
+from cnnstat.ir.layers import Conv1d, Conv2d, Conv3d, ConvTranspose2d, Linear
 
 LOWER_IS_BETTER = "lower"
 HIGHER_IS_BETTER = "higher"
@@ -39,6 +39,8 @@ METRICS: tuple[Metric, ...] = (
     Metric("params_conv", "Params in conv layers", "count"),
     Metric("params_fc", "Params in FC layers", "count"),
     Metric("rf", "Receptive field (last spatial layer)", "px", NEUTRAL),
+    # Why `rf` reads as it does, where a plain size would mislead: gates, unknown fields.
+    Metric("rf_note", "Receptive field: note", "text", NEUTRAL),
     Metric("min_input", "Min input", "px"),
     Metric("reduction_savings", "MACs saved by 1x1 reductions", "count", NEUTRAL),
     # Detection nets: how often the per-region part runs, and what it costs per image.
@@ -66,12 +68,31 @@ def _params_of(report: ModelReport, kinds: tuple[str, ...]) -> int:
     return sum(row.params or 0 for row in report.layers if row.kind in kinds)
 
 
-def last_spatial_rf(report: ModelReport) -> int | None:
-    """The larger side of the receptive field of the last layer with a 4-D output."""
+def last_spatial_rf(report: ModelReport) -> tuple[int | None, str | None]:
+    """The larger side of the receptive field of the last spatial layer (a 4-D output,
+    past the pooled head whose fields are global), and a note where that number needs one.
+    Behind gates (squeeze-and-excitation) the field is global; the number is then the
+    field of the convolution path, noted. A field that is unknown there gives no number,
+    never one taken from an earlier layer."""
+    if len(report.input_shape) != 4:
+        return None, None  # not an image: fields are not computed (docs/receptive-field.md)
     for row in reversed(report.layers):
-        if len(row.output_shape) == 4 and row.rf is not None and not row.rf.get("global"):
-            return max(int(Fraction(str(s))) for s in row.rf["size"])
-    return None
+        shape, rf = row.output_shape, row.rf
+        pooled = rf is None or (rf["global"] and not rf.get("local"))
+        if len(shape) != 4 or (pooled and shape[2] * shape[3] == 1):
+            continue  # the head: pooled to one unit
+        if rf is None or ("local" in rf and rf["local"] is None):
+            return None, f"unknown at '{row.name}' (see the diagnostics)"
+        if rf["global"] and "local" not in rf:
+            return None, f"global at '{row.name}': every unit sees the whole input"
+        if "local" in rf:
+            return _larger(rf["local"]["size"]), "convolution path; gates add global context"
+        return _larger(rf["size"]), None
+    return None, None
+
+
+def _larger(size: list) -> int:
+    return max(int(Fraction(str(s))) for s in size)
 
 
 def _region_values(report: ModelReport) -> dict[str, int | None]:
@@ -89,9 +110,10 @@ def metric_values(report: ModelReport, graph: Graph,
     values = {
         "params": t.params, "macs": t.macs, "flops": t.flops, "other_ops": t.other_ops,
         "activation_bytes": t.activation_bytes, "depth": t.depth,
-        "params_conv": _params_of(report, (Conv2d.kind, ConvTranspose2d.kind)),
+        "params_conv": _params_of(report, (Conv2d.kind, ConvTranspose2d.kind, Conv1d.kind,
+                                           Conv3d.kind)),
         "params_fc": _params_of(report, (Linear.kind,)),
-        "rf": last_spatial_rf(report),
+        **dict(zip(("rf", "rf_note"), last_spatial_rf(report), strict=True)),
         **_region_values(report),
         "output": ", ".join("x".join(map(str, s)) for _, s in report.outputs),
     }

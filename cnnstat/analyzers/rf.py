@@ -22,162 +22,21 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 from fractions import Fraction
 from functools import lru_cache
-from typing import Any
 
 from cnnstat.analyzers.registry import Registry
+from cnnstat.analyzers.rf_fields import (  # noqa: F401  (Span: re-exported)
+    IDENTITY_AXIS, AxisField, ReceptiveField, Span, UnitMap, number)
 from cnnstat.analyzers.shapes import Shape, conv_padding, permutation
 from cnnstat.ir import Graph, Node
 from cnnstat.ir import layers as L
 
-Span = tuple[int, int]
 MAX_PERIOD = 4096  # far above any real net (a U-Net's 4 x2 upsamplings give 16)
 
 
 class RfUnsupported(Exception):
     """A layer whose field cannot be described here; the engine reports it, never raises."""
-
-
-@dataclass(frozen=True, slots=True)
-class UnitMap:
-    """Along one axis, the layer-input units that output unit j reads:
-    for j = q*period + r, reads(j) = {u + q*shift for u in reads[r]}."""
-
-    period: int
-    shift: int
-    reads: tuple[tuple[int, ...], ...]
-
-
-@dataclass(frozen=True, slots=True)
-class AxisField:
-    """The exact field of every unit along one axis (see the module docstring)."""
-
-    jump: Fraction
-    period: int
-    lo: tuple[int | None, ...]  # None: that unit reads no input pixel (only a bias)
-    hi: tuple[int | None, ...]
-    step: int = dataclasses.field(init=False, repr=False, compare=False)  # period * jump, an int
-    # The widest unit's field; equal for every unit when period is 1. Computed once: JSON
-    # and the tables read it several times per layer (a 100,000-layer spec: 480,000 reads).
-    size: int = dataclasses.field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        jump = self.jump
-        step = self.period * (jump.numerator if jump.denominator == 1 else jump)
-        if step.denominator != 1 or len(self.lo) != self.period or len(self.hi) != self.period:
-            raise ValueError(f"inconsistent field table: {self!r}")
-        object.__setattr__(self, "step", int(step))
-        object.__setattr__(self, "size", max(
-            (h - lo + 1 for lo, h in zip(self.lo, self.hi, strict=True) if lo is not None),
-            default=0))
-
-    def span(self, unit: int) -> Span | None:
-        """First and last input pixel (unbounded grid) that unit `unit` can depend on."""
-        q, r = divmod(unit, self.period)
-        lo = self.lo[r]
-        if lo is None:
-            return None
-        shift = q * self.step
-        return lo + shift, self.hi[r] + shift  # type: ignore[operator]
-
-    @property
-    def start(self) -> Fraction | None:
-        """Centre of unit 0's field in input pixels (Araujo's start)."""
-        span = self.span(0)
-        return None if span is None else Fraction(span[0] + span[1], 2)
-
-    @property
-    def padding(self) -> int | None:
-        """Effective padding: how far unit 0's field reaches left of pixel 0."""
-        span = self.span(0)
-        return None if span is None else -span[0]
-
-
-IDENTITY_AXIS = AxisField(jump=Fraction(1), period=1, lo=(0,), hi=(0,))
-
-
-@dataclass(frozen=True, slots=True)
-class ReceptiveField:
-    """One layer's field on both axes. `h`/`w` are None when the field is global (it
-    depends on the whole input image: global pooling, flatten, linear)."""
-
-    h: AxisField | None
-    w: AxisField | None
-    image: tuple[int, int]
-    layout: tuple[int, int] = (2, 3)  # the tensor dims holding H and W; a permute moves them
-
-    @property
-    def is_global(self) -> bool:
-        return self.h is None or self.w is None
-
-    @property
-    def axes(self) -> tuple[AxisField, AxisField]:
-        if self.h is None or self.w is None:
-            raise ValueError("a global field has no per-axis table")
-        return self.h, self.w
-
-    def _pair(self, attr: str, whole: tuple) -> tuple:
-        return whole if self.is_global else (getattr(self.h, attr), getattr(self.w, attr))
-
-    @property
-    def size(self) -> tuple[int, int]:
-        """Global: the image."""
-        return self._pair("size", self.image)
-
-    @property
-    def stride(self) -> tuple[Fraction | None, Fraction | None]:
-        """The jump; global: None (one unit, or units that all see the whole image)."""
-        return self._pair("jump", (None, None))
-
-    @property
-    def start(self) -> tuple[Fraction | None, Fraction | None]:
-        """Global: the centre of the image."""
-        return self._pair("start", tuple(Fraction(n - 1, 2) for n in self.image))
-
-    @property
-    def padding(self) -> tuple[int | None, int | None]:
-        return self._pair("padding", (0, 0))
-
-    @property
-    def exceeds_input(self) -> bool:
-        """One unit's field is larger than the image on some axis (global fields are
-        exactly the image, so False)."""
-        return not self.is_global and any(
-            s > n for s, n in zip(self.size, self.image, strict=True))
-
-    def region(self, unit: tuple[int, int], *, clipped: bool) -> tuple[Span, Span] | None:
-        """Input rows and columns (inclusive) that output unit (y, x) sees."""
-        if self.is_global:
-            return (0, self.image[0] - 1), (0, self.image[1] - 1)
-        spans = [a.span(u) for a, u in zip(self.axes, unit, strict=True)]
-        if spans[0] is None or spans[1] is None:
-            return None
-        if clipped:
-            spans = [_clip(s, n) for s, n in zip(spans, self.image, strict=True)]
-            if spans[0] is None or spans[1] is None:
-                return None
-        return spans[0], spans[1]  # type: ignore[return-value]
-
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON form: Fractions as ints when integral, else as "p/q" strings."""
-        return {
-            "size": list(self.size), "stride": [number(v) for v in self.stride],
-            "start": [number(v) for v in self.start], "padding": list(self.padding),
-            "global": self.is_global, "exceeds_input": self.exceeds_input,
-        }
-
-
-def number(value: Fraction | int | None) -> int | str | None:
-    if value is None or isinstance(value, int):
-        return value
-    return value.numerator if value.denominator == 1 else f"{value.numerator}/{value.denominator}"
-
-
-def _clip(span: Span, n: int) -> Span | None:
-    lo, hi = max(span[0], 0), min(span[1], n - 1)
-    return (lo, hi) if lo <= hi else None
 
 
 # --- unit maps: one per kind of spatial window ------------------------------------------------
@@ -499,7 +358,11 @@ def receptive_fields(graph: Graph, shapes: dict[str, Shape]
     is unknown) and the diagnostics, each starting with its location and layer path."""
     image_shape = shapes[graph.input_node.name]
     if len(image_shape) != 4:
-        return {node.name: None for node in graph}, ()
+        notes = ()
+        if len(image_shape) in (3, 5):  # a sequence or a volume: said, not left blank
+            notes = (f"note: receptive fields are computed for image inputs [N, C, H, W]; "
+                     f"this input is {list(image_shape)}: not computed",)
+        return {node.name: None for node in graph}, notes
     image = (image_shape[2], image_shape[3])
     fields: dict[str, ReceptiveField | None] = {
         graph.input_node.name: ReceptiveField(IDENTITY_AXIS, IDENTITY_AXIS, image)}
@@ -512,7 +375,7 @@ def receptive_fields(graph: Graph, shapes: dict[str, Shape]
 # Kinds whose field rule holds wherever a permute put H and W: element-wise kinds and those
 # whose rule reads the layout.
 _ANY_LAYOUT = (L.Permute, L.LayerNorm, L.Linear, L.LayerScale, L.DropPath, L.Dropout,
-               L.Identity, L.GroupNorm, L.Pad, *L.PARTS, *L.REDUCTIONS)
+               L.Identity, L.GroupNorm, L.Pad, *L.PARTS, *L.REDUCTIONS, *L.ATTENTION)
 
 
 def _follows_layout(kind: type[L.Layer]) -> bool:
@@ -524,10 +387,23 @@ def _field_of(node: Node, fields: dict[str, ReceptiveField | None], shapes: dict
     ins = tuple(fields[i] for i in node.inputs)
     if any(f is None for f in ins):
         return None
-    if any(f.is_global for f in ins):  # type: ignore[union-attr]
-        return global_field(ins[0].image)  # type: ignore[union-attr]
-    handler = RF.get(type(node.layer))
     notes: list[str] = []
+    if any(f.is_global for f in ins):  # type: ignore[union-attr]
+        field = _gated(node, ins, shapes, notes)  # type: ignore[arg-type]
+    else:
+        field = _local(node, ins, shapes, notes)  # type: ignore[arg-type]
+    if not notes:
+        return field
+    where = f"{node.loc}: " if node.loc is not None else ""
+    diagnostics += [f"{where}warning: layer '{node.name}' ({node.kind}): receptive field: {n}"
+                    for n in notes]
+    return field
+
+
+def _local(node: Node, ins: tuple[ReceptiveField, ...], shapes: dict[str, Shape],
+           notes: list[str]) -> ReceptiveField | None:
+    """The kind's rule on inputs with local fields; None (and a note) where unknown."""
+    handler = RF.get(type(node.layer))
     field = None
     if handler is None:
         notes.append("no receptive-field rule for this kind; later fields are unknown")
@@ -540,9 +416,41 @@ def _field_of(node: Node, fields: dict[str, ReceptiveField | None], shapes: dict
                             shapes[node.name], notes)
         except RfUnsupported as e:
             notes.append(f"{e}; later fields are unknown")
-    if not notes:
-        return field
-    where = f"{node.loc}: " if node.loc is not None else ""
-    diagnostics += [f"{where}warning: layer '{node.name}' ({node.kind}): receptive field: {n}"
-                    for n in notes]
     return field
+
+
+# Merges where a gate's global context joins a convolution path: squeeze-and-excitation's
+# x * gate, an added or concatenated globally pooled branch (DeepLab's image pooling).
+_GATES = (L.Multiply, L.Add, L.Concat)
+
+
+def _gated(node: Node, ins: tuple[ReceptiveField, ...], shapes: dict[str, Shape],
+           notes: list[str]) -> ReceptiveField:
+    """The global field of a layer with a global input and, when only gates made it global
+    (`gated`), the field of the convolution path (`local`): a gate merge drops its global
+    inputs (the gates) and takes the union of the others, any other layer applies its own
+    rule to its input's path. A layer global in itself (a pool to one unit, flatten,
+    attention) ends the path; an op without a rule makes it unknown (local None, noted)."""
+    image = ins[0].image
+    items = list(zip(node.inputs, ins, strict=True))
+    if isinstance(node.layer, _GATES):
+        items = [(name, f) for name, f in items if not f.is_global or f.gated]
+    if not items or any(f.is_global and not f.gated for _, f in items):
+        return global_field(image)
+    unknown = ReceptiveField(None, None, image, gated=True)
+    if any(f.is_global and f.local is None for _, f in items):
+        return unknown  # noted where the path became unknown
+    names = tuple(name for name, _ in items)
+    paths = tuple(f.local if f.is_global else f for _, f in items)
+    path_notes: list[str] = []
+    local = _local(dataclasses.replace(node, inputs=names), paths, shapes, path_notes)
+    if local is None:
+        notes += ["the convolution path behind the gates: "
+                  + n.replace("later fields", "later paths") for n in path_notes[:1]]
+        return unknown
+    return global_field(image) if local.is_global else ReceptiveField(
+        None, None, image, local=local, gated=True)
+
+
+# Attention and 1-D / 3-D kinds: their rules register into RF above.
+from cnnstat.analyzers import rf_nd  # noqa: E402,F401  isort: skip

@@ -379,3 +379,7 @@ def build_module(graph: Graph, input_shape: Shape | None = None) -> GraphModule:
     """A module with torch's default random init; build it under `torch.device("meta")`
     to get shapes and FLOPs without allocating weights."""
     return GraphModule(graph, input_shape).eval()
+
+
+# 1-D / 3-D kinds and attention: their builders register into BUILDERS above.
+from cnnstat.builder import modules_nd  # noqa: E402,F401  isort: skip

@@ -56,7 +56,11 @@ def _column(model: str, input: str | None, batch: int, dtype: str, time_on: str 
         graph = resolved.graph
         shape = input_shape(input, graph)
         report = analyze_graph(graph, shape, batch=batch, dtype=dtype)
-        extra = {"min_input": lambda: min_input_side(graph),
+        # the minimum input is a square image's side: none for sequences, clips, tokens, nor
+        # where an opaque op holds at its traced input only
+        sized = len(shape or graph.meta.input or ()) == 3 and not any(
+            n.kind == "opaque" for n in graph)
+        extra = {"min_input": lambda: min_input_side(graph) if sized else None,
                  "reduction_savings": lambda: _reduction_savings(graph, shape)}
         if time_on is not None:
             extra.update(_timing(graph, shape, batch, time_on))

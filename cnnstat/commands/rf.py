@@ -42,7 +42,9 @@ CAPTION = (
     "Sizes, strides (jumps), starts and paddings are in input pixels, one value when h and w "
     "agree, else 'h, w'. Start: centre of output unit (0, 0)'s field; padding: how far that "
     "field reaches before pixel 0 (Araujo et al., Distill 2019). 'global': the whole image "
-    "(global pooling, flatten, linear). With a fractional stride (transposed conv, "
+    "(global pooling, flatten, linear, attention); 'conv path + global (gates)': behind a "
+    "squeeze-and-excitation gate, the convolution path's field, the gate adding the whole "
+    "image as context. With a fractional stride (transposed conv, "
     "upsampling) fields differ from unit to unit: size is the widest. See "
     "docs/receptive-field.md."
 )
@@ -249,6 +251,8 @@ def _cells(row: dict[str, Any], empirical: bool) -> list[str]:
         cells = [row["name"], row["kind"], shape] + ["n/a"] * 5
     else:
         exceeds = "global" if rf["global"] else ("yes" if rf["exceeds_input"] else "no")
+        if rf.get("local"):  # behind gates: the convolution path, and the gates' context
+            rf, exceeds = rf["local"], "conv path + global (gates)"
         cells = [row["name"], row["kind"], shape, _pair(rf["size"]), _pair(rf["stride"]),
                  _pair(rf["start"]), _pair(rf["padding"]), exceeds]
     if empirical:

@@ -23,7 +23,8 @@ from cnnstat.analyzers.ops import OPS
 from cnnstat.analyzers.params import PARAMS
 from cnnstat.analyzers.shapes import SHAPES
 from cnnstat.errors import AnalysisError, Location, listing
-from cnnstat.frontends.converters import ALIASES, Call, convert_function, convert_module
+from cnnstat.frontends.converters import (ALIASES, FIRST_OUTPUT_MODULES, Call, convert_function,
+                                         convert_module)
 from cnnstat.ir import Graph, ModelMeta, Node
 from cnnstat.ir import layers as L
 
@@ -154,6 +155,8 @@ class Assembler:
         values, tensors = self._inputs(step)
         params, buffers = self._claim(tensors) if values else (0, 0)
         name, flops = self._name(step), step.flops
+        if values and self._first_output(step, name, values, params, buffers):
+            return
         part = self._part(step, values)
         for i, (out, key) in enumerate(zip(step.call.out, step.element_keys, strict=False)):
             if not isinstance(out, torch.Tensor):
@@ -181,6 +184,31 @@ class Assembler:
             return None
         layer = convert_function(step.call) if step.call.op else None
         return layer if isinstance(layer, L.PARTS) else None
+
+    def _first_output(self, step: Step, name: str, values: list[_Value], params: int,
+                      buffers: int) -> bool:
+        """A module returning (out, extras), as nn.MultiheadAttention's (out, weights),
+        converted for `out`; an extra tensor stays opaque, its work counted in `out`'s."""
+        path = step.module_path
+        first = step.call.out[0] if step.call.out else None
+        if path is None or not isinstance(first, torch.Tensor) \
+                or type(self.root.get_submodule(path)) not in FIRST_OUTPUT_MODULES:
+            return False
+        call = dataclasses.replace(step.call, out=first)
+        layer = self._convert(dataclasses.replace(step, call=call), name, values, params,
+                              buffers)
+        if layer is None:
+            return False
+        self._add(name, layer, tuple(v.name for v in values), tuple(first.shape),
+                  step.element_keys[0])
+        for i, (out, key) in enumerate(zip(step.call.out, step.element_keys, strict=False)):
+            if i and isinstance(out, torch.Tensor):
+                element = f"{name}[{i}]"
+                extra = self._opaque(step, element, values[:1], out, 0, 0, 0,
+                                     op=f"{step.label}[{i}]")
+                self._add(element, extra, (values[0].name,), tuple(out.shape), key)
+        self._module_calls[path] += 1
+        return True
 
     def _convert(self, step: Step, name: str, values: list[_Value], params: int,
                  buffers: int) -> L.Layer | None:

@@ -569,15 +569,20 @@ class Crop(Layer):
         _pair("offset", self.offset, _non_negative)
 
 
-# Kinds declared in their own module (it imports this one's base and helpers): imported
-# here, before the derived tuples below, so they are kinds like every other.
+# Kinds declared in their own modules (they import this one's base and helpers): imported
+# here, before the derived tuples below and ALL_KINDS, so they are kinds like every other.
 from cnnstat.ir.tensor_layers import (  # noqa: E402, F401
     PAD_MODES, PARTS, REDUCTIONS, Chunk, GroupNorm, Mean, Pad, Split, Sum, Unbind,
+)
+from cnnstat.ir.layers_nd import (  # noqa: E402
+    ATTENTION, ND_NORMS, ND_WINDOWS, AdaptiveAvgPool1d, AdaptiveAvgPool3d, AvgPool1d,
+    AvgPool3d, BatchNorm1d, BatchNorm3d, Conv1d, Conv3d, MaxPool1d, MaxPool3d,
+    MultiheadAttention, ScaledDotProductAttention,
 )
 
 ELEMENTWISE_ACTIVATIONS: tuple[type[Layer], ...] = kinds_with(POINTWISE)
 MERGES: tuple[type[Layer], ...] = kinds_with(MERGE)
-WEIGHT_LAYERS: tuple[type[Layer], ...] = (Conv2d, ConvTranspose2d, Linear)
+WEIGHT_LAYERS: tuple[type[Layer], ...] = (Conv2d, ConvTranspose2d, Linear, Conv1d, Conv3d)
 # Kinds that take exactly two inputs: (the tensor, a reference it is shaped after).
 TWO_INPUTS: tuple[type[Layer], ...] = (Crop,)
 

@@ -15,9 +15,11 @@ FORMATS = (".png", ".svg")
 
 def _series(column: ModelColumn) -> tuple[list[int], list[int], list[int]]:
     weights = [r for r in column.report.layers if r.is_weight_layer]
-    fields = [max(int(Fraction(str(s))) for s in r.rf["size"])
-              for r in column.report.layers
-              if r.rf is not None and not r.rf.get("global") and len(r.output_shape) == 4]
+    # behind gates, the convolution path's field (docs/receptive-field.md, "Gates")
+    local = [r.rf.get("local") or r.rf for r in column.report.layers
+             if r.rf is not None and len(r.output_shape) == 4
+             and (not r.rf["global"] or r.rf.get("local"))]
+    fields = [max(int(Fraction(str(s))) for s in rf["size"]) for rf in local]
     return [r.params or 0 for r in weights], [r.macs or 0 for r in weights], fields
 
 

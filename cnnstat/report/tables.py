@@ -67,9 +67,12 @@ def layer_table(report: ModelReport, view: str, depth: int | None = None,
 
 
 def rf_text(rf: dict | None) -> str:
-    """`212` for a square field, `7x3` otherwise, `global` once it spans the input."""
+    """`212` for a square field, `7x3` otherwise, `global` once it spans the input;
+    behind gates, the convolution path's field and the gates' context: `851 + global`."""
     if rf is None:
         return "n/a"
+    if rf.get("local"):
+        return f"{rf_text(rf['local'])} + global"
     if rf.get("global"):
         return "global"
     h, w = (str(s) for s in rf["size"])

@@ -79,7 +79,7 @@ def _construct(entry: LayerEntry, env: Mapping, full: str) -> Layer:
         raise SpecError(f"needs {', '.join(_with_alias(f) for f in missing)}",
                         node.loc, layer=full, kind=spec.name)
     if "stride" in spec.fields and "stride" not in kwargs and "kernel_size" in kwargs \
-            and spec.name in ("max_pool2d", "avg_pool2d"):
+            and spec.name in S.STRIDE_IS_KERNEL:
         kwargs["stride"] = kwargs["kernel_size"]  # torch: stride defaults to the kernel
     try:
         return spec.layer(**kwargs)

@@ -67,8 +67,9 @@ def _meta(root: YMap, default_name: str, source: str | None) -> ModelMeta:
     input_node = root.get("input")
     shape = None
     if input_node is not None:
-        if not isinstance(input_node, YSeq) or not 1 <= len(input_node.items) <= 3:
-            raise SpecError("input is a list [C, H, W] (batch excluded)", input_node.loc)
+        if not isinstance(input_node, YSeq) or not 1 <= len(input_node.items) <= 4:
+            raise SpecError("input is a list [C, H, W] (batch excluded; [C, L] for 1-D, "
+                            "[C, D, H, W] for 3-D)", input_node.loc)
         shape = tuple(V.integer(n, {}, "input size") for n in input_node.items)
     notes = root.get("notes")
     return ModelMeta(

@@ -25,6 +25,9 @@ BOOL = "bool"
 SHAPE = "shape"  # list of ints, one may be -1
 STR = "str"
 SIGNED_LIST = "signed_list"  # list of any ints (dims)
+# 1-D and 3-D windows: an int or a list of one size per spatial axis ([l] or [d, h, w]).
+SIZES1, NONNEG_SIZES1, PADDING1 = "sizes1", "nonneg_sizes1", "padding1"
+SIZES3, NONNEG_SIZES3, PADDING3 = "sizes3", "nonneg_sizes3", "padding3"
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +131,45 @@ KINDS: dict[str, KindSpec] = {
     )
 }
 
+
+
+def _nd_kinds() -> tuple[KindSpec, ...]:
+    """1-D / 3-D conv, pooling and norm, and attention (cnnstat/ir/layers_nd.py)."""
+    specs = []
+    for rank, (sizes, nonneg, padding) in ((1, (SIZES1, NONNEG_SIZES1, PADDING1)),
+                                           (3, (SIZES3, NONNEG_SIZES3, PADDING3))):
+        conv = {"out_channels": INT, "kernel_size": sizes, "stride": sizes, "padding": padding,
+                "dilation": sizes, "groups": INT, "bias": BOOL}
+        pool = {"kernel_size": sizes, "stride": sizes, "padding": nonneg, "ceil_mode": BOOL}
+        layer = {1: (L.Conv1d, L.MaxPool1d, L.AvgPool1d, L.AdaptiveAvgPool1d, L.BatchNorm1d),
+                 3: (L.Conv3d, L.MaxPool3d, L.AvgPool3d, L.AdaptiveAvgPool3d, L.BatchNorm3d)}
+        conv_k, max_k, avg_k, adaptive_k, bn_k = layer[rank]
+        specs += [
+            KindSpec(conv_k, conv, "out_channels", ("out_channels", "kernel_size"),
+                     auto_name="conv"),
+            KindSpec(max_k, {**pool, "dilation": sizes}, "kernel_size", ("kernel_size",),
+                     auto_name="maxpool"),
+            KindSpec(avg_k, {**pool, "count_include_pad": BOOL}, "kernel_size",
+                     ("kernel_size",), auto_name="avgpool"),
+            KindSpec(adaptive_k, {"output_size": sizes}, "output_size", ("output_size",),
+                     auto_name="avgpool"),
+            KindSpec(bn_k, {"eps": FLOAT, "momentum": FLOAT, "affine": BOOL,
+                            "track_running_stats": BOOL}, auto_name="bn"),
+        ]
+    specs += [
+        KindSpec(L.ScaledDotProductAttention, {"is_causal": BOOL, "scale": FLOAT},
+                 auto_name="attn"),
+        KindSpec(L.MultiheadAttention, {"num_heads": INT, "bias": BOOL, "batch_first": BOOL},
+                 "num_heads", ("num_heads",), auto_name="attn"),
+    ]
+    return tuple(specs)
+
+
+KINDS.update((spec.name, spec) for spec in _nd_kinds())
+# Pools whose stride defaults to the kernel, as in torch.
+STRIDE_IS_KERNEL = frozenset({"max_pool2d", "avg_pool2d", "max_pool1d", "avg_pool1d",
+                              "max_pool3d", "avg_pool3d"})
+
 # Spec-level aliases: name -> (kind, preset fields). Presets make `gap` a 1x1 adaptive pool.
 KIND_ALIASES: dict[str, tuple[str, dict[str, Any]]] = {
     "conv": ("conv2d", {}),
@@ -159,6 +201,19 @@ KIND_ALIASES: dict[str, tuple[str, dict[str, Any]]] = {
     "shuffle": ("channel_shuffle", {}),
     "spp": ("spatial_pyramid_pool", {}),
     "roi_max_pool": ("roi_pool", {}),
+    # 1-D / 3-D and attention
+    "maxpool1d": ("max_pool1d", {}),
+    "maxpool3d": ("max_pool3d", {}),
+    "avgpool1d": ("avg_pool1d", {}),
+    "avgpool3d": ("avg_pool3d", {}),
+    "adaptive_avgpool1d": ("adaptive_avg_pool1d", {}),
+    "adaptive_avgpool3d": ("adaptive_avg_pool3d", {}),
+    "gap1d": ("adaptive_avg_pool1d", {"output_size": (1,)}),
+    "gap3d": ("adaptive_avg_pool3d", {"output_size": (1, 1, 1)}),
+    "bn1d": ("batch_norm1d", {}),
+    "bn3d": ("batch_norm3d", {}),
+    "sdpa": ("scaled_dot_product_attention", {}),
+    "mha": ("multihead_attention", {}),
 }
 
 # Short keys accepted for a kind's fields, when the kind has that field.

@@ -83,6 +83,8 @@ def field_value(
         if isinstance(node, YScalar) and node.value in ("same", "valid"):
             return "same" if node.value == "same" else (0, 0)
         return _pair(node, lambda n: integer(n, env, what, minimum=0), what)
+    if ftype in _SIZES:
+        return _sizes(node, env, what, *_SIZES[ftype])
     if ftype == S.FLOAT:
         return real(node, env, what)
     if ftype == S.FPAIR:
@@ -106,6 +108,26 @@ def _pair(node: YNode, one, what: str) -> tuple:
         return (one(node.items[0]), one(node.items[1]))
     value = one(node)
     return (value, value)
+
+
+# 1-D / 3-D window types: (rank, smallest value, 'same'/'valid' accepted).
+_SIZES = {S.SIZES1: (1, 1, False), S.NONNEG_SIZES1: (1, 0, False), S.PADDING1: (1, 0, True),
+          S.SIZES3: (3, 1, False), S.NONNEG_SIZES3: (3, 0, False), S.PADDING3: (3, 0, True)}
+
+
+def _sizes(node: YNode, env: Env, what: str, rank: int, minimum: int,
+           padding: bool) -> tuple[int, ...] | str:
+    """An int (the same on every axis) or a list of `rank` ints; padding also takes
+    'same' and 'valid' (= 0)."""
+    if padding and isinstance(node, YScalar) and node.value in ("same", "valid"):
+        return "same" if node.value == "same" else (0,) * rank
+    if isinstance(node, YSeq):
+        if len(node.items) != rank:
+            axes = "[l]" if rank == 1 else "[d, h, w]"
+            raise SpecError(f"{what} must be one value or {axes}, got {len(node.items)} "
+                            "values", node.loc)
+        return tuple(integer(n, env, what, minimum=minimum) for n in node.items)
+    return (integer(node, env, what, minimum=minimum),) * rank
 
 
 def _shape(node: YNode, env: Env, what: str) -> tuple[int, ...]:

@@ -26,6 +26,8 @@ _WORDS = {
     "adaptive_max_pool2d": "adaptive_maxpool", "batch_norm2d": "bn",
     "local_response_norm": "lrn", "linear": "fc", "multiply": "mul",
     "channel_shuffle": "shuffle", "spatial_pyramid_pool": "spp",
+    "batch_norm1d": "bn1d", "batch_norm3d": "bn3d", "scaled_dot_product_attention": "sdpa",
+    "multihead_attention": "mha",
 }
 _SHORT_KEYS = {field: short for short, field in S.FIELD_ALIASES.items()}
 # Fields that a scope or the loader sets, never a key of the entry itself.
@@ -60,6 +62,9 @@ def _global_pool_word(layer: L.Layer) -> str | None:
         return "gap"
     if isinstance(layer, L.AdaptiveMaxPool2d) and layer.output_size == (1, 1):
         return "global_max_pool"
+    if isinstance(layer, (L.AdaptiveAvgPool1d, L.AdaptiveAvgPool3d)) \
+            and set(layer.output_size) == {1}:
+        return f"gap{layer.rank}d"
     return None
 
 
@@ -79,10 +84,10 @@ def _fields(layer: L.Layer, full: bool) -> tuple[dict[str, Any], dict[str, Any]]
             defaults[field.name] = yaml_value(field.default)
         elif has_default and value == field.default:
             continue
-        if field.name == "stride" and isinstance(layer, (L.MaxPool2d, L.AvgPool2d)) \
+        if field.name == "stride" and layer.kind in S.STRIDE_IS_KERNEL \
                 and value == layer.kernel_size:
             continue  # the spec's default, as torch's: stride = kernel
-        out[field.name] = yaml_value(value)
+        out[field.name] = yaml_value(value, S.KINDS[layer.kind].fields.get(field.name))
     return out, defaults
 
 
@@ -92,8 +97,16 @@ def _numeric(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def yaml_value(value: Any) -> Any:
-    """A field value as the spec writes it: (3, 3) -> 3, (1, 7) -> [1, 7]."""
+# 1-D / 3-D window sizes: one int stands for the same size on every axis.
+_SIZES = frozenset({S.SIZES1, S.NONNEG_SIZES1, S.PADDING1, S.SIZES3, S.NONNEG_SIZES3,
+                    S.PADDING3})
+
+
+def yaml_value(value: Any, ftype: str | None = None) -> Any:
+    """A field value as the spec writes it: (3, 3) -> 3, (1, 7) -> [1, 7]; for 1-D / 3-D
+    window sizes (3, 3, 3) -> 3, (3,) -> 3."""
+    if ftype in _SIZES and isinstance(value, tuple):
+        return value[0] if len(set(value)) == 1 else list(value)
     if isinstance(value, tuple):
         if len(value) == 2 and value[0] == value[1]:
             return value[0]

@@ -1,0 +1,165 @@
+"""The receptive-field records (docs/receptive-field.md): per axis, the exact field of
+every unit (`AxisField`), and per layer, both axes or a global field (`ReceptiveField`).
+The rules that compute them are in `cnnstat.analyzers.rf`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
+
+Span = tuple[int, int]
+
+
+@dataclass(frozen=True, slots=True)
+class UnitMap:
+    """Along one axis, the layer-input units that output unit j reads:
+    for j = q*period + r, reads(j) = {u + q*shift for u in reads[r]}."""
+
+    period: int
+    shift: int
+    reads: tuple[tuple[int, ...], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class AxisField:
+    """The exact field of every unit along one axis (see the module docstring)."""
+
+    jump: Fraction
+    period: int
+    lo: tuple[int | None, ...]  # None: that unit reads no input pixel (only a bias)
+    hi: tuple[int | None, ...]
+    step: int = dataclasses.field(init=False, repr=False, compare=False)  # period * jump, an int
+    # The widest unit's field; equal for every unit when period is 1. Computed once: JSON
+    # and the tables read it several times per layer (a 100,000-layer spec: 480,000 reads).
+    size: int = dataclasses.field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        jump = self.jump
+        step = self.period * (jump.numerator if jump.denominator == 1 else jump)
+        if step.denominator != 1 or len(self.lo) != self.period or len(self.hi) != self.period:
+            raise ValueError(f"inconsistent field table: {self!r}")
+        object.__setattr__(self, "step", int(step))
+        object.__setattr__(self, "size", max(
+            (h - lo + 1 for lo, h in zip(self.lo, self.hi, strict=True) if lo is not None),
+            default=0))
+
+    def span(self, unit: int) -> Span | None:
+        """First and last input pixel (unbounded grid) that unit `unit` can depend on."""
+        q, r = divmod(unit, self.period)
+        lo = self.lo[r]
+        if lo is None:
+            return None
+        shift = q * self.step
+        return lo + shift, self.hi[r] + shift  # type: ignore[operator]
+
+    @property
+    def start(self) -> Fraction | None:
+        """Centre of unit 0's field in input pixels (Araujo's start)."""
+        span = self.span(0)
+        return None if span is None else Fraction(span[0] + span[1], 2)
+
+    @property
+    def padding(self) -> int | None:
+        """Effective padding: how far unit 0's field reaches left of pixel 0."""
+        span = self.span(0)
+        return None if span is None else -span[0]
+
+
+IDENTITY_AXIS = AxisField(jump=Fraction(1), period=1, lo=(0,), hi=(0,))
+
+
+@dataclass(frozen=True, slots=True)
+class ReceptiveField:
+    """One layer's field on both axes. `h`/`w` are None when the field is global (it
+    depends on the whole input image: global pooling, flatten, linear).
+
+    `gated` marks a global field that only gates made global (a squeeze-and-excitation
+    `x * gate`, a pooled branch added in); `local` is then the field of the convolution
+    path, which the gates' global context is added to, or None where that path's field is
+    unknown (after an op without a rule). Both unset on every other field."""
+
+    h: AxisField | None
+    w: AxisField | None
+    image: tuple[int, int]
+    layout: tuple[int, int] = (2, 3)  # the tensor dims holding H and W; a permute moves them
+    local: ReceptiveField | None = None
+    gated: bool = False
+
+    @property
+    def is_global(self) -> bool:
+        return self.h is None or self.w is None
+
+    @property
+    def axes(self) -> tuple[AxisField, AxisField]:
+        if self.h is None or self.w is None:
+            raise ValueError("a global field has no per-axis table")
+        return self.h, self.w
+
+    def _pair(self, attr: str, whole: tuple) -> tuple:
+        return whole if self.is_global else (getattr(self.h, attr), getattr(self.w, attr))
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """Global: the image."""
+        return self._pair("size", self.image)
+
+    @property
+    def stride(self) -> tuple[Fraction | None, Fraction | None]:
+        """The jump; global: None (one unit, or units that all see the whole image)."""
+        return self._pair("jump", (None, None))
+
+    @property
+    def start(self) -> tuple[Fraction | None, Fraction | None]:
+        """Global: the centre of the image."""
+        return self._pair("start", tuple(Fraction(n - 1, 2) for n in self.image))
+
+    @property
+    def padding(self) -> tuple[int | None, int | None]:
+        return self._pair("padding", (0, 0))
+
+    @property
+    def exceeds_input(self) -> bool:
+        """One unit's field is larger than the image on some axis (global fields are
+        exactly the image, so False)."""
+        return not self.is_global and any(
+            s > n for s, n in zip(self.size, self.image, strict=True))
+
+    def region(self, unit: tuple[int, int], *, clipped: bool) -> tuple[Span, Span] | None:
+        """Input rows and columns (inclusive) that output unit (y, x) sees."""
+        if self.is_global:
+            return (0, self.image[0] - 1), (0, self.image[1] - 1)
+        spans = [a.span(u) for a, u in zip(self.axes, unit, strict=True)]
+        if spans[0] is None or spans[1] is None:
+            return None
+        if clipped:
+            spans = [_clip(s, n) for s, n in zip(spans, self.image, strict=True)]
+            if spans[0] is None or spans[1] is None:
+                return None
+        return spans[0], spans[1]  # type: ignore[return-value]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form: Fractions as ints when integral, else as "p/q" strings."""
+        out = {
+            "size": list(self.size), "stride": [number(v) for v in self.stride],
+            "start": [number(v) for v in self.start], "padding": list(self.padding),
+            "global": self.is_global, "exceeds_input": self.exceeds_input,
+        }
+        if self.gated:  # only on a field gates made global; null: the path is unknown
+            local = None if self.local is None else self.local.to_dict()
+            out["local"] = None if local is None else {
+                k: local[k] for k in ("size", "stride", "start", "padding")}
+        return out
+
+
+def number(value: Fraction | int | None) -> int | str | None:
+    if value is None or isinstance(value, int):
+        return value
+    return value.numerator if value.denominator == 1 else f"{value.numerator}/{value.denominator}"
+
+
+def _clip(span: Span, n: int) -> Span | None:
+    lo, hi = max(span[0], 0), min(span[1], n - 1)
+    return (lo, hi) if lo <= hi else None
