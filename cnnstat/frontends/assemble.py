@@ -11,6 +11,7 @@ once, at its first use, so params == sum(p.numel()) over everything the forward 
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from collections.abc import Hashable, Iterable
 from dataclasses import dataclass
@@ -22,7 +23,8 @@ from cnnstat.analyzers.ops import OPS
 from cnnstat.analyzers.params import PARAMS
 from cnnstat.analyzers.shapes import SHAPES
 from cnnstat.errors import AnalysisError, Location, listing
-from cnnstat.frontends.converters import ALIASES, Call, convert_function, convert_module
+from cnnstat.frontends.converters import (ALIASES, READS_WEIGHTS, Call, convert_function,
+                                          convert_module)
 from cnnstat.ir import Graph, ModelMeta, Node
 from cnnstat.ir import layers as L
 
@@ -58,8 +60,11 @@ class _Const:
 
 
 class Assembler:
-    def __init__(self, root: nn.Module, source: str):
+    def __init__(self, root: nn.Module, source: str, original: nn.Module | None = None):
+        """`root` runs the forward (fx's GraphModule holds only the tensors the forward
+        reads); `original` is the user's module, which holds them all."""
         self.root = root
+        self.original = original or root
         self.source = source
         self.nodes: list[Node] = []
         self.output_keys: list[Key] = []  # set by the tracer once the forward has run
@@ -121,6 +126,7 @@ class Assembler:
                 values.append(entry)
             elif isinstance(entry, _Const):
                 tensors += entry.tensor_names
+        tensors += self._batch_counters(tensors)
         if step.module_path is not None and self._module_calls[step.module_path] == 0:
             module = self.root.get_submodule(step.module_path)
             prefix = step.module_path
@@ -169,16 +175,18 @@ class Assembler:
 
     def _convert(self, step: Step, name: str, values: list[_Value], params: int,
                  buffers: int) -> L.Layer | None:
-        call = step.call
+        call, weighted = step.call, step.module_path is None and step.call.op in READS_WEIGHTS
+        constants = len(call.tensor_args) - len(values)
+        if constants and not weighted:
+            return None  # a tensor argument that is not a node (a constant): not a plain layer
         if step.module_path is not None:
             layer = convert_module(self.root.get_submodule(step.module_path), call)
         else:
-            layer = convert_function(call) if call.op else None
+            layer = convert_function(dataclasses.replace(call, constants=constants)) \
+                if call.op else None
         if layer is None:
             return None
         distinct = {v.name for v in values}
-        if len(values) != len(call.tensor_args):
-            return None  # a tensor argument that is not a node (a constant): not a plain layer
         if not isinstance(layer, L.MERGES) and len(distinct) != 1:
             return None
         return self._checked(layer, name, tuple(v.shape for v in values), call.out, params,
@@ -240,9 +248,24 @@ class Assembler:
     def _tensor(self, name: str) -> tuple[torch.Tensor | None, str]:
         owner, _, attr = name.rpartition(".")
         module = self.root.get_submodule(owner)
+        if not hasattr(module, attr) and self.original is not self.root:
+            module = self.original.get_submodule(owner)
         kind = "param" if attr in module._parameters else \
             "buffer" if attr in module._buffers else "constant"
         return getattr(module, attr, None), kind
+
+    def _batch_counters(self, names: list[str]) -> list[str]:
+        """A batch norm traced through (timm's BatchNormAct2d calls F.batch_norm) reads its
+        running stats but, at inference, not the `num_batches_tracked` counter it updates
+        in training: that buffer belongs to the same layer, as in nn.BatchNorm2d."""
+        counters = []
+        for name in names:
+            owner, _, attr = name.rpartition(".")
+            if attr == "running_mean":
+                counter = f"{owner}.num_batches_tracked" if owner else "num_batches_tracked"
+                if self._tensor(counter)[0] is not None:
+                    counters.append(counter)
+        return counters
 
     def _uncounted(self, names: list[str]) -> bool:
         return any(self._tensor(n)[1] != "constant" and id(self._tensor(n)[0]) not in
@@ -269,7 +292,7 @@ class Assembler:
 
     def _report_unused(self) -> None:
         unused: Counter[str] = Counter()
-        for path, module in self.root.named_modules():
+        for path, module in self.original.named_modules():
             for tensor in module.parameters(recurse=False):
                 if id(tensor) not in self._counted:
                     self._counted.add(id(tensor))

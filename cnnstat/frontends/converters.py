@@ -37,16 +37,25 @@ ALIASES = frozenset({"contiguous", "clone", "detach", "to", "float", "requires_g
 _CANONICAL = {"iadd": "add", "radd": "add", "imul": "mul", "rmul": "mul", "multiply": "mul",
               "concat": "cat", "concatenate": "cat", "upsample": "interpolate"}
 _TRUSTED_MODULES = ("torch", "_operator", "operator")
+# Functions from outside torch that are known by what they compute, by qualified name:
+# torchvision wraps them with fx.wrap, so fx keeps the call instead of tracing into it.
+_KNOWN_FUNCTIONS = {"torchvision.ops.stochastic_depth.stochastic_depth": "stochastic_depth"}
+# Ops whose converter reads module tensors (weights, running stats) passed as arguments:
+# those arguments may be constants, their sizes checked as a module's are.
+READS_WEIGHTS: set[str] = set()
 
 
 @dataclass(frozen=True, slots=True)
 class Call:
-    """One call as it ran: concrete args/kwargs (meta tensors, ints) and output."""
+    """One call as it ran: concrete args/kwargs (meta tensors, ints) and output.
+    `constants`: how many tensor arguments are module tensors rather than values computed
+    from the input (set for the ops of READS_WEIGHTS)."""
 
     op: str
     args: tuple[Any, ...] = ()
     kwargs: dict[str, Any] = field(default_factory=dict)
     out: Any = None
+    constants: int = 0
 
     def arg(self, index: int, name: str, default: Any = None) -> Any:
         """Positional `index` (counting the input tensor as 0) or keyword `name`."""
@@ -67,6 +76,9 @@ def canonical_op(target: Any) -> str | None:
         name = target
     else:
         module = getattr(target, "__module__", None)
+        known = _KNOWN_FUNCTIONS.get(f"{module}.{getattr(target, '__qualname__', '')}")
+        if known is not None:
+            return known
         if module is not None and not module.startswith(_TRUSTED_MODULES):
             return None
         name = getattr(target, "__name__", "")
@@ -116,14 +128,17 @@ def register_module(*classes: type[nn.Module]):
     return register
 
 
-def register_function(*ops: str):
+def register_function(*ops: str, reads_weights: bool = False):
     """Decorator: `converter(call) -> Layer | None` for calls of these canonical op names
-    (`canonical_op`). Public, as `register_module`."""
+    (`canonical_op`). Public, as `register_module`. `reads_weights`: the call takes module
+    tensors as arguments (`F.conv2d(x, self.weight)`), which are then the layer's own."""
     def register(converter: FunctionConverter) -> FunctionConverter:
         for op in ops:
             if op in FUNCTIONS:
                 raise ValueError(f"function converter for '{op}' registered twice")
             FUNCTIONS[op] = converter
+            if reads_weights:
+                READS_WEIGHTS.add(op)
         return converter
     return register
 
@@ -143,11 +158,17 @@ def _out_hw(call: Call) -> tuple[int, int]:
 
 @register_module(nn.Conv2d)
 def _conv(m: nn.Conv2d, call: Call) -> L.Layer:
-    padding = m.padding if isinstance(m.padding, str) else _pair(m.padding)
-    return L.Conv2d(out_channels=m.out_channels, kernel_size=_pair(m.kernel_size),
-                    stride=_pair(m.stride),
-                    padding=(0, 0) if padding == "valid" else padding,
-                    dilation=_pair(m.dilation), groups=m.groups, bias=m.bias is not None)
+    return conv_layer(m.out_channels, m.kernel_size, m.stride, m.padding, m.dilation,
+                      m.groups, m.bias is not None)
+
+
+def conv_layer(out_channels: int, kernel_size: Any, stride: Any, padding: Any, dilation: Any,
+               groups: int, bias: bool) -> L.Conv2d:
+    """nn.Conv2d's and F.conv2d's arguments -> the layer ("valid" is padding 0)."""
+    padding = padding if isinstance(padding, str) else _pair(padding)
+    return L.Conv2d(out_channels=out_channels, kernel_size=_pair(kernel_size),
+                    stride=_pair(stride), padding=(0, 0) if padding == "valid" else padding,
+                    dilation=_pair(dilation), groups=groups, bias=bias)
 
 
 @register_module(nn.ConvTranspose2d)
@@ -262,9 +283,19 @@ def _add(call: Call) -> L.Layer | None:
     return L.Add()
 
 
-@register_function("mul")
+@register_function("mul", reads_weights=True)
 def _mul(call: Call) -> L.Layer | None:
-    return L.Multiply() if _two_tensors(call) else None
+    """x * y of two values; x * gamma by a per-channel module tensor is a layer scale."""
+    if not _two_tensors(call):
+        return None
+    if call.constants == 0:
+        return L.Multiply()
+    x, gamma = sorted(call.args[:2], key=lambda t: t.shape != call.out.shape)
+    if call.constants != 1 or x.shape != call.out.shape or x.dim() < 2:
+        return None
+    per_channel = (1, x.shape[1], *[1] * (x.dim() - 2))
+    aligned = (1,) * (x.dim() - gamma.dim()) + tuple(gamma.shape)
+    return L.LayerScale() if aligned == per_channel else None
 
 
 @register_function("cat")
@@ -374,3 +405,7 @@ def _interpolate(call: Call) -> L.Layer | None:
     return _upsample(call.arg(1, "size"), call.arg(2, "scale_factor"),
                      call.arg(3, "mode", "nearest"), call.arg(4, "align_corners"))
 
+
+
+# Converters of calls that read module tensors, and of torchvision's own functions.
+from cnnstat.frontends import weighted  # noqa: E402,F401 - registers them

@@ -115,7 +115,7 @@ def _trace(module: nn.Module, input_chw: tuple[int, ...], info: ModelMeta,
                      "forward with module hooks instead")
     else:
         try:
-            asm = _fx_run(graph_module, input_chw, source)
+            asm = _fx_run(graph_module, module, input_chw, source)
             return _done(asm, info, "torch.fx symbolic trace, meta-tensor propagation", notes)
         except AnalysisError:
             raise
@@ -158,7 +158,8 @@ def _reason(e: BaseException) -> str:
 
 # --- fx -----------------------------------------------------------------------------------
 
-def _fx_run(gm: fx.GraphModule, input_chw: tuple[int, ...], source: str) -> Assembler:
+def _fx_run(gm: fx.GraphModule, module: nn.Module, input_chw: tuple[int, ...],
+            source: str) -> Assembler:
     state = state_copy(gm, "meta")
     for node in gm.graph.nodes:  # tensor constants fx lifted out of the forward
         if node.op == "get_attr" and node.target not in state:
@@ -174,7 +175,7 @@ def _fx_run(gm: fx.GraphModule, input_chw: tuple[int, ...], source: str) -> Asse
         return runner
 
     runner = with_state(gm, state, run, torch.empty(1, *input_chw, device="meta"))
-    return _fx_steps(gm, runner, source)
+    return _fx_steps(gm, module, runner, source)
 
 
 def _attr(gm: fx.GraphModule, target: str):
@@ -184,8 +185,9 @@ def _attr(gm: fx.GraphModule, target: str):
     return value
 
 
-def _fx_steps(gm: fx.GraphModule, runner: _Runner, source: str) -> Assembler:
-    asm = Assembler(gm, source)
+def _fx_steps(gm: fx.GraphModule, module: nn.Module, runner: _Runner,
+              source: str) -> Assembler:
+    asm = Assembler(gm, source, module)
     env = runner.env
     for node in gm.graph.nodes:
         value = env.get(node)
