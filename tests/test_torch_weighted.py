@@ -138,3 +138,33 @@ def test_layer_norm_through_permutes_keeps_the_receptive_field(traced):
     assert all(fields[node.name] is not None for node in result.graph)
     assert fields["block.norm.permute_1"].size == (15, 15)
     assert fields["block.add"].size == (15, 15)
+
+
+class Branches(nn.Module):
+    """HRNet's fuse layer: nn.Upsample with a float scale factor; and two calls of a
+    function returning several tensors in one scope (CoaT's split of its heads)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, stride=2, padding=1)
+        self.up = nn.Upsample(scale_factor=2.0, mode="nearest")
+
+    def forward(self, x):
+        x = self.up(self.conv(x))
+        a, b = torch.split(x, [4, 4], dim=1)
+        c, d = torch.split(a + b, [2, 2], dim=1)
+        return c + d
+
+
+def test_float_scale_factor_and_repeated_multi_output_calls():
+    """Used to fail with "TypeError: 'float' object is not iterable" (timm's hrnet_w18)
+    and "duplicate layer name 'split[0]'" (timm's coat_tiny)."""
+    module = Branches()
+    result = graph_from_module(module, SHAPE)
+    names = [node.name for node in result.graph]
+    assert len(names) == len(set(names))
+    assert result.graph.node("up").kind == "upsample"
+    report = analyze_graph(result.graph)
+    flops, out = _torch_flops(module)
+    assert report.totals.params == sum(p.numel() for p in module.parameters())
+    assert 2 * report.totals.macs == flops and report.outputs[-1][1] == out

@@ -159,6 +159,7 @@ class Assembler:
         values, tensors = self._inputs(step)
         params, buffers = self._claim(tensors) if values else (0, 0)
         name, flops = self._name(step), step.flops
+        self._names.add(name)  # its elements are `name[i]`: the next such call is `name_1`
         for i, (out, key) in enumerate(zip(step.call.out, step.element_keys, strict=False)):
             if not isinstance(out, torch.Tensor):
                 continue

@@ -143,8 +143,9 @@ def register_function(*ops: str, reads_weights: bool = False):
     return register
 
 
-def _pair(value: Any) -> tuple[int, int]:
-    if isinstance(value, int):
+def _pair(value: Any) -> tuple[Any, Any]:
+    """An int or float (nn.Upsample(scale_factor=2.0)) or a sequence of one or two."""
+    if isinstance(value, int | float):
         return (value, value)
     values = tuple(value)
     return (values[0], values[0]) if len(values) == 1 else (values[0], values[1])
