@@ -75,6 +75,7 @@ class Assembler:
         self._reserved = {path for path, _ in root.named_modules() if path}
         self._module_calls: Counter[str] = Counter()
         self._counted: set[int] = set()
+        self.unused: dict[str, int] = {}  # top-level module -> params the forward never read
 
     # --- the tracer's interface -------------------------------------------------------
 
@@ -298,6 +299,7 @@ class Assembler:
                 if id(tensor) not in self._counted:
                     self._counted.add(id(tensor))
                     unused[path.split(".")[0] or "(root)"] += tensor.numel()
+        self.unused = dict(unused)
         if unused:
             self.diagnostics.append(
                 "parameters of modules the forward never called are not in the totals: "
