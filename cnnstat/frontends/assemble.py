@@ -56,7 +56,12 @@ class _Value:
 
 @dataclass(frozen=True, slots=True)
 class _Const:
+    """A tensor computed from module attributes only; `flops`: torch's count of that
+    computation (Swin v2's position-bias MLP on its coordinate table), carried to the
+    first node that reads it."""
+
     tensor_names: tuple[str, ...]
+    flops: int = 0
 
 
 class Assembler:
@@ -75,6 +80,7 @@ class Assembler:
         self._reserved = {path for path, _ in root.named_modules() if path}
         self._module_calls: Counter[str] = Counter()
         self._counted: set[int] = set()
+        self._carrying: set[Key] = set()  # steps that took on a constant's torch count
         self.unused: dict[str, int] = {}  # top-level module -> params the forward never read
 
     # --- the tracer's interface -------------------------------------------------------
@@ -94,6 +100,7 @@ class Assembler:
             self._entries[key] = self._entries[source]
 
     def step(self, step: Step) -> None:
+        step = self._with_constant_work(step)
         out = step.call.out
         if isinstance(out, torch.Tensor):
             self._tensor_step(step)
@@ -138,7 +145,7 @@ class Assembler:
     def _tensor_step(self, step: Step) -> None:
         values, tensors = self._inputs(step)
         if not values:
-            self._entries[step.key] = _Const(tuple(tensors))
+            self._entries[step.key] = _Const(tuple(tensors), step.flops)
             return
         if step.call.op in ALIASES and len({v.name for v in values}) == 1 \
                 and not self._uncounted(tensors):
@@ -177,6 +184,8 @@ class Assembler:
 
     def _convert(self, step: Step, name: str, values: list[_Value], params: int,
                  buffers: int) -> L.Layer | None:
+        if step.key in self._carrying:
+            return None  # a layer kind would not count the constant's work: torch's count
         call, weighted = step.call, step.module_path is None and step.call.op in READS_WEIGHTS
         constants = len(call.tensor_args) - len(values)
         if constants and not weighted:
@@ -226,6 +235,19 @@ class Assembler:
                 f"only its edge from {values[0].name} (receptive fields through it are partial)")
         return L.Opaque(op=label, in_shape=values[0].shape, out_shape=tuple(out.shape),
                         macs=flops // 2, params=params, buffers=buffers)
+
+    def _with_constant_work(self, step: Step) -> Step:
+        """The step with the torch count of the constants it reads, each counted once."""
+        carried = 0
+        for key in step.arg_keys:
+            entry = self._entries.get(key)
+            if isinstance(entry, _Const) and entry.flops:
+                carried += entry.flops
+                self._entries[key] = dataclasses.replace(entry, flops=0)
+        if not carried:
+            return step
+        self._carrying.add(step.key)
+        return dataclasses.replace(step, flops=step.flops + carried)
 
     # --- names, tensors, nodes ----------------------------------------------------------
 
