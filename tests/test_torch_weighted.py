@@ -114,7 +114,8 @@ def test_every_call_becomes_a_kind(traced):
     assert kinds["block.norm.layer_norm"] == "layer_norm"
     assert kinds["block.dw.conv2d"] == "conv2d" and kinds["fc.linear"] == "linear"
     assert kinds["block.mul"] == kinds["block.mul_1"] == "scale"
-    assert kinds["transpose"] == "permute"
+    # ShuffleNet's view / transpose / view is one channel shuffle, named as its last call
+    assert kinds["reshape_1"] == "channel_shuffle" and "transpose" not in kinds
 
 
 def test_totals_equal_torch(traced):
@@ -192,3 +193,19 @@ def test_work_on_constants_is_counted_once_where_it_is_used():
     flops, _ = _torch_flops(module)
     assert 2 * report.totals.macs == flops
     assert report.totals.params == sum(p.numel() for p in module.parameters())
+
+
+class Transposed(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+
+    def forward(self, x):
+        return self.conv(x).transpose(2, 3).transpose(-1, -2)
+
+
+def test_transpose_is_the_permute_of_two_dims():
+    result = graph_from_module(Transposed(), (3, 8, 12))
+    layers = {node.name: node.layer for node in result.graph}
+    assert layers["transpose"].dims == (0, 1, 3, 2) and layers["transpose_1"].dims == (0, 1, 3, 2)
+    assert analyze_graph(result.graph).outputs[-1][1] == (1, 4, 6, 10)

@@ -25,6 +25,7 @@ from cnnstat.analyzers.shapes import SHAPES
 from cnnstat.errors import AnalysisError, Location, listing
 from cnnstat.frontends.converters import (ALIASES, READS_WEIGHTS, Call, convert_function,
                                           convert_module)
+from cnnstat.frontends.patterns import fuse_channel_shuffles
 from cnnstat.ir import Graph, ModelMeta, Node
 from cnnstat.ir import layers as L
 
@@ -80,6 +81,7 @@ class Assembler:
         self._reserved = {path for path, _ in root.named_modules() if path}
         self._module_calls: Counter[str] = Counter()
         self._counted: set[int] = set()
+        self._shapes: dict[str, tuple[int, ...]] = {}
         self._carrying: set[Key] = set()  # steps that took on a constant's torch count
         self.unused: dict[str, int] = {}  # top-level module -> params the forward never read
 
@@ -122,7 +124,8 @@ class Assembler:
                 f"{len(self.opaque)} op(s) kept opaque, their MACs counted by torch "
                 f"(FlopCounterMode / 2) and their element-wise work not counted: "
                 f"{listing(self.opaque)}")
-        return Graph(nodes=tuple(self.nodes), outputs=tuple(outputs), meta=meta)
+        nodes = fuse_channel_shuffles(self.nodes, outputs, self._shapes)
+        return Graph(nodes=tuple(nodes), outputs=tuple(outputs), meta=meta)
 
     # --- steps --------------------------------------------------------------------------
 
@@ -308,6 +311,7 @@ class Assembler:
     def _add(self, name: str, layer: L.Layer, inputs: tuple[str, ...],
              shape: tuple[int, ...], key: Key) -> None:
         self._names.add(name)
+        self._shapes[name] = shape
         self.nodes.append(Node(name=name, layer=layer, inputs=inputs, loc=self._loc()))
         self._entries[key] = _Value(name, shape)
 
