@@ -209,3 +209,24 @@ def test_transpose_is_the_permute_of_two_dims():
     layers = {node.name: node.layer for node in result.graph}
     assert layers["transpose"].dims == (0, 1, 3, 2) and layers["transpose_1"].dims == (0, 1, 3, 2)
     assert analyze_graph(result.graph).outputs[-1][1] == (1, 4, 6, 10)
+
+
+class SkippedBranch(nn.Module):
+    """timm's MobileOne block: branches summed onto `0` when a branch is left out."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+
+    def forward(self, x):
+        identity = 0
+        out = 0
+        out += self.conv(x)
+        out += identity
+        return out
+
+
+def test_adding_a_left_out_branch_is_the_identity():
+    result = graph_from_module(SkippedBranch(), SHAPE)
+    kinds = [node.kind for node in result.graph]
+    assert "opaque" not in kinds and "identity" in kinds

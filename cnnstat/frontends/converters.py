@@ -279,9 +279,13 @@ def _two_tensors(call: Call) -> bool:
 
 @register_function("add")
 def _add(call: Call) -> L.Layer | None:
-    if not _two_tensors(call) or call.kwargs.get("alpha", 1) != 1:
-        return None  # x + 1, or x + alpha * y: not a plain merge
-    return L.Add()
+    if call.kwargs.get("alpha", 1) != 1:
+        return None  # x + alpha * y: not a plain merge
+    if _two_tensors(call):
+        return L.Add()
+    # `out = 0; out += branch(x)`, a branch a model leaves out (timm's MobileOne): x + 0
+    others = [a for a in call.args[:2] if not isinstance(a, torch.Tensor)]
+    return L.Identity() if len(call.args) == 2 and others in ([0], [0.0]) else None
 
 
 @register_function("mul", reads_weights=True)
