@@ -28,6 +28,9 @@ ModuleConverter = Callable[[nn.Module, "Call"], L.Layer | None]
 FunctionConverter = Callable[["Call"], L.Layer | None]
 
 MODULES: dict[type[nn.Module], ModuleConverter] = {}
+# Modules from outside torch, by qualified class name: registering the class itself would
+# import torchvision on every trace.
+NAMED_MODULES: dict[str, ModuleConverter] = {}
 FUNCTIONS: dict[str, FunctionConverter] = {}
 
 # Ops that only change how a tensor is held, not its values or shape: the node is skipped
@@ -105,8 +108,13 @@ def op_label(target: Any) -> str:
     return f"{module}.{qualname}" if module else qualname
 
 
+def module_converter(module: nn.Module) -> ModuleConverter | None:
+    cls = type(module)
+    return MODULES.get(cls) or NAMED_MODULES.get(f"{cls.__module__}.{cls.__qualname__}")
+
+
 def convert_module(module: nn.Module, call: Call) -> L.Layer | None:
-    converter = MODULES.get(type(module))
+    converter = module_converter(module)
     return None if converter is None else converter(module, call)
 
 

@@ -27,7 +27,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from cnnstat.errors import AnalysisError, Location
 from cnnstat.frontends.assemble import Assembler, Step
-from cnnstat.frontends.converters import MODULES, Call, canonical_op, op_label
+from cnnstat.frontends.converters import Call, canonical_op, module_converter, op_label
 from cnnstat.frontends.eager import Recorder, is_leaf
 from cnnstat.frontends.nodynamo import no_dynamo_import
 from cnnstat.ir import Graph, ModelMeta
@@ -45,7 +45,7 @@ class Traced:
 
 class _Tracer(fx.Tracer):
     def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
-        return type(m) in MODULES or is_leaf(m)
+        return module_converter(m) is not None or is_leaf(m)
 
 
 class _Runner(fx.Interpreter):

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import torch
 
-from cnnstat.frontends.converters import Call, conv_layer, register_function
+from cnnstat.frontends.converters import NAMED_MODULES, Call, conv_layer, register_function
 from cnnstat.ir import layers as L
 
 
@@ -73,6 +73,14 @@ def _stochastic_depth(call: Call) -> L.Layer | None:
     if call.arg(3, "training", True):
         return None
     return L.DropPath(p=float(call.arg(1, "p")))
+
+
+def _stochastic_depth_module(module, call: Call) -> L.Layer | None:
+    """torchvision's StochasticDepth module, kept whole so that its node is its path."""
+    return None if module.training else L.DropPath(p=float(module.p))
+
+
+NAMED_MODULES["torchvision.ops.stochastic_depth.StochasticDepth"] = _stochastic_depth_module
 
 
 @register_function("transpose", "swapaxes")
