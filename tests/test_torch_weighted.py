@@ -230,3 +230,27 @@ def test_adding_a_left_out_branch_is_the_identity():
     result = graph_from_module(SkippedBranch(), SHAPE)
     kinds = [node.kind for node in result.graph]
     assert "opaque" not in kinds and "identity" in kinds
+
+
+class Gate(nn.Module):
+    """timm's ECA / SE gate written `x * y.expand_as(x)`."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.gate = nn.Sigmoid()
+
+    def forward(self, x):
+        x = self.conv(x)
+        return x * self.gate(self.pool(x)).expand_as(x)
+
+
+def test_expand_as_before_a_broadcasting_multiply_is_skipped():
+    module = Gate()
+    result = graph_from_module(module, SHAPE)
+    assert result.graph.node("mul").kind == "multiply"
+    assert result.graph.node("mul").inputs == ("conv", "gate")
+    report = analyze_graph(result.graph)
+    flops, out = _torch_flops(module)
+    assert 2 * report.totals.macs == flops and report.outputs[-1][1] == out

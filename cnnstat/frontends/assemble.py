@@ -23,8 +23,8 @@ from cnnstat.analyzers.ops import OPS
 from cnnstat.analyzers.params import PARAMS
 from cnnstat.analyzers.shapes import SHAPES
 from cnnstat.errors import AnalysisError, Location, listing
-from cnnstat.frontends.converters import (ALIASES, READS_WEIGHTS, Call, convert_function,
-                                          convert_module)
+from cnnstat.frontends.converters import (ALIASES, BROADCASTS, READS_WEIGHTS, Call,
+                                          convert_function, convert_module)
 from cnnstat.frontends.patterns import fuse_channel_shuffles
 from cnnstat.ir import Graph, ModelMeta, Node
 from cnnstat.ir import layers as L
@@ -152,6 +152,10 @@ class Assembler:
             return
         if step.call.op in ALIASES and len({v.name for v in values}) == 1 \
                 and not self._uncounted(tensors):
+            self._entries[step.key] = values[0]
+            return
+        if step.call.op in BROADCASTS and step.arg_keys and not tensors \
+                and self._entries.get(step.arg_keys[0]) is values[0]:
             self._entries[step.key] = values[0]
             return
         params, buffers = self._claim(tensors)

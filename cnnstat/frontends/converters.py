@@ -36,6 +36,10 @@ FUNCTIONS: dict[str, FunctionConverter] = {}
 # Ops that only change how a tensor is held, not its values or shape: the node is skipped
 # and its consumers read the producer directly.
 ALIASES = frozenset({"contiguous", "clone", "detach", "to", "float", "requires_grad"})
+# Views that broadcast their input to another tensor's shape (`y.expand_as(x)` before
+# `x * y`): skipped too, as the merge that reads them broadcasts anyway; a consumer that
+# does not is checked against torch's shape like any layer.
+BROADCASTS = frozenset({"expand_as"})
 
 _CANONICAL = {"iadd": "add", "radd": "add", "imul": "mul", "rmul": "mul", "multiply": "mul",
               "concat": "cat", "concatenate": "cat", "upsample": "interpolate"}
