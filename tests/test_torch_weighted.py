@@ -254,3 +254,21 @@ def test_expand_as_before_a_broadcasting_multiply_is_skipped():
     report = analyze_graph(result.graph)
     flops, out = _torch_flops(module)
     assert 2 * report.totals.macs == flops and report.outputs[-1][1] == out
+
+
+class ReshapeAs(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+
+    def forward(self, x):
+        y = self.conv(x)
+        flat = y.flatten(2)
+        return flat.reshape_as(y) + y
+
+
+def test_reshape_as_is_a_reshape_to_the_other_tensors_shape():
+    result = graph_from_module(ReshapeAs(), SHAPE)
+    node = result.graph.node("reshape")
+    assert node.kind == "reshape" and node.inputs == ("flatten",)
+    assert "opaque" not in [n.kind for n in result.graph]

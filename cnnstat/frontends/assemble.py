@@ -23,8 +23,9 @@ from cnnstat.analyzers.ops import OPS
 from cnnstat.analyzers.params import PARAMS
 from cnnstat.analyzers.shapes import SHAPES
 from cnnstat.errors import AnalysisError, Location, listing
-from cnnstat.frontends.converters import (ALIASES, BROADCASTS, READS_WEIGHTS, Call,
-                                          convert_function, convert_module)
+from cnnstat.frontends.converters import (ALIASES, BROADCASTS, READS_WEIGHTS,
+                                          SHAPE_OF_SECOND, Call, convert_function,
+                                          convert_module)
 from cnnstat.frontends.patterns import fuse_channel_shuffles
 from cnnstat.ir import Graph, ModelMeta, Node
 from cnnstat.ir import layers as L
@@ -154,10 +155,14 @@ class Assembler:
                 and not self._uncounted(tensors):
             self._entries[step.key] = values[0]
             return
-        if step.call.op in BROADCASTS and step.arg_keys and not tensors \
+        if step.call.op in SHAPE_OF_SECOND and step.arg_keys and not tensors \
                 and self._entries.get(step.arg_keys[0]) is values[0]:
-            self._entries[step.key] = values[0]
-            return
+            if step.call.op in BROADCASTS:
+                self._entries[step.key] = values[0]
+                return
+            # x.reshape_as(y) is x.reshape(y.shape): y gives only a shape, not an edge
+            call = dataclasses.replace(step.call, op="reshape", args=step.call.args[:1])
+            step, values = dataclasses.replace(step, call=call), values[:1]
         params, buffers = self._claim(tensors)
         name = self._name(step)
         layer = self._convert(step, name, values, params, buffers)

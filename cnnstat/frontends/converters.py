@@ -40,6 +40,8 @@ ALIASES = frozenset({"contiguous", "clone", "detach", "to", "float", "requires_g
 # `x * y`): skipped too, as the merge that reads them broadcasts anyway; a consumer that
 # does not is checked against torch's shape like any layer.
 BROADCASTS = frozenset({"expand_as"})
+# Ops whose second tensor only gives a shape (`x.reshape_as(y)`, `x.view_as(y)`).
+SHAPE_OF_SECOND = BROADCASTS | {"reshape_as", "view_as"}
 
 _CANONICAL = {"iadd": "add", "radd": "add", "imul": "mul", "rmul": "mul", "multiply": "mul",
               "concat": "cat", "concatenate": "cat", "upsample": "interpolate"}
