@@ -287,7 +287,7 @@ def _upsample(size: Any, scale: Any, mode: str, align_corners: bool | None) -> L
 
 # --- functions and methods -------------------------------------------------------------
 
-def _two_tensors(call: Call) -> bool:
+def two_tensors(call: Call) -> bool:
     return len(call.args) >= 2 and all(isinstance(a, torch.Tensor) for a in call.args[:2])
 
 
@@ -295,26 +295,11 @@ def _two_tensors(call: Call) -> bool:
 def _add(call: Call) -> L.Layer | None:
     if call.kwargs.get("alpha", 1) != 1:
         return None  # x + alpha * y: not a plain merge
-    if _two_tensors(call):
+    if two_tensors(call):
         return L.Add()
     # `out = 0; out += branch(x)`, a branch a model leaves out (timm's MobileOne): x + 0
     others = [a for a in call.args[:2] if not isinstance(a, torch.Tensor)]
     return L.Identity() if len(call.args) == 2 and others in ([0], [0.0]) else None
-
-
-@register_function("mul", reads_weights=True)
-def _mul(call: Call) -> L.Layer | None:
-    """x * y of two values; x * gamma by a per-channel module tensor is a layer scale."""
-    if not _two_tensors(call):
-        return None
-    if call.constants == 0:
-        return L.Multiply()
-    x, gamma = sorted(call.args[:2], key=lambda t: t.shape != call.out.shape)
-    if call.constants != 1 or x.shape != call.out.shape or x.dim() < 2:
-        return None
-    per_channel = (1, x.shape[1], *[1] * (x.dim() - 2))
-    aligned = (1,) * (x.dim() - gamma.dim()) + tuple(gamma.shape)
-    return L.LayerScale() if aligned == per_channel else None
 
 
 @register_function("cat")

@@ -12,12 +12,28 @@ from __future__ import annotations
 
 import torch
 
-from cnnstat.frontends.converters import NAMED_MODULES, Call, conv_layer, register_function
+from cnnstat.frontends.converters import (NAMED_MODULES, Call, conv_layer, register_function,
+                                          two_tensors)
 from cnnstat.ir import layers as L
 
 
 def _given(value: object) -> bool:
     return isinstance(value, torch.Tensor)
+
+
+@register_function("mul", reads_weights=True)
+def _mul(call: Call) -> L.Layer | None:
+    """x * y of two values; x * gamma by a per-channel module tensor is a layer scale."""
+    if not two_tensors(call):
+        return None
+    if call.constants == 0:
+        return L.Multiply()
+    x, gamma = sorted(call.args[:2], key=lambda t: t.shape != call.out.shape)
+    if call.constants != 1 or x.shape != call.out.shape or x.dim() < 2:
+        return None
+    per_channel = (1, x.shape[1], *[1] * (x.dim() - 2))
+    aligned = (1,) * (x.dim() - gamma.dim()) + tuple(gamma.shape)
+    return L.LayerScale() if aligned == per_channel else None
 
 
 @register_function("batch_norm", reads_weights=True)
