@@ -272,3 +272,21 @@ def test_reshape_as_is_a_reshape_to_the_other_tensors_shape():
     node = result.graph.node("reshape")
     assert node.kind == "reshape" and node.inputs == ("flatten",)
     assert "opaque" not in [n.kind for n in result.graph]
+
+
+class LastPart(nn.Module):
+    """Res2Net: `spx = torch.split(x, w, 1)`, then `torch.cat((..., spx[-1]), 1)`."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1)
+
+    def forward(self, x):
+        parts = torch.split(self.conv(x), 4, 1)
+        return torch.cat((parts[0], parts[-1]), 1)
+
+
+def test_an_element_taken_from_the_end_is_that_element():
+    result = graph_from_module(LastPart(), SHAPE)
+    cat = result.graph.node("cat")
+    assert cat.kind == "concat" and len(cat.inputs) == 2 and cat.inputs[1].endswith("[1]")

@@ -235,8 +235,8 @@ def _fx_steps(gm: fx.GraphModule, module: nn.Module, runner: _Runner,
             asm.output_keys = _returned(node.args[0])
         elif _is_container(node):
             continue  # a namedtuple of outputs (Inception's InceptionOutputs in training)
-        elif _is_element(node, env):
-            asm.alias(node, (node.args[0], node.args[1]))
+        elif _is_element(node, env):  # spx[-1] is element len - 1
+            asm.alias(node, (node.args[0], node.args[1] % len(env[node.args[0]])))
         else:
             asm.step(_fx_step(gm, node, env, runner.flops.get(node, 0)))
     return asm
