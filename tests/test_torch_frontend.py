@@ -204,7 +204,7 @@ class WithOpaque(nn.Module):
         super().__init__()
         self.stem = nn.Conv2d(3, 8, 3, padding=1)
         self.shared = nn.Conv2d(8, 8, 3, padding=1)
-        self.scale = nn.Parameter(torch.ones(1, 8, 1, 1))
+        self.scale = nn.Parameter(torch.ones(1, 8, 16, 16))  # per position: no kind
         self.norm = nn.InstanceNorm2d(8, affine=True)  # no kind (yet): opaque
         self.fc = nn.Linear(8, 3)
 
@@ -346,7 +346,7 @@ def test_opaque_ops_are_counted_by_torch_not_zeroed():
     assert set(opaque) == {"shared@1", "mul", "amax", "norm"}
     # 16*16 outputs x 8 channels x 8*3*3 multiply-adds, counted by torch for the 2nd call
     assert opaque["shared@1"].macs == 16 * 16 * 8 * 8 * 9 and opaque["shared@1"].params == 0
-    assert opaque["mul"].params == 8 and opaque["norm"].params == 16
+    assert opaque["mul"].params == 8 * 16 * 16 and opaque["norm"].params == 16
     assert all(row.other_ops is None for row in opaque.values())
     assert any("kept opaque" in d and "norm (nn.InstanceNorm2d)" in d for d in traced.diagnostics)
 

@@ -23,8 +23,10 @@ from cnnstat.analyzers.ops import OPS
 from cnnstat.analyzers.params import PARAMS
 from cnnstat.analyzers.shapes import SHAPES
 from cnnstat.errors import AnalysisError, Location, listing
-from cnnstat.frontends.converters import (ALIASES, FIRST_OUTPUT_MODULES, Call, convert_function,
-                                         convert_module)
+from cnnstat.frontends.converters import (ALIASES, BROADCASTS, FIRST_OUTPUT_MODULES,
+                                          READS_WEIGHTS, SHAPE_OF_SECOND, Call,
+                                          convert_function, convert_module)
+from cnnstat.frontends.patterns import fuse_channel_shuffles
 from cnnstat.ir import Graph, ModelMeta, Node
 from cnnstat.ir import layers as L
 
@@ -56,12 +58,20 @@ class _Value:
 
 @dataclass(frozen=True, slots=True)
 class _Const:
+    """A tensor computed from module attributes only; `flops`: torch's count of that
+    computation (Swin v2's position-bias MLP on its coordinate table), carried to the
+    first node that reads it."""
+
     tensor_names: tuple[str, ...]
+    flops: int = 0
 
 
 class Assembler:
-    def __init__(self, root: nn.Module, source: str):
+    def __init__(self, root: nn.Module, source: str, original: nn.Module | None = None):
+        """`root` runs the forward (fx's GraphModule holds only the tensors the forward
+        reads); `original` is the user's module, which holds them all."""
         self.root = root
+        self.original = original or root
         self.source = source
         self.nodes: list[Node] = []
         self.output_keys: list[Key] = []  # set by the tracer once the forward has run
@@ -72,6 +82,9 @@ class Assembler:
         self._reserved = {path for path, _ in root.named_modules() if path}
         self._module_calls: Counter[str] = Counter()
         self._counted: set[int] = set()
+        self._shapes: dict[str, tuple[int, ...]] = {}
+        self._carrying: set[Key] = set()  # steps that took on a constant's torch count
+        self.unused: dict[str, int] = {}  # top-level module -> params the forward never read
 
     # --- the tracer's interface -------------------------------------------------------
 
@@ -90,6 +103,7 @@ class Assembler:
             self._entries[key] = self._entries[source]
 
     def step(self, step: Step) -> None:
+        step = self._with_constant_work(step)
         out = step.call.out
         if isinstance(out, torch.Tensor):
             self._tensor_step(step)
@@ -111,7 +125,8 @@ class Assembler:
                 f"{len(self.opaque)} op(s) kept opaque, their MACs counted by torch "
                 f"(FlopCounterMode / 2) and their element-wise work not counted: "
                 f"{listing(self.opaque)}")
-        return Graph(nodes=tuple(self.nodes), outputs=tuple(outputs), meta=meta)
+        nodes = fuse_channel_shuffles(self.nodes, outputs, self._shapes)
+        return Graph(nodes=tuple(nodes), outputs=tuple(outputs), meta=meta)
 
     # --- steps --------------------------------------------------------------------------
 
@@ -123,6 +138,7 @@ class Assembler:
                 values.append(entry)
             elif isinstance(entry, _Const):
                 tensors += entry.tensor_names
+        tensors += self._batch_counters(tensors)
         if step.module_path is not None and self._module_calls[step.module_path] == 0:
             module = self.root.get_submodule(step.module_path)
             prefix = step.module_path
@@ -133,12 +149,20 @@ class Assembler:
     def _tensor_step(self, step: Step) -> None:
         values, tensors = self._inputs(step)
         if not values:
-            self._entries[step.key] = _Const(tuple(tensors))
+            self._entries[step.key] = _Const(tuple(tensors), step.flops)
             return
         if step.call.op in ALIASES and len({v.name for v in values}) == 1 \
                 and not self._uncounted(tensors):
             self._entries[step.key] = values[0]
             return
+        if step.call.op in SHAPE_OF_SECOND and step.arg_keys and not tensors \
+                and self._entries.get(step.arg_keys[0]) is values[0]:
+            if step.call.op in BROADCASTS:
+                self._entries[step.key] = values[0]
+                return
+            # x.reshape_as(y) is x.reshape(y.shape): y gives only a shape, not an edge
+            call = dataclasses.replace(step.call, op="reshape", args=step.call.args[:1])
+            step, values = dataclasses.replace(step, call=call), values[:1]
         params, buffers = self._claim(tensors)
         name = self._name(step)
         layer = self._convert(step, name, values, params, buffers)
@@ -155,6 +179,7 @@ class Assembler:
         values, tensors = self._inputs(step)
         params, buffers = self._claim(tensors) if values else (0, 0)
         name, flops = self._name(step), step.flops
+        self._names.add(name)  # its elements are `name[i]`: the next such call is `name_1`
         if values and self._first_output(step, name, values, params, buffers):
             return
         part = self._part(step, values)
@@ -212,16 +237,20 @@ class Assembler:
 
     def _convert(self, step: Step, name: str, values: list[_Value], params: int,
                  buffers: int) -> L.Layer | None:
-        call = step.call
+        if step.key in self._carrying:
+            return None  # a layer kind would not count the constant's work: torch's count
+        call, weighted = step.call, step.module_path is None and step.call.op in READS_WEIGHTS
+        constants = len(call.tensor_args) - len(values)
+        if constants and not weighted:
+            return None  # a tensor argument that is not a node (a constant): not a plain layer
         if step.module_path is not None:
             layer = convert_module(self.root.get_submodule(step.module_path), call)
         else:
-            layer = convert_function(call) if call.op else None
+            layer = convert_function(dataclasses.replace(call, constants=constants)) \
+                if call.op else None
         if layer is None:
             return None
         distinct = {v.name for v in values}
-        if len(values) != len(call.tensor_args):
-            return None  # a tensor argument that is not a node (a constant): not a plain layer
         if not isinstance(layer, L.MERGES) and len(distinct) != 1:
             return None
         return self._checked(layer, name, tuple(v.shape for v in values), call.out, params,
@@ -260,6 +289,19 @@ class Assembler:
         return L.Opaque(op=label, in_shape=values[0].shape, out_shape=tuple(out.shape),
                         macs=flops // 2, params=params, buffers=buffers)
 
+    def _with_constant_work(self, step: Step) -> Step:
+        """The step with the torch count of the constants it reads, each counted once."""
+        carried = 0
+        for key in step.arg_keys:
+            entry = self._entries.get(key)
+            if isinstance(entry, _Const) and entry.flops:
+                carried += entry.flops
+                self._entries[key] = dataclasses.replace(entry, flops=0)
+        if not carried:
+            return step
+        self._carrying.add(step.key)
+        return dataclasses.replace(step, flops=step.flops + carried)
+
     # --- names, tensors, nodes ----------------------------------------------------------
 
     def _name(self, step: Step) -> str:
@@ -283,9 +325,24 @@ class Assembler:
     def _tensor(self, name: str) -> tuple[torch.Tensor | None, str]:
         owner, _, attr = name.rpartition(".")
         module = self.root.get_submodule(owner)
+        if not hasattr(module, attr) and self.original is not self.root:
+            module = self.original.get_submodule(owner)
         kind = "param" if attr in module._parameters else \
             "buffer" if attr in module._buffers else "constant"
         return getattr(module, attr, None), kind
+
+    def _batch_counters(self, names: list[str]) -> list[str]:
+        """A batch norm traced through (timm's BatchNormAct2d calls F.batch_norm) reads its
+        running stats but, at inference, not the `num_batches_tracked` counter it updates
+        in training: that buffer belongs to the same layer, as in nn.BatchNorm2d."""
+        counters = []
+        for name in names:
+            owner, _, attr = name.rpartition(".")
+            if attr == "running_mean":
+                counter = f"{owner}.num_batches_tracked" if owner else "num_batches_tracked"
+                if self._tensor(counter)[0] is not None:
+                    counters.append(counter)
+        return counters
 
     def _uncounted(self, names: list[str]) -> bool:
         return any(self._tensor(n)[1] != "constant" and id(self._tensor(n)[0]) not in
@@ -304,6 +361,7 @@ class Assembler:
     def _add(self, name: str, layer: L.Layer, inputs: tuple[str, ...],
              shape: tuple[int, ...], key: Key) -> None:
         self._names.add(name)
+        self._shapes[name] = shape
         self.nodes.append(Node(name=name, layer=layer, inputs=inputs, loc=self._loc()))
         self._entries[key] = _Value(name, shape)
 
@@ -312,11 +370,12 @@ class Assembler:
 
     def _report_unused(self) -> None:
         unused: Counter[str] = Counter()
-        for path, module in self.root.named_modules():
+        for path, module in self.original.named_modules():
             for tensor in module.parameters(recurse=False):
                 if id(tensor) not in self._counted:
                     self._counted.add(id(tensor))
                     unused[path.split(".")[0] or "(root)"] += tensor.numel()
+        self.unused = dict(unused)
         if unused:
             self.diagnostics.append(
                 "parameters of modules the forward never called are not in the totals: "

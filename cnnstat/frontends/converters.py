@@ -28,25 +28,43 @@ ModuleConverter = Callable[[nn.Module, "Call"], L.Layer | None]
 FunctionConverter = Callable[["Call"], L.Layer | None]
 
 MODULES: dict[type[nn.Module], ModuleConverter] = {}
+# Modules from outside torch, by qualified class name: registering the class itself would
+# import torchvision on every trace.
+NAMED_MODULES: dict[str, ModuleConverter] = {}
 FUNCTIONS: dict[str, FunctionConverter] = {}
 
 # Ops that only change how a tensor is held, not its values or shape: the node is skipped
 # and its consumers read the producer directly.
 ALIASES = frozenset({"contiguous", "clone", "detach", "to", "float", "requires_grad"})
+# Views that broadcast their input to another tensor's shape (`y.expand_as(x)` before
+# `x * y`): skipped too, as the merge that reads them broadcasts anyway; a consumer that
+# does not is checked against torch's shape like any layer.
+BROADCASTS = frozenset({"expand_as"})
+# Ops whose second tensor only gives a shape (`x.reshape_as(y)`, `x.view_as(y)`).
+SHAPE_OF_SECOND = BROADCASTS | {"reshape_as", "view_as"}
 
 _CANONICAL = {"iadd": "add", "radd": "add", "imul": "mul", "rmul": "mul", "multiply": "mul",
               "concat": "cat", "concatenate": "cat", "upsample": "interpolate"}
 _TRUSTED_MODULES = ("torch", "_operator", "operator")
+# Functions from outside torch that are known by what they compute, by qualified name:
+# torchvision wraps them with fx.wrap, so fx keeps the call instead of tracing into it.
+_KNOWN_FUNCTIONS = {"torchvision.ops.stochastic_depth.stochastic_depth": "stochastic_depth"}
+# Ops whose converter reads module tensors (weights, running stats) passed as arguments:
+# those arguments may be constants, their sizes checked as a module's are.
+READS_WEIGHTS: set[str] = set()
 
 
 @dataclass(frozen=True, slots=True)
 class Call:
-    """One call as it ran: concrete args/kwargs (meta tensors, ints) and output."""
+    """One call as it ran: concrete args/kwargs (meta tensors, ints) and output.
+    `constants`: how many tensor arguments are module tensors rather than values computed
+    from the input (set for the ops of READS_WEIGHTS)."""
 
     op: str
     args: tuple[Any, ...] = ()
     kwargs: dict[str, Any] = field(default_factory=dict)
     out: Any = None
+    constants: int = 0
 
     def arg(self, index: int, name: str, default: Any = None) -> Any:
         """Positional `index` (counting the input tensor as 0) or keyword `name`."""
@@ -67,6 +85,9 @@ def canonical_op(target: Any) -> str | None:
         name = target
     else:
         module = getattr(target, "__module__", None)
+        known = _KNOWN_FUNCTIONS.get(f"{module}.{getattr(target, '__qualname__', '')}")
+        if known is not None:
+            return known
         if module is not None and not module.startswith(_TRUSTED_MODULES):
             return None
         name = getattr(target, "__name__", "")
@@ -93,8 +114,13 @@ def op_label(target: Any) -> str:
     return f"{module}.{qualname}" if module else qualname
 
 
+def module_converter(module: nn.Module) -> ModuleConverter | None:
+    cls = type(module)
+    return MODULES.get(cls) or NAMED_MODULES.get(f"{cls.__module__}.{cls.__qualname__}")
+
+
 def convert_module(module: nn.Module, call: Call) -> L.Layer | None:
-    converter = MODULES.get(type(module))
+    converter = module_converter(module)
     return None if converter is None else converter(module, call)
 
 
@@ -116,20 +142,24 @@ def register_module(*classes: type[nn.Module]):
     return register
 
 
-def register_function(*ops: str):
+def register_function(*ops: str, reads_weights: bool = False):
     """Decorator: `converter(call) -> Layer | None` for calls of these canonical op names
-    (`canonical_op`). Public, as `register_module`."""
+    (`canonical_op`). Public, as `register_module`. `reads_weights`: the call takes module
+    tensors as arguments (`F.conv2d(x, self.weight)`), which are then the layer's own."""
     def register(converter: FunctionConverter) -> FunctionConverter:
         for op in ops:
             if op in FUNCTIONS:
                 raise ValueError(f"function converter for '{op}' registered twice")
             FUNCTIONS[op] = converter
+            if reads_weights:
+                READS_WEIGHTS.add(op)
         return converter
     return register
 
 
-def _pair(value: Any) -> tuple[int, int]:
-    if isinstance(value, int):
+def _pair(value: Any) -> tuple[Any, Any]:
+    """An int or float (nn.Upsample(scale_factor=2.0)) or a sequence of one or two."""
+    if isinstance(value, int | float):
         return (value, value)
     values = tuple(value)
     return (values[0], values[0]) if len(values) == 1 else (values[0], values[1])
@@ -143,11 +173,17 @@ def _out_hw(call: Call) -> tuple[int, int]:
 
 @register_module(nn.Conv2d)
 def _conv(m: nn.Conv2d, call: Call) -> L.Layer:
-    padding = m.padding if isinstance(m.padding, str) else _pair(m.padding)
-    return L.Conv2d(out_channels=m.out_channels, kernel_size=_pair(m.kernel_size),
-                    stride=_pair(m.stride),
-                    padding=(0, 0) if padding == "valid" else padding,
-                    dilation=_pair(m.dilation), groups=m.groups, bias=m.bias is not None)
+    return conv_layer(m.out_channels, m.kernel_size, m.stride, m.padding, m.dilation,
+                      m.groups, m.bias is not None)
+
+
+def conv_layer(out_channels: int, kernel_size: Any, stride: Any, padding: Any, dilation: Any,
+               groups: int, bias: bool) -> L.Conv2d:
+    """nn.Conv2d's and F.conv2d's arguments -> the layer ("valid" is padding 0)."""
+    padding = padding if isinstance(padding, str) else _pair(padding)
+    return L.Conv2d(out_channels=out_channels, kernel_size=_pair(kernel_size),
+                    stride=_pair(stride), padding=(0, 0) if padding == "valid" else padding,
+                    dilation=_pair(dilation), groups=groups, bias=bias)
 
 
 @register_module(nn.ConvTranspose2d)
@@ -256,20 +292,19 @@ def _upsample(size: Any, scale: Any, mode: str, align_corners: bool | None) -> L
 
 # --- functions and methods -------------------------------------------------------------
 
-def _two_tensors(call: Call) -> bool:
+def two_tensors(call: Call) -> bool:
     return len(call.args) >= 2 and all(isinstance(a, torch.Tensor) for a in call.args[:2])
 
 
 @register_function("add")
 def _add(call: Call) -> L.Layer | None:
-    if not _two_tensors(call) or call.kwargs.get("alpha", 1) != 1:
-        return None  # x + 1, or x + alpha * y: not a plain merge
-    return L.Add()
-
-
-@register_function("mul")
-def _mul(call: Call) -> L.Layer | None:
-    return L.Multiply() if _two_tensors(call) else None
+    if call.kwargs.get("alpha", 1) != 1:
+        return None  # x + alpha * y: not a plain merge
+    if two_tensors(call):
+        return L.Add()
+    # `out = 0; out += branch(x)`, a branch a model leaves out (timm's MobileOne): x + 0
+    others = [a for a in call.args[:2] if not isinstance(a, torch.Tensor)]
+    return L.Identity() if len(call.args) == 2 and others in ([0], [0.0]) else None
 
 
 @register_function("cat")
@@ -383,3 +418,5 @@ def _interpolate(call: Call) -> L.Layer | None:
 from cnnstat.frontends import tensor_converters  # noqa: E402, F401
 # 1-D / 3-D kinds and attention: their converters register into the registries above.
 from cnnstat.frontends.converters_nd import FIRST_OUTPUT_MODULES  # noqa: E402,F401  isort: skip
+# Converters of calls that read module tensors, and of torchvision's own functions.
+from cnnstat.frontends import weighted  # noqa: E402,F401 - registers them

@@ -27,7 +27,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from cnnstat.errors import AnalysisError, Location
 from cnnstat.frontends.assemble import Assembler, Step
-from cnnstat.frontends.converters import MODULES, Call, canonical_op, op_label
+from cnnstat.frontends.converters import Call, canonical_op, module_converter, op_label
 from cnnstat.frontends.eager import Recorder, is_leaf
 from cnnstat.frontends.nodynamo import no_dynamo_import
 from cnnstat.ir import Graph, ModelMeta
@@ -45,7 +45,7 @@ class Traced:
 
 class _Tracer(fx.Tracer):
     def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
-        return type(m) in MODULES or is_leaf(m)
+        return module_converter(m) is not None or is_leaf(m)
 
 
 class _Runner(fx.Interpreter):
@@ -115,8 +115,10 @@ def _trace(module: nn.Module, input_chw: tuple[int, ...], info: ModelMeta,
                      "forward with module hooks instead")
     else:
         try:
-            asm = _fx_run(graph_module, input_chw, source)
-            return _done(asm, info, "torch.fx symbolic trace, meta-tensor propagation", notes)
+            asm = _fx_run(graph_module, module, input_chw, source)
+            traced = _done(asm, info, "torch.fx symbolic trace, meta-tensor propagation", notes)
+            return _with_training_branches(module, input_chw, info, source, traced) \
+                if asm.unused else traced
         except AnalysisError:
             raise
         except Exception as e:  # noqa: BLE001
@@ -145,6 +147,39 @@ def _trace(module: nn.Module, input_chw: tuple[int, ...], info: ModelMeta,
     return _done(asm, info, "module hooks on real tensors (fx and meta fallbacks failed)", notes)
 
 
+def _with_training_branches(module: nn.Module, input_chw: tuple[int, ...], info: ModelMeta,
+                            source: str, traced: Traced) -> Traced:
+    """Modules the eval forward never calls (Inception's AuxLogits) are often called by
+    the training forward, as an extra output. Then the graph is the training one with
+    those outputs as aux outputs (their layers in params, not in inference cost), as the
+    zoo's Inception spec has them; else the eval graph, the unused parameters named."""
+    module.train()
+    for sub in module.modules():  # batch statistics of one image at 1x1 would fail
+        if isinstance(sub, nn.modules.batchnorm._NormBase):
+            sub.eval()
+    try:
+        gm = fx.GraphModule(module, _Tracer().trace(module), type(module).__name__)
+        asm = _fx_run(gm, module, input_chw, source)
+        train = asm.finish(asm.output_keys, info)
+    except Exception:  # noqa: BLE001 - user code: the eval graph stands
+        return traced
+    finally:
+        module.eval()
+    evaluated = traced.graph
+    same = all(n.name in train and train.node(n.name) == n for n in evaluated.nodes)
+    aux = tuple(o for o in train.outputs if o not in evaluated.outputs)
+    if not same or not aux:
+        return traced
+    graph = Graph(nodes=train.nodes, outputs=evaluated.outputs, meta=info, aux_outputs=aux)
+    if len(graph.inference_graph()) != len(evaluated):
+        return traced  # the training forward runs other layers on the way: not an aux head
+    kept = [d for d in traced.diagnostics if "never called" not in d]
+    note = (f"the training-mode forward also returns {', '.join(aux)}: the layers only they "
+            "need are training-only aux outputs (in params, not in the inference cost)")
+    still = [d for d in asm.diagnostics if "never called" in d]  # not even in training
+    return Traced(graph=graph, method=traced.method, diagnostics=(*kept, note, *still))
+
+
 def _done(asm: Assembler, info: ModelMeta, method: str, notes: list[str]) -> Traced:
     graph = asm.finish(asm.output_keys, info)
     diagnostics = (f"traced by {method}", *notes, *asm.diagnostics)
@@ -158,7 +193,8 @@ def _reason(e: BaseException) -> str:
 
 # --- fx -----------------------------------------------------------------------------------
 
-def _fx_run(gm: fx.GraphModule, input_chw: tuple[int, ...], source: str) -> Assembler:
+def _fx_run(gm: fx.GraphModule, module: nn.Module, input_chw: tuple[int, ...],
+            source: str) -> Assembler:
     state = state_copy(gm, "meta")
     for node in gm.graph.nodes:  # tensor constants fx lifted out of the forward
         if node.op == "get_attr" and node.target not in state:
@@ -174,7 +210,7 @@ def _fx_run(gm: fx.GraphModule, input_chw: tuple[int, ...], source: str) -> Asse
         return runner
 
     runner = with_state(gm, state, run, torch.empty(1, *input_chw, device="meta"))
-    return _fx_steps(gm, runner, source)
+    return _fx_steps(gm, module, runner, source)
 
 
 def _attr(gm: fx.GraphModule, target: str):
@@ -184,8 +220,9 @@ def _attr(gm: fx.GraphModule, target: str):
     return value
 
 
-def _fx_steps(gm: fx.GraphModule, runner: _Runner, source: str) -> Assembler:
-    asm = Assembler(gm, source)
+def _fx_steps(gm: fx.GraphModule, module: nn.Module, runner: _Runner,
+              source: str) -> Assembler:
+    asm = Assembler(gm, source, module)
     env = runner.env
     for node in gm.graph.nodes:
         value = env.get(node)
@@ -195,12 +232,30 @@ def _fx_steps(gm: fx.GraphModule, runner: _Runner, source: str) -> Assembler:
         elif node.op == "get_attr":
             asm.constant(node, node.target)
         elif node.op == "output":
-            asm.output_keys = [n for n in tree_leaves(node.args[0]) if isinstance(n, fx.Node)]
-        elif _is_element(node, env):
-            asm.alias(node, (node.args[0], node.args[1]))
+            asm.output_keys = _returned(node.args[0])
+        elif _is_container(node):
+            continue  # a namedtuple of outputs (Inception's InceptionOutputs in training)
+        elif _is_element(node, env):  # spx[-1] is element len - 1
+            asm.alias(node, (node.args[0], node.args[1] % len(env[node.args[0]])))
         else:
             asm.step(_fx_step(gm, node, env, runner.flops.get(node, 0)))
     return asm
+
+
+def _is_container(node: fx.Node) -> bool:
+    return node.op == "call_function" and isinstance(node.target, type) \
+        and issubclass(node.target, tuple)
+
+
+def _returned(value) -> list[fx.Node]:
+    """The nodes a forward returns, through namedtuples built of them."""
+    nodes = []
+    for leaf in tree_leaves(value):
+        if isinstance(leaf, fx.Node) and _is_container(leaf):
+            nodes += _returned((leaf.args, leaf.kwargs))
+        elif isinstance(leaf, fx.Node):
+            nodes.append(leaf)
+    return nodes
 
 
 def _is_element(node: fx.Node, env: dict) -> bool:
