@@ -336,3 +336,29 @@ def test_module_and_function_calls_become_the_kinds() -> None:
 def test_calls_that_touch_the_batch_stay_opaque(fn) -> None:
     kinds = [n.kind for n in graph_from_module(Part(fn), (3, 4, 5)).graph]
     assert kinds[1:] and set(kinds[1:]) == {"opaque"}
+
+
+class Difference(nn.Module):
+    """conv(x) - mean over channels of conv(x): a broadcast subtract of two computed tensors."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(8, 4, 3, padding=1)
+
+    def forward(self, x):
+        y = self.conv(x)
+        return y - y.mean(1, keepdim=True)
+
+
+def test_sub_is_a_two_input_merge_that_broadcasts_as_torch() -> None:
+    graph = _load("  - {conv: 4, k: 3, p: 1}\n  - {mean: [1], keepdim: true}\n"
+                  "  - {sub, from: [conv1, mean1]}\n")
+    report = analyze_graph(graph, (8, 12, 10), batch=2)
+    net = Difference()
+    shape, macs = _torch(net.to("meta").eval(), (8, 12, 10))
+    assert report.layers[-1].output_shape == shape
+    assert (report.totals.params, report.totals.macs) == (
+        sum(p.numel() for p in net.parameters()), macs)
+    assert report.layers[-1].other_ops == 2 * 4 * 12 * 10  # one subtract per output element
+    with pytest.raises(CnnstatError, match="sub takes two inputs"):
+        analyze_graph(_load("  - {conv: 4, k: 1}\n  - {sub, from: [conv1]}\n"), None)

@@ -555,7 +555,7 @@ class Crop(Layer):
 # Kinds declared in their own module (it imports this one's base and helpers): imported
 # here, before the derived tuples below, so they are kinds like every other.
 from cnnstat.ir.tensor_layers import (  # noqa: E402, F401
-    PAD_MODES, PARTS, REDUCTIONS, Chunk, GroupNorm, Mean, Pad, Split, Sum, Unbind,
+    PAD_MODES, PARTS, REDUCTIONS, Chunk, GroupNorm, Mean, Pad, Split, Sub, Sum, Unbind,
 )
 
 ELEMENTWISE_ACTIVATIONS: tuple[type[Layer], ...] = kinds_with(POINTWISE)
