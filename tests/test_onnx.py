@@ -144,11 +144,10 @@ def test_resize_and_reshape(tmp_path) -> None:
     assert _report(path).totals.params == 0  # the scales are not weights
 
 
-@pytest.mark.parametrize("op, kind", [("Sub", "sub"),
-                                      ("Softsign", None)])
+@pytest.mark.parametrize("op, kind", [("Softsign", None)])
 def test_unmapped_ops_are_opaque_and_listed(tmp_path, op, kind) -> None:
     onnx = pytest.importorskip("onnx")
-    inputs = ["x", "x"] if op == "Sub" else ["x"]
+    inputs = ["x"]
     path = _model(tmp_path, [onnx.helper.make_node(op, inputs, ["y"], name="odd")], [1, 3, 8, 8])
     from cnnstat.models import resolve
 
@@ -282,3 +281,121 @@ def test_onnx_path_imports_no_torch(tmp_path) -> None:
                          text=True, check=True)
     macs, loaded = json.loads(out.stdout)
     assert macs == 2 * 3 * 64 and loaded == ["torch"]  # only the blocker entry
+
+
+def _ints(onnx, name, values):
+    return onnx.helper.make_tensor(name, onnx.TensorProto.INT64, [len(values)], list(values))
+
+
+@pytest.mark.parametrize("opset", [11, 13, 18])
+def test_split_becomes_one_part_node_per_output(tmp_path, opset) -> None:
+    """Split of 8 channels into 3 + 5 (an attribute before opset 13, an input after), each
+    part read by a later node; the parts cost nothing (views)."""
+    onnx = pytest.importorskip("onnx")
+    h = onnx.helper
+    sizes, inits = {"split": [3, 5]}, []
+    inputs = ["c"]
+    if opset >= 13:
+        sizes, inits, inputs = {}, [_ints(onnx, "sizes", [3, 5])], ["c", "sizes"]
+    nodes = [h.make_node("Conv", ["x", "w"], ["c"], kernel_shape=[1, 1]),
+             h.make_node("Split", inputs, ["a", "b"], axis=1, name="split", **sizes),
+             h.make_node("Concat", ["b", "a"], ["y"], axis=1)]
+    path = _model(tmp_path, nodes, [1, 8, 8, 8], [_tensor(onnx, "w", [8, 3, 1, 1]), *inits],
+                  opset=opset)
+    from cnnstat.models import resolve
+
+    graph = resolve(path).graph
+    assert _kinds(path) == ["conv2d", "split", "split", "concat"]
+    assert [graph.node(f"split.{k}").layer.index for k in (0, 1)] == [0, 1]
+    assert graph.nodes[-1].inputs == ("split.1", "split.0")
+    report = _report(path)
+    assert [r.output_shape for r in report.layers if r.kind == "split"] == [
+        (1, 3, 8, 8), (1, 5, 8, 8)]
+    assert report.totals.params == 8 * 3 and report.totals.macs == 8 * 3 * 64
+
+
+def test_equal_split_without_sizes_takes_the_inferred_parts(tmp_path) -> None:
+    onnx = pytest.importorskip("onnx")
+    h = onnx.helper
+    nodes = [h.make_node("Split", ["x"], ["a", "b", "c"], axis=2, name="split"),
+             h.make_node("Add", ["a", "c"], ["y"])]
+    path = _model(tmp_path, nodes, [1, 3, 3, 9], in_dims=(1, 3, 9, 9))
+    assert _kinds(path) == ["split", "split", "split", "add"]
+    assert _report(path).outputs[0][1] == (1, 3, 3, 9)
+
+
+@pytest.mark.parametrize(("mode", "kind_mode"), [("constant", "constant"),
+                                                 ("reflect", "reflect"), ("edge", "replicate")])
+def test_pad_is_the_pad_kind_in_torchs_order(tmp_path, mode, kind_mode) -> None:
+    """ONNX pads [0, 0, 1, 2, 0, 0, 3, 4] are begin (N, C, H, W) then end: H 1 + 3, W 2 + 4,
+    which F.pad writes [2, 4, 1, 3] (last dim first): 8x8 -> 12x14."""
+    onnx = pytest.importorskip("onnx")
+    h = onnx.helper
+    node = h.make_node("Pad", ["x", "pads"], ["y"], mode=mode, name="pad")
+    path = _model(tmp_path, [node], [1, 3, 12, 14], [_ints(onnx, "pads", [0, 0, 1, 2, 0, 0, 3, 4])],
+                  opset=13)
+    from cnnstat.models import resolve
+
+    layer = resolve(path).graph.node("pad").layer
+    assert (layer.padding, layer.mode) == ((2, 4, 1, 3), kind_mode)
+    report = _report(path)
+    assert report.outputs[0][1] == (1, 3, 12, 14) and report.totals.params == 0
+
+
+def test_pad_value_axes_and_what_stays_opaque(tmp_path) -> None:
+    """Opset 18's axes input: pads [1, 1] on axis 3 only, value 0.5; padding the batch has
+    no kind (torch's layers never pad it): opaque."""
+    onnx = pytest.importorskip("onnx")
+    h = onnx.helper
+    value = onnx.helper.make_tensor("v", onnx.TensorProto.FLOAT, [], [0.5])
+    node = h.make_node("Pad", ["x", "pads", "v", "axes"], ["y"], name="pad")
+    path = _model(tmp_path, [node], [1, 3, 8, 10], [_ints(onnx, "pads", [1, 1]), value,
+                                                     _ints(onnx, "axes", [3])], opset=18)
+    from cnnstat.ir import layers as L
+    from cnnstat.models import resolve
+
+    assert resolve(path).graph.node("pad").layer == L.Pad(padding=(1, 1), value=0.5)
+    batch = h.make_node("Pad", ["x", "pads"], ["y"], name="pad")
+    path = _model(tmp_path, [batch], [3, 3, 8, 8], [_ints(onnx, "pads", [1, 0, 0, 0, 1, 0, 0, 0])],
+                  opset=13, name="batch")
+    assert _kinds(path) == ["opaque"]
+
+
+@pytest.mark.parametrize("opset", [13, 18])
+def test_reduce_mean_over_space_with_and_without_keepdims(tmp_path, opset) -> None:
+    """Mean over H, W: 1 add per input element (3*8*8 = 192 other ops); keepdims 0 drops
+    the axes; no axes at all reduces the batch too: opaque."""
+    onnx = pytest.importorskip("onnx")
+    h = onnx.helper
+    axes = {"axes": [2, 3]} if opset < 18 else {}
+    inputs = ["x"] if opset < 18 else ["x", "axes"]
+    inits = [] if opset < 18 else [_ints(onnx, "axes", [2, 3])]
+    node = h.make_node("ReduceMean", inputs, ["y"], keepdims=0, name="mean", **axes)
+    path = _model(tmp_path, [node], [1, 3], inits, opset=opset)
+    assert _kinds(path) == ["mean"]
+    report = _report(path)
+    assert report.outputs[0][1] == (1, 3) and report.totals.other_ops == 3 * 8 * 8
+    everything = h.make_node("ReduceMean", ["x"], ["y"], keepdims=0, name="mean")
+    path = _model(tmp_path, [everything], [], opset=opset, name="all")
+    assert _kinds(path) == ["opaque"]
+
+
+def test_sub_of_two_computed_tensors_and_of_a_constant(tmp_path) -> None:
+    """relu(x) - sigmoid(x): 1 op per output element (3*8*8); x - x keeps both edges;
+    x - a constant (a mean to subtract) has one computed input: opaque, listed."""
+    onnx = pytest.importorskip("onnx")
+    h = onnx.helper
+    nodes = [h.make_node("Relu", ["x"], ["r"]), h.make_node("Sigmoid", ["x"], ["s"]),
+             h.make_node("Sub", ["r", "s"], ["y"], name="sub")]
+    path = _model(tmp_path, nodes, [1, 3, 8, 8])
+    assert _kinds(path) == ["relu", "sigmoid", "sub"]
+    sub = [r for r in _report(path).layers if r.name == "sub"][0]
+    assert (sub.macs, sub.other_ops) == (0, 3 * 8 * 8)
+    path = _model(tmp_path, [h.make_node("Sub", ["x", "x"], ["y"], name="sub")], [1, 3, 8, 8],
+                  name="self")
+    from cnnstat.models import resolve
+
+    assert resolve(path).graph.node("sub").inputs == ("input", "input")
+    path = _model(tmp_path, [h.make_node("Sub", ["x", "m"], ["y"], name="sub")], [1, 3, 8, 8],
+                  [_tensor(onnx, "m", [1, 3, 1, 1])], name="const")
+    assert _kinds(path) == ["opaque"]

@@ -1,5 +1,5 @@
 """Every analyzer's rules for the kinds of `cnnstat/ir/tensor_layers.py`: parts of a
-tensor (split, chunk, unbind), reductions (mean, sum), pad and group norm.
+tensor (split, chunk, unbind), reductions (mean, sum), pad, group norm and sub.
 
 Kept in one module, registered into each analyzer's registry (imported by the package,
 so any use of a registry sees them). Shape rules follow torch's: `torch.split`,
@@ -15,8 +15,10 @@ import math
 from cnnstat.analyzers import min_input as M
 from cnnstat.analyzers import rf as R
 from cnnstat.analyzers.ops import OPS, OpCount
+from cnnstat.analyzers.ops import _merge as merge_ops
 from cnnstat.analyzers.params import PARAMS, ParamCount
 from cnnstat.analyzers.shapes import SHAPES, Shape, TooSmall
+from cnnstat.analyzers.shapes import _broadcast as broadcast
 from cnnstat.ir import layers as L
 
 
@@ -252,3 +254,18 @@ def _group_norm_field(node, fields, ins, out, notes):
     depends on the whole image (unlike batch norm at inference, or a per-position layer
     norm)."""
     return R.global_field(fields[0].image)
+
+
+# --- sub ----------------------------------------------------------------------------------
+
+
+@SHAPES.register(L.Sub)
+def _sub(layer: L.Sub, ins: tuple[Shape, ...]) -> Shape:
+    """x - y: two inputs, broadcast as add's."""
+    if len(ins) != 2:
+        raise ValueError(f"sub takes two inputs (x - y), got {len(ins)}")
+    return broadcast(layer, ins)
+
+
+OPS.register(L.Sub)(merge_ops)  # 1 subtract per output element
+M.FORMS.register(L.Sub)(M._broadcast)

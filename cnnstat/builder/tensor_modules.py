@@ -54,6 +54,16 @@ class Pad(nn.Module):
         return nn.functional.pad(x, self.padding, self.mode, self.value)
 
 
+class Sub(nn.Module):
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return x - y
+
+
+@BUILDERS.register(L.Sub)
+def _sub(layer: L.Sub, ins: tuple[Shape, ...]) -> nn.Module:
+    return Sub()
+
+
 @BUILDERS.register(*L.PARTS)
 def _part(layer: L.Layer, ins: tuple[Shape, ...]) -> nn.Module:
     return Part(layer)

@@ -28,7 +28,9 @@ from cnnstat.errors import (
     listing,
 )
 from cnnstat.files import require_regular_file
-from cnnstat.frontends.onnx_ops import BUFFERS, CONVERTERS, OPERANDS, PENDING_KINDS, Op
+from cnnstat.frontends.onnx_ops import (
+    BUFFERS, CONVERTERS, OPERANDS, PENDING_KINDS, Op, split_parts,
+)
 from cnnstat.ir import Graph, ModelMeta, Node
 from cnnstat.ir import layers as L
 
@@ -36,6 +38,7 @@ Shape = tuple[int, ...]
 MIN_OPSET = 7  # the first opset with today's Conv/BatchNormalization/Upsample semantics
 SHAPE_OPS = ("Shape", "Size")  # read a value's shape, not its data: the result is a constant
 _FLOAT_TYPES = (1, 10, 11, 16)  # float, float16, double, bfloat16 (TensorProto enum)
+_INT_TYPES = (6, 7)  # int32, int64
 
 
 def load_onnx(model: str, input: str | None = None):
@@ -189,25 +192,52 @@ class _Builder:
         outs = [o for o in node.output if o]
         params = self._claim(node)
         if len(outs) > 1 and node.op_type != "Dropout":
+            parts = self._parts(node, ins, outs) if len(set(ins)) == 1 else None
             for k, out in enumerate(outs):
-                self._opaque(f"{name}[{k}]", node, ins, out, params if k == 0 else (0, 0))
+                if parts is not None:
+                    part = f"{name}.{k}"
+                    self._add(part, parts[k], (self.values[ins[0]][0],), out,
+                              self._out_shape(node, out))
+                else:
+                    self._opaque(f"{name}[{k}]", node, ins, out, params if k == 0 else (0, 0))
             return
         layer = self._convert(node, name, ins, outs[0], params)
         if layer is None:
             self._opaque(name, node, ins, outs[0], params)
             return
-        self._add(name, layer, tuple(dict.fromkeys(self.values[i][0] for i in ins)), outs[0],
+        # A merge keeps a repeated input (x - x, cat(x, x)); any other kind has one.
+        sources = tuple(self.values[i][0] for i in ins)
+        self._add(name, layer, sources if isinstance(layer, L.MERGES) else sources[:1], outs[0],
                   self._out_shape(node, outs[0]))
+
+    def _op(self, node: Any, ins: list[str], out: str) -> Op:
+        return Op(node.op_type, {**self._attrs(node), "_opset": self.opset},
+                  tuple(self.values[i][1] for i in ins), self._out_shape(node, out),
+                  tuple(self._weight_shape(i) for i in node.input),
+                  tuple(self._scalar(i) for i in node.input),
+                  tuple(self._ints(i) for i in node.input))
+
+    def _parts(self, node: Any, ins: list[str], outs: list[str]) -> list[L.Layer] | None:
+        """A Split's parts, each checked against its inferred shape; None: all opaque."""
+        if node.op_type != "Split":
+            return None
+        op = self._op(node, ins, outs[0])
+        shapes = tuple(self._out_shape(node, o) for o in outs)
+        try:
+            parts = split_parts(op, shapes)
+            if parts is None or any(tuple(SHAPES.get(L.Split)(p, op.ins)) != s
+                                    for p, s in zip(parts, shapes, strict=True)):
+                return None
+        except ValueError:
+            return None
+        return parts
 
     def _convert(self, node: Any, name: str, ins: list[str], out: str,
                  params: tuple[int, int]) -> L.Layer | None:
         converter = CONVERTERS.get(node.op_type)
         if converter is None:
             return None
-        op = Op(node.op_type, {**self._attrs(node), "_opset": self.opset},
-                tuple(self.values[i][1] for i in ins), self._out_shape(node, out),
-                tuple(self._weight_shape(i) for i in node.input),
-                tuple(self._scalar(i) for i in node.input))
+        op = self._op(node, ins, out)
         try:
             layer = converter(op)
         except (ValueError, KeyError, IndexError, TypeError):
@@ -276,6 +306,15 @@ class _Builder:
         if tensor is None or _numel(tensor.dims) != 1 or tensor.data_location == 1:
             return None
         return float(self.onnx.numpy_helper.to_array(tensor).reshape(-1)[0])
+
+    def _ints(self, name: str) -> tuple[int, ...] | None:
+        """A small int initializer or Constant (Pad's pads, ReduceMean's axes, 64 values at
+        most); anything else is never turned into an array."""
+        tensor = self.init.get(name) or self._constant_tensor(name)
+        if tensor is None or tensor.data_type not in _INT_TYPES or _numel(tensor.dims) > 64 \
+                or tensor.data_location == 1:
+            return None
+        return tuple(int(v) for v in self.onnx.numpy_helper.to_array(tensor).reshape(-1))
 
     def _constant_tensor(self, name: str) -> Any:
         for node in self.proto.graph.node:

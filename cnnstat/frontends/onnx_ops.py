@@ -28,9 +28,14 @@ class Op:
     out: Shape
     weights: tuple[Shape | None, ...]
     scalars: tuple[float | None, ...]
+    # the values of each small constant int input (Pad's pads, ReduceMean's axes)
+    ints: tuple[tuple[int, ...] | None, ...] = ()
 
     def weight(self, i: int) -> Shape | None:
         return self.weights[i] if i < len(self.weights) else None
+
+    def int_input(self, i: int) -> tuple[int, ...] | None:
+        return self.ints[i] if i < len(self.ints) else None
 
 
 Converter = Callable[[Op], "L.Layer | None"]
@@ -38,18 +43,13 @@ CONVERTERS: dict[str, Converter] = {}
 
 # Ops whose layer kind is being added to cnnstat/ir/layers.py: opaque until then (shape
 # from inference, counts n/a, listed). Mapping one is a single line in CONVERTERS.
-PENDING_KINDS = {
-    "Split": "split",
-    "Pad": "pad",
-    "ReduceMean": "mean",
-    "Sub": "sub",
-}
+PENDING_KINDS: dict[str, str] = {}
 
 
 # Input positions that hold no weights: bounds, scales, pads, ratios (not params), and
 # BatchNormalization's running statistics (buffers, as in torch).
 OPERANDS = {"Clip": (1, 2), "Resize": (1, 2, 3), "Upsample": (1,), "Pad": (1, 2, 3),
-            "Dropout": (1, 2)}
+            "Dropout": (1, 2), "Split": (1,), "ReduceMean": (1,)}
 BUFFERS = {"BatchNormalization": (3, 4)}
 
 
@@ -230,3 +230,58 @@ CONVERTERS.update({
     "Add": _plain(L.Add), "Mul": _plain(L.Multiply), "Identity": _plain(L.Identity),
     "Dropout": _plain(L.Dropout),
 })
+
+
+@converts("Sub")
+def _sub(op: Op) -> L.Layer:
+    """x - y, both computed (a constant operand, x - mean, keeps it opaque: one edge)."""
+    return L.Sub()
+
+
+# ONNX Pad's modes -> F.pad's ('wrap' from opset 19).
+_PAD_MODES = {"constant": "constant", "reflect": "reflect", "edge": "replicate",
+              "wrap": "circular"}
+
+
+@converts("Pad")
+def _pad(op: Op) -> L.Layer | None:
+    """ONNX pads are [begin of each dim..., end of each dim...] (an attribute before opset
+    11, input 1 after; input 3 the axes they apply to, opset 18); torch's F.pad pairs run
+    from the last dim backwards. The batch is never padded."""
+    rank = len(op.ins[0])
+    pads = op.attrs.get("pads") if op.attrs.get("_opset", 13) < 11 else op.int_input(1)
+    axes = op.int_input(3) or tuple(range(rank))
+    mode = _PAD_MODES.get(op.attrs.get("mode", "constant"))
+    if pads is None or mode is None or len(pads) != 2 * len(axes):
+        return None
+    begin, end = [0] * rank, [0] * rank
+    for k, axis in enumerate(axes):
+        begin[axis % rank], end[axis % rank] = pads[k], pads[k + len(axes)]
+    if begin[0] or end[0] or (mode != "constant" and (begin[1] or end[1])):
+        return None  # the batch, or the channels in a mode that F.pad pads spatially only
+    last = 2 if mode != "constant" else \
+        next((d for d in range(1, rank) if begin[d] or end[d]), rank - 1)
+    padding = tuple(v for d in range(rank - 1, last - 1, -1) for v in (begin[d], end[d]))
+    value = op.attrs.get("value", op.scalars[2] if len(op.scalars) > 2 else None)
+    return L.Pad(padding=padding, mode=mode, value=float(value or 0.0))
+
+
+@converts("ReduceMean")
+def _reduce_mean(op: Op) -> L.Layer | None:
+    """Over `axes` (an attribute before opset 18, input 1 after), `keepdims` 1 by default;
+    no axes reduces every dim, the batch too: kept opaque."""
+    axes = op.attrs.get("axes") if op.attrs.get("_opset", 13) < 18 else op.int_input(1)
+    if not axes:
+        return None
+    return L.Mean(dims=tuple(axes), keepdim=bool(op.attrs.get("keepdims", 1)))
+
+
+def split_parts(op: Op, outs: tuple[Shape, ...]) -> list[L.Layer] | None:
+    """The parts of an ONNX Split, one layer each: the sizes along `axis` are those shape
+    inference gave its outputs (whether `split` is an attribute, an input or absent)."""
+    rank = len(op.ins[0])
+    axis = op.attrs.get("axis", 0)
+    if not -rank <= axis < rank or axis % rank == 0 or any(len(o) != rank for o in outs):
+        return None
+    sizes = tuple(o[axis] for o in outs)
+    return [L.Split(split_size=sizes, dim=axis % rank, index=k) for k in range(len(outs))]

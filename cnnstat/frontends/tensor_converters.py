@@ -112,8 +112,9 @@ def _reduce(call: Call) -> L.Layer | None:
 @register_function("split", "split_with_sizes")
 def _split(call: Call) -> L.Layer | None:
     """torch.split(x, size_or_sizes, dim=0) and Tensor.split: part 0."""
-    sizes, dim = call.arg(1, "split_size_or_sections", call.kwargs.get("split_size")), \
-        _dim(call, 2, 0)
+    sizes = call.arg(1, "split_size_or_sections",
+                     call.kwargs.get("split_size", call.kwargs.get("split_sizes")))
+    dim = _dim(call, 2, 0)
     if dim is None or sizes is None:
         return None
     sizes = (sizes,) if isinstance(sizes, int) else tuple(sizes)

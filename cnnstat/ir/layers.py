@@ -572,7 +572,7 @@ class Crop(Layer):
 # Kinds declared in their own modules (they import this one's base and helpers): imported
 # here, before the derived tuples below and ALL_KINDS, so they are kinds like every other.
 from cnnstat.ir.tensor_layers import (  # noqa: E402, F401
-    PAD_MODES, PARTS, REDUCTIONS, Chunk, GroupNorm, Mean, Pad, Split, Sum, Unbind,
+    PAD_MODES, PARTS, REDUCTIONS, Chunk, GroupNorm, Mean, Pad, Split, Sub, Sum, Unbind,
 )
 from cnnstat.ir.layers_nd import (  # noqa: E402
     ATTENTION, ND_NORMS, ND_WINDOWS, AdaptiveAvgPool1d, AdaptiveAvgPool3d, AvgPool1d,

@@ -1,5 +1,6 @@
 """Layer kinds that cut, reduce, pad or group-normalise a tensor: `split` / `chunk` /
-`unbind` (one node per part), `mean` / `sum` over dims, `pad` (F.pad) and `group_norm`.
+`unbind` (one node per part), `mean` / `sum` over dims, `pad` (F.pad) and `group_norm`;
+and `sub`, the two-input merge x - y.
 
 Declared here and imported by `cnnstat.ir.layers` before it derives `ALL_KINDS`, so they
 register like every other kind; use them as `L.Split`, `L.Pad`, ....
@@ -14,7 +15,9 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from cnnstat.ir.layers import NO_PARAMS, SHAPE_PRESERVING, Layer, _non_negative, _positive
+from cnnstat.ir.layers import (
+    MERGE, NO_PARAMS, SHAPE_PRESERVING, Layer, _non_negative, _positive,
+)
 from cnnstat.ir.record import record
 
 _PART = frozenset({NO_PARAMS})
@@ -171,3 +174,11 @@ class GroupNorm(Layer):
 
     def __post_init__(self) -> None:
         _positive("num_groups", self.num_groups)
+
+
+@record
+class Sub(Layer):
+    """x - y (torch.sub, ONNX Sub): inputs (x, y), broadcast as in torch."""
+
+    kind: ClassVar[str] = "sub"
+    traits: ClassVar[frozenset[str]] = frozenset({MERGE, NO_PARAMS})

@@ -126,6 +126,7 @@ KINDS: dict[str, KindSpec] = {
                  auto_name="sum"),
         KindSpec(L.Pad, {"padding": SIGNED_LIST, "mode": STR, "value": FLOAT}, "padding",
                  ("padding",), choices={"mode": L.PAD_MODES}, auto_name="pad"),
+        KindSpec(L.Sub, {}, auto_name="sub"),
         KindSpec(L.GroupNorm, {"num_groups": INT, "eps": FLOAT, "affine": BOOL}, "num_groups",
                  ("num_groups",), auto_name="gn"),
     )
@@ -197,6 +198,7 @@ KIND_ALIASES: dict[str, tuple[str, dict[str, Any]]] = {
     "fc": ("linear", {}),
     "cat": ("concat", {}),
     "mul": ("multiply", {}),
+    "subtract": ("sub", {}),
     "view": ("reshape", {}),
     "shuffle": ("channel_shuffle", {}),
     "spp": ("spatial_pyramid_pool", {}),
