@@ -47,7 +47,8 @@ def rows(report: ModelReport) -> list[tuple[str, str, str]]:
     at = f"at {report.dtype}"
     return [
         ("Trainable params", fmt.exact(m["trainable_params"]), "requires_grad"),
-        ("Non-trainable params", fmt.exact(m["non_trainable_params"]), "frozen"),
+        ("Non-trainable params", fmt.exact(m["non_trainable_params"]),
+         "frozen: requires_grad=False, or a spec's `frozen: true`"),
         ("Input size", mb("input_bytes"), at),
         ("Forward/backward pass size", mb("forward_backward_bytes"),
          "2 x outputs of layers with params (torchinfo's rule)"),
