@@ -71,7 +71,6 @@ def rf(model: ModelArg, input: InputOpt = None, layer: LayerOpt = None, unit: Un
     graph = resolve_model(model, input, kwargs).graph  # a reference is traced at --input
     fmt = Format.json if as_json else format
     depth = parse_depth(depth)
-    depth = None if depth == "all" else depth
     names = [n.name for n in graph.nodes[1:]]
     if layer is not None and layer not in names:
         raise UsageError(f"no layer '{layer}' in '{graph.meta.name}'{did_you_mean(layer, names)}")
@@ -94,9 +93,10 @@ def rf(model: ModelArg, input: InputOpt = None, layer: LayerOpt = None, unit: Un
         extra = _measure(graph, shape, layer, fields, shapes, rows)
     head = {"schema": SCHEMA, "model": graph.meta.name, "source": graph.meta.source,
             "input_shape": [1, *shape]}
+    folded = None
     if fmt is not Format.json:
-        rows = fold_rows(rows, depth)
-    _emit(head, rows, extra, list(diagnostics), fmt, no_color)
+        rows, folded = fold_to_fit(rows, depth, fmt)
+    _emit(head, rows, extra, list(diagnostics), fmt, no_color, folded)
 
 
 def _fields(graph, size: str | None, strict: bool):
@@ -116,6 +116,23 @@ def _fields(graph, size: str | None, strict: bool):
     return shape, shapes, fields, diagnostics
 
 
+def fold_to_fit(rows: list[dict[str, Any]], depth: int | str | None, fmt: Format
+                ) -> tuple[list[dict[str, Any]], str | None]:
+    """--depth N folds; 'all' shows every layer; not given, a table longer than a screen
+    folds to the deepest level that fits and says so (CSV and Markdown fold only when
+    told, as the other per-layer commands do). Returns the rows and that line, if any."""
+    if depth == "all" or (depth is None and fmt is not Format.table):
+        return rows, None
+    if depth is not None:
+        return fold_rows(rows, depth), None  # type: ignore[arg-type]
+    from cnnstat.report.tables import fit_depth, fold_line
+
+    auto = fit_depth([r["name"] for r in rows], lambda d: len(fold_rows(rows, d)))
+    if auto is None:
+        return rows, None
+    return fold_rows(rows, auto), fold_line(auto, len(rows))
+
+
 def fold_rows(rows: list[dict[str, Any]], depth: int | None) -> list[dict[str, Any]]:
     """`--depth N`: one row per block N name levels deep, holding the field of its last
     layer (what the block's output sees)."""
@@ -128,7 +145,7 @@ def fold_rows(rows: list[dict[str, Any]], depth: int | None) -> list[dict[str, A
     return list(blocks.values())
 
 
-def _sweep(graph, sizes: list[str], layer: str | None, depth: int | None, fmt: Format,
+def _sweep(graph, sizes: list[str], layer: str | None, depth: int | str | None, fmt: Format,
            strict: bool, no_color: bool) -> None:
     """One field per layer (it does not depend on the input) and, per input, whether it
     exceeds that input."""
@@ -144,16 +161,20 @@ def _sweep(graph, sizes: list[str], layer: str | None, depth: int | None, fmt: F
         return
     inputs = ["x".join(map(str, run["input_shape"][1:])) for run in runs]
     headers = ["Layer", "Kind", "RF size", "Stride"] + [f"Exceeds {i}" for i in inputs]
-    table = []
-    for rows in zip(*(fold_rows(run["layers"], depth) for run in runs), strict=True):
+    table, folded = [], None
+    per_run = []
+    for run in runs:  # the same names at every input: each folds to the same depth
+        rows, folded = fold_to_fit(run["layers"], depth, fmt)
+        per_run.append(rows)
+    for rows in zip(*per_run, strict=True):
         cells = _cells(rows[-1], False)[:2] + _cells(rows[-1], False)[3:5]
         table.append(cells + [_cells(row, False)[-1] for row in rows])
     title = f"{graph.meta.name}: receptive fields, input sweep"
-    render_plain(title, headers, table, fmt, no_color)
+    render_plain(title, headers, table, fmt, no_color, folded)
 
 
 def render_plain(title: str, headers: list[str], rows: list[list[str]], fmt: Format,
-                 no_color: bool) -> None:
+                 no_color: bool, folded: str | None = None) -> None:
     """A small table as CSV, Markdown, or a table on the console."""
     if fmt is Format.csv:
         buf = io.StringIO()
@@ -176,7 +197,10 @@ def render_plain(title: str, headers: list[str], rows: list[list[str]], fmt: For
             table.add_column(header, justify="left" if i < 2 else "right", overflow="fold")
         for cells in rows:
             table.add_row(*cells)
-        stdout_console(no_color).print(table)
+        console = stdout_console(no_color)
+        console.print(table)
+        if folded:
+            console.print(folded)
 
 
 def _row(node, out_shape: tuple[int, ...], field) -> dict[str, Any]:
@@ -257,7 +281,8 @@ def _cells(row: dict[str, Any], empirical: bool) -> list[str]:
     return cells
 
 
-def _emit(head, rows, extra, diagnostics, fmt: Format, no_color: bool) -> None:
+def _emit(head, rows, extra, diagnostics, fmt: Format, no_color: bool,
+          folded: str | None = None) -> None:
     empirical = "erf" in extra
     headers = list(COLUMNS) + (["Measured", "Check"] if empirical else [])
     if fmt is Format.json:
@@ -279,10 +304,11 @@ def _emit(head, rows, extra, diagnostics, fmt: Format, no_color: bool) -> None:
             lines += [_erf_line(extra["erf"]), ""]
         sys.stdout.write("\n".join(lines))
     else:
-        _print_table(head, rows, extra, headers, empirical, no_color)
+        _print_table(head, rows, extra, headers, empirical, no_color, folded)
 
 
-def _print_table(head, rows, extra, headers, empirical: bool, no_color: bool) -> None:
+def _print_table(head, rows, extra, headers, empirical: bool, no_color: bool,
+                 folded: str | None) -> None:
     from rich import box
     from rich.table import Table
 
@@ -297,6 +323,8 @@ def _print_table(head, rows, extra, headers, empirical: bool, no_color: bool) ->
         table.add_row(*_cells(row, empirical))
     console = stdout_console(no_color)
     console.print(table)
+    if folded:
+        console.print(folded)
     if empirical:
         console.print(_erf_line(extra["erf"]))
 
