@@ -42,14 +42,17 @@ def with_diagnostics(report, resolved):
 
 
 def emit_with_crosscheck(resolved, report, view: str, format: Format, depth: int | None,
-                         no_color: bool, emit: Callable[..., None]) -> None:
-    """The view, then fvcore / torch / cnnstat per operator (JSON: one object with a
-    `crosscheck` member)."""
+                         no_color: bool, emit: Callable[..., None], extra: dict) -> None:
+    """The view, then fvcore / torch / cnnstat per operator (JSON: the report, with
+    what the command adds to it (`extra`: notes, min_input, memory) and a `crosscheck`
+    member)."""
     check = _crosscheck(resolved, report)
     if format is Format.json:
-        print(json.dumps({**report.to_dict(), "crosscheck": check.to_dict()}, indent=2))
+        from cnnstat.report.export import to_json
+
+        print(to_json(report, {**extra, "crosscheck": check.to_dict()}))
         return
-    emit(report, view, format, depth, no_color)
+    emit(report, view, format, depth, no_color, extra)
     if format is Format.table:
         from cnnstat.report.console import stdout_console
 

@@ -35,6 +35,8 @@ def _run_view(view: str, model: str, input: str | None, batch: int, format: Form
     from cnnstat.analyzers import analyze_graph
     from cnnstat.api import input_shape
 
+    if crosscheck and input is not None and "," in input:
+        raise UsageError("--crosscheck takes one input, not a sweep")
     resolved = resolve_model(model, input, kwargs)
     if regions is not None:
         import dataclasses
@@ -62,7 +64,7 @@ def _run_view(view: str, model: str, input: str | None, batch: int, format: Form
     if len(reports) > 1:
         _emit_sweep(reports, format, no_color, extra)
     elif crosscheck:
-        emit_with_crosscheck(resolved, report, view, format, depth, no_color, _emit)
+        emit_with_crosscheck(resolved, report, view, format, depth, no_color, _emit, extra)
     else:
         _emit(report, view, format, depth, no_color, extra)
     check_unsupported(report, strict)
