@@ -57,6 +57,7 @@ def _run_view(view: str, model: str, input: str | None, batch: int, format: Form
         notes.append({"code": "unsupported", "message": message,
                       "layers": sorted({u.layer for u in report.unsupported})})
     extra["notes"] = notes
+    check_unsupported(report, strict)  # before any output: a refused result prints nothing
     if view == "summary":
         from cnnstat.report.memory import memory
 
@@ -67,7 +68,6 @@ def _run_view(view: str, model: str, input: str | None, batch: int, format: Form
         emit_with_crosscheck(resolved, report, view, format, depth, no_color, _emit, extra)
     else:
         _emit(report, view, format, depth, no_color, extra)
-    check_unsupported(report, strict)
 
 
 def _min_input(graph, notes: list[dict]) -> dict:
