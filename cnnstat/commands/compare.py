@@ -101,7 +101,7 @@ def compare(
         "--per-stage", help="Also compare params and MACs per resolution stage.")] = False,
     plot: Annotated[str | None, typer.Option(
         "--plot", help="Write a PNG or SVG of params, MACs and receptive field along depth "
-        "(needs matplotlib: pip install 'cnnstat[plot]').", show_default=False)] = None,
+        "(needs matplotlib: pip install 'cnnstat\\[plot]').", show_default=False)] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing --plot file.")]
     = False,
     time: Annotated[bool, typer.Option(

@@ -85,7 +85,7 @@ class Stdout:
 
         if objects and plain_stream(sys.stdout) and all(
                 isinstance(o, TextTable) and o.plain_ok() for o in objects):
-            from cnnstat.report.console import Rstripped
+            from cnnstat.report.streams import Rstripped
 
             Rstripped(sys.stdout).write("".join(o.plain() for o in objects))
         else:

@@ -65,6 +65,7 @@ def rf(model: ModelArg, input: InputOpt = None, layer: LayerOpt = None, unit: Un
        no_color: NoColorOpt = False, strict: StrictOpt = False,
        kwargs: KwargsOpt = None) -> None:
     """Receptive field per layer: size, effective stride, start, effective padding.
+
     A field depends on neither --batch nor --dtype: both are accepted and change nothing."""
     from cnnstat.commands.torch_cmds import resolve_model
 
