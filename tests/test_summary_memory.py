@@ -53,3 +53,17 @@ def test_the_summary_table_prints_torchinfo_names():
     for label in ("Trainable params", "Non-trainable params", "Input size",
                   "Forward/backward pass size", "Params size", "Estimated Total Size"):
         assert label in out
+
+
+def test_a_summary_sweep_carries_each_inputs_memory():
+    """One memory estimate per input, each the one a single-input summary gives."""
+    sweep = json.loads(CliRunner().invoke(app, ["summary", "vgg16", "--input", "224,320",
+                                                "--json"]).stdout)
+    assert "memory" not in sweep  # it would be one input's, read as the sweep's
+    for report, side in zip(sweep["reports"], (224, 320), strict=True):
+        single = json.loads(CliRunner().invoke(app, ["summary", "vgg16", "--input",
+                                                     str(side), "--json"]).stdout)
+        assert report["memory"] == single["memory"]
+        assert report["memory"]["input_bytes"] == 3 * side * side * 4  # fp32: 4 bytes
+        # torchvision VGG16_Weights.IMAGENET1K_V1 num_params = 138,357,544 at any input
+        assert report["memory"]["params_bytes"] == 138_357_544 * 4

@@ -58,12 +58,17 @@ def _run_view(view: str, model: str, input: str | None, batch: int, format: Form
                       "layers": sorted({u.layer for u in report.unsupported})})
     extra["notes"] = notes
     check_unsupported(report, strict)  # before any output: a refused result prints nothing
-    if view == "summary":
+    per_report = None
+    if view == "summary":  # its memory estimate: of the one input, or of each in a sweep
         from cnnstat.report.memory import memory
 
-        extra["memory"] = memory(report)
+        if len(reports) > 1:
+            def per_report(r):
+                return {"memory": memory(r)}
+        else:
+            extra["memory"] = memory(report)
     if len(reports) > 1:
-        _emit_sweep(reports, format, no_color, extra)
+        _emit_sweep(reports, format, no_color, extra, per_report)
     elif crosscheck:
         emit_with_crosscheck(resolved, report, view, format, depth, no_color, _emit, extra)
     else:
@@ -82,10 +87,10 @@ def _min_input(graph, notes: list[dict]) -> dict:
     return {"min_input": {"side": side, "shape": [channels, side, side]}}
 
 
-def _emit_sweep(reports, format: Format, no_color: bool, extra: dict) -> None:
+def _emit_sweep(reports, format: Format, no_color: bool, extra: dict, per_report=None) -> None:
     from cnnstat.report import sweep
 
-    emit(format, no_color, json=lambda: sweep.sweep_json(reports, extra),
+    emit(format, no_color, json=lambda: sweep.sweep_json(reports, extra, per_report),
          csv=lambda: sweep.sweep_csv(reports), markdown=lambda: sweep.sweep_markdown(reports),
          table=lambda console: console.print(sweep.sweep_table(reports)))
 
