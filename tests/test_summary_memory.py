@@ -67,3 +67,12 @@ def test_a_summary_sweep_carries_each_inputs_memory():
         assert report["memory"]["input_bytes"] == 3 * side * side * 4  # fp32: 4 bytes
         # torchvision VGG16_Weights.IMAGENET1K_V1 num_params = 138,357,544 at any input
         assert report["memory"]["params_bytes"] == 138_357_544 * 4
+
+
+def test_markdown_summary_carries_the_memory_estimate():
+    out = CliRunner().invoke(app, ["summary", "vgg16", "--format", "markdown"]).stdout
+    data = json.loads(CliRunner().invoke(app, ["summary", "vgg16", "--json"]).stdout)
+    # torchinfo prints MB = 10**6 bytes with two decimals
+    total = f"{data['memory']['estimated_total_bytes'] / 1e6:,.2f} MB"
+    assert f"| Estimated Total Size | {total} |" in out
+    assert f"| Trainable params | {data['totals']['trainable_params']:,} |" in out
