@@ -81,7 +81,7 @@ def render(check: Any):
     from rich.table import Table
     from rich.text import Text
 
-    from cnnstat.report import fmt
+    from cnnstat import fmt
 
     table = Table(box=box.SIMPLE_HEAD, title_justify="left", caption_justify="left",
                   title=f"crosscheck at input {fmt.shape(check.input_shape)}: cnnstat vs "

@@ -7,7 +7,7 @@ import io
 import json
 
 from cnnstat.analyzers.results import ModelReport, fold
-from cnnstat.report import fmt
+from cnnstat import fmt
 from cnnstat.report.columns import CONVENTION, columns_for
 
 CSV_FIELDS = ("name", "kind", "output_shape", "params", "buffers", "macs", "flops",

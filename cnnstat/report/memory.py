@@ -37,7 +37,7 @@ def memory(report: ModelReport) -> dict[str, int]:
 
 def rows(report: ModelReport) -> list[tuple[str, str, str]]:
     """(label, exact, words) rows for the summary's headline, torchinfo's names first."""
-    from cnnstat.report import fmt
+    from cnnstat import fmt
 
     m = memory(report)
 

@@ -11,7 +11,7 @@ from rich import box
 from rich.table import Table
 
 from cnnstat.analyzers.results import ModelReport
-from cnnstat.report import fmt
+from cnnstat import fmt
 
 SWEEP_SCHEMA = "cnnstat.sweep/1"
 _FIELDS = ("input_shape", "output_shapes", "params", "macs", "flops", "other_ops",

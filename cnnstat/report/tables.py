@@ -11,7 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from cnnstat.analyzers.results import LayerStats, ModelReport, fold
-from cnnstat.report import fmt
+from cnnstat import fmt
 from cnnstat.report.columns import CONVENTION, columns_for, has_regions
 
 
