@@ -17,7 +17,7 @@ def resolve_model(model: str, input: str | None, kwargs: str | None):
     """resolve() with the torch options: a module reference is traced at `--input`
     (a single size; a sweep traces at the default) and built with `--kwargs`. Says on
     stderr which spec an alias picked, or how the frontend built the graph."""
-    from cnnstat.models import resolve
+    from cnnstat.resolver import resolve
 
     is_reference = ":" in model
     if kwargs is not None and not is_reference:
