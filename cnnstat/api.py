@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from cnnstat.analyzers import ModelReport, analyze_graph
-from cnnstat.errors import UsageError
+from cnnstat.inputs import input_dims
 from cnnstat.ir import Graph
-from cnnstat.models import resolve
+from cnnstat.resolver import resolve
 
 
 def analyze(model: str | Path | Graph, input: tuple[int, ...] | int | None = None, *,
@@ -23,25 +23,5 @@ def analyze(model: str | Path | Graph, input: tuple[int, ...] | int | None = Non
 
 def input_shape(value: tuple[int, ...] | int | str | None, graph: Graph) -> tuple[int, ...] | None:
     """Accepts (C, H, W), an int (square, channels from the spec), or text `3x224x224`,
-    `224x224`, `224`."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        parts = value.lower().replace("×", "x").split("x")
-        try:
-            value = tuple(int(p) for p in parts)
-        except ValueError:
-            raise UsageError(f"--input takes CxHxW, HxW or a size, got '{value}'") from None
-    dims = (value,) if isinstance(value, int) else tuple(value)
-    if len(dims) == 1:
-        dims = (dims[0], dims[0])  # a square size; channels come from the spec
-    if not dims or any(isinstance(d, bool) or not isinstance(d, int) or d <= 0 for d in dims):
-        raise UsageError(f"input sizes must be positive integers, got {list(dims)}")
-    if len(dims) == 2:
-        default = graph.meta.input
-        if default is None or len(default) != 3:
-            raise UsageError(f"model '{graph.meta.name}' has no default channels; give CxHxW")
-        dims = (default[0], *dims)
-    if len(dims) > 3:
-        raise UsageError(f"input is CxHxW without batch (use --batch), got {list(dims)}")
-    return dims
+    `224x224`, `224` (cnnstat.inputs)."""
+    return input_dims(value, graph.meta.input, graph.meta.name)

@@ -18,11 +18,15 @@ from cnnstat.commands import (  # noqa: F401
     views,
     zoo,
 )
-from cnnstat.commands.app import app, tolerate_any_encoding
+from cnnstat.commands.app import app, reflow_help, tolerate_any_encoding
+from cnnstat.report.streams import rstripped_stdout
+
+reflow_help()
 
 
 def main() -> None:
     tolerate_any_encoding()  # also for --help, which typer prints before any command runs
+    rstripped_stdout()  # typer's rich help pads every line to the width, even in a pipe
     app()
 
 

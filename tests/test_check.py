@@ -28,7 +28,7 @@ from cnnstat.budget import assert_budget, gate
 from cnnstat.budget.spec import load_budgets
 from cnnstat.commands.app import app
 from cnnstat.errors import SpecError
-from cnnstat.models import zoo_names
+from cnnstat.resolver import zoo_names
 
 VGG16_PARAMS = 138_357_544          # torchvision VGG16_Weights num_params
 RESNET50_PARAMS = 25_557_032        # torchvision ResNet50_Weights num_params
@@ -168,7 +168,7 @@ def test_activation_bytes_against_torch_shapes(tmp_path: Path) -> None:
     """The activation budget counts every layer's output at fp32, as torch's shapes say."""
     from oracles import torch_truth
 
-    from cnnstat.models import resolve
+    from cnnstat.resolver import resolve
 
     truth = torch_truth(resolve("vgg16").graph)
     fp32_bytes = 4 * sum(_prod(s) for s in truth.shapes.values())
@@ -360,7 +360,7 @@ def test_unknown_model_exits_2_and_still_reports_the_others(tmp_path: Path) -> N
 def test_relative_spec_path_is_read_from_the_budget_files_directory(tmp_path: Path,
                                                                    monkeypatch) -> None:
     """CI may run from anywhere: `specs/mine.yaml` means beside the budget file."""
-    from cnnstat.models import zoo_dir
+    from cnnstat.resolver import zoo_dir
 
     (tmp_path / "specs").mkdir()
     (tmp_path / "specs" / "mine.yaml").write_text((zoo_dir() / "vgg16.yaml").read_text())

@@ -184,6 +184,30 @@ def test_cli_crosscheck_on_a_spec(tmp_path):
     assert totals["fvcore"] == 221184 + 32 + 16384 + 2048
 
 
+def test_crosscheck_json_carries_what_the_plain_json_does(tmp_path):
+    """--crosscheck adds a member; the notes, min_input and memory the command adds to its
+    report stay (they were dropped once: the crosscheck JSON was the bare report)."""
+    from cnnstat.cli import app
+
+    spec = tmp_path / "tiny.yaml"
+    spec.write_text(SPEC)
+    args = ["summary", str(spec), "--min-input", "--json"]
+    plain = json.loads(CliRunner().invoke(app, args).stdout)
+    result = CliRunner().invoke(app, [*args, "--crosscheck"])
+    assert result.exit_code == 0, result.output
+    checked = json.loads(result.stdout)
+    assert {"notes", "min_input", "memory"} <= plain.keys()
+    assert {k: v for k, v in checked.items() if k != "crosscheck"} == plain
+
+
+def test_crosscheck_refuses_a_sweep():
+    from cnnstat.cli import app
+
+    result = CliRunner().invoke(app, ["flops", "vgg11", "--crosscheck", "--input", "64,96"])
+    assert result.exit_code == 2
+    assert "--crosscheck takes one input" in result.stderr
+
+
 @pytest.mark.oracle
 @pytest.mark.slow
 def test_resnet50_crosscheck():

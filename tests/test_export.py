@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 from cnnstat.analyzers import analyze_graph
 from cnnstat.cli import app
 from cnnstat.frontends import graph_from_module
-from cnnstat.models import load_zoo, zoo_names
+from cnnstat.resolver import load_zoo, zoo_names
 from cnnstat.spec import load_spec
 from cnnstat.writer import spec_from_graph
 

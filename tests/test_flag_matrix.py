@@ -130,6 +130,26 @@ def test_a_long_table_folds_to_fit_and_says_so() -> None:
     assert not [line for line in full.splitlines() if line.startswith("folded")]
 
 
+@pytest.mark.parametrize("extra", [[], ["--input", "224,320"]], ids=["one", "sweep"])
+def test_a_long_rf_table_folds_like_the_others(extra: list[str]) -> None:
+    folded = CliRunner().invoke(app, ["rf", "densenet121", *extra]).stdout
+    full = CliRunner().invoke(app, ["rf", "densenet121", "--depth", "all", *extra]).stdout
+    note = [line for line in folded.splitlines() if line.startswith("folded to depth")]
+    assert len(note) == 1 and "--depth all shows every layer" in note[0]
+    assert len(folded.splitlines()) <= 60 + 30
+    convs = [line for line in full.splitlines() if " conv2d " in line]
+    assert len(convs) == _torchvision_densenet121_convs()
+    assert "folded" not in full
+
+
+def test_rf_csv_and_json_carry_every_layer() -> None:
+    data = json.loads(CliRunner().invoke(app, ["rf", "densenet121", "--json"]).stdout)
+    csv_rows = CliRunner().invoke(app, ["rf", "densenet121", "--format", "csv"]).stdout
+    assert len([r for r in data["layers"] if r["kind"] == "conv2d"]) == \
+        _torchvision_densenet121_convs()
+    assert len(csv_rows.splitlines()) == len(data["layers"]) + 1
+
+
 def test_json_and_csv_carry_every_layer_of_a_long_table() -> None:
     data = json.loads(CliRunner().invoke(app, ["params", "densenet121", "--json"]).stdout)
     csv_rows = CliRunner().invoke(app, ["params", "densenet121", "--format", "csv"]).stdout

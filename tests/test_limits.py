@@ -21,7 +21,7 @@ from cnnstat.analyzers import analyze_graph
 from cnnstat.analyzers.shapes import MAX_SPATIAL
 from cnnstat.cli import app
 from cnnstat.errors import CnnstatError, LimitError, SpecError
-from cnnstat.models import zoo_dir, zoo_names
+from cnnstat.resolver import zoo_dir, zoo_names
 from cnnstat.spec import load_spec
 from cnnstat.spec.expr import MAX_EXPONENT, MAX_EXPR_CHARS, MAX_EXPR_DEPTH
 from cnnstat.spec.loader import MAX_BLOCK_DEPTH, MAX_NODES, MAX_STEPS

@@ -40,13 +40,13 @@ def _model(tmp_path, nodes, out_dims, inits=(), in_dims=(1, 3, 8, 8), opset=17, 
 
 def _report(path, input=None):
     from cnnstat.analyzers import analyze_graph
-    from cnnstat.models import resolve
+    from cnnstat.resolver import resolve
 
     return analyze_graph(resolve(path, input=input).graph, None)
 
 
 def _kinds(path):
-    from cnnstat.models import resolve
+    from cnnstat.resolver import resolve
 
     return [n.kind for n in resolve(path).graph][1:]
 
@@ -149,7 +149,7 @@ def test_unmapped_ops_are_opaque_and_listed(tmp_path, op, kind) -> None:
     onnx = pytest.importorskip("onnx")
     inputs = ["x"]
     path = _model(tmp_path, [onnx.helper.make_node(op, inputs, ["y"], name="odd")], [1, 3, 8, 8])
-    from cnnstat.models import resolve
+    from cnnstat.resolver import resolve
 
     resolved = resolve(path)
     (layer,) = [r for r in _report(path).layers if r.name == "odd"]
@@ -267,7 +267,7 @@ NO_TORCH = """
 import sys, json
 sys.modules["torch"] = None  # importing torch now fails
 from cnnstat.analyzers import analyze_graph
-from cnnstat.models import resolve
+from cnnstat.resolver import resolve
 report = analyze_graph(resolve(sys.argv[1]).graph, None)
 print(json.dumps([report.totals.macs, sorted(m for m in sys.modules if m.startswith("torch"))]))
 """

@@ -71,7 +71,7 @@ NO_TORCH = """
 import sys, json
 sys.modules["torch"] = None  # importing torch now fails
 from cnnstat.analyzers import analyze_graph
-from cnnstat.models import resolve
+from cnnstat.resolver import resolve
 out = {}
 for path in sys.argv[1:]:
     report = analyze_graph(resolve(path).graph, None)
@@ -122,7 +122,7 @@ def test_commands_on_exported_resnet50(exported, command) -> None:
 
 
 def test_mobilenet_v3_maps_its_hardsigmoids(exported) -> None:
-    from cnnstat.models import resolve
+    from cnnstat.resolver import resolve
 
     files, _ = exported
     resolved = resolve(files["mobilenet_v3_large"])

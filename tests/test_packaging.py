@@ -36,5 +36,5 @@ def test_non_editable_install_finds_the_zoo(tmp_path: Path) -> None:
                          cwd=tmp_path, env=env, capture_output=True, text=True, check=True)
     assert '"params": 138357544' in out.stdout
     assert str(target) in subprocess.run(
-        [sys.executable, "-c", "import cnnstat.models as m; print(m.zoo_dir())"],
+        [sys.executable, "-c", "import cnnstat.resolver as m; print(m.zoo_dir())"],
         cwd=tmp_path, env=env, capture_output=True, text=True, check=True).stdout

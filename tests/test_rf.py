@@ -29,7 +29,7 @@ from cnnstat.analyzers.rf import RF, ReceptiveField, receptive_fields
 from cnnstat.cli import app
 from cnnstat.ir import Graph, ModelMeta, Node
 from cnnstat.ir import layers as L
-from cnnstat.models import resolve, zoo_names
+from cnnstat.resolver import resolve, zoo_names
 
 
 def fields_of(graph: Graph, input_shape: tuple[int, ...] | None = None):

@@ -30,7 +30,7 @@ from cnnstat.analyzers.savings import (
 from cnnstat.cli import app
 from cnnstat.errors import UsageError
 from cnnstat.ir import Graph
-from cnnstat.models import resolve, zoo_names
+from cnnstat.resolver import resolve, zoo_names
 from cnnstat.spec.loader import build_graph
 from cnnstat.spec.yaml_tree import parse
 

@@ -53,3 +53,26 @@ def test_the_summary_table_prints_torchinfo_names():
     for label in ("Trainable params", "Non-trainable params", "Input size",
                   "Forward/backward pass size", "Params size", "Estimated Total Size"):
         assert label in out
+
+
+def test_a_summary_sweep_carries_each_inputs_memory():
+    """One memory estimate per input, each the one a single-input summary gives."""
+    sweep = json.loads(CliRunner().invoke(app, ["summary", "vgg16", "--input", "224,320",
+                                                "--json"]).stdout)
+    assert "memory" not in sweep  # it would be one input's, read as the sweep's
+    for report, side in zip(sweep["reports"], (224, 320), strict=True):
+        single = json.loads(CliRunner().invoke(app, ["summary", "vgg16", "--input",
+                                                     str(side), "--json"]).stdout)
+        assert report["memory"] == single["memory"]
+        assert report["memory"]["input_bytes"] == 3 * side * side * 4  # fp32: 4 bytes
+        # torchvision VGG16_Weights.IMAGENET1K_V1 num_params = 138,357,544 at any input
+        assert report["memory"]["params_bytes"] == 138_357_544 * 4
+
+
+def test_markdown_summary_carries_the_memory_estimate():
+    out = CliRunner().invoke(app, ["summary", "vgg16", "--format", "markdown"]).stdout
+    data = json.loads(CliRunner().invoke(app, ["summary", "vgg16", "--json"]).stdout)
+    # torchinfo prints MB = 10**6 bytes with two decimals
+    total = f"{data['memory']['estimated_total_bytes'] / 1e6:,.2f} MB"
+    assert f"| Estimated Total Size | {total} |" in out
+    assert f"| Trainable params | {data['totals']['trainable_params']:,} |" in out

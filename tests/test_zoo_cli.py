@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from cnnstat.analyzers.min_input import min_input_side
 from cnnstat.builder import build_module
 from cnnstat.cli import app
-from cnnstat.models import FAMILY_ALIASES, load_zoo, resolve, zoo_names
+from cnnstat.resolver import FAMILY_ALIASES, load_zoo, resolve, zoo_names
 
 # torchvision weights' meta["min_size"] (reference §1, pytorch/vision@9cb639a1).
 PUBLISHED_MIN_SIZE = {

@@ -21,7 +21,7 @@ import cnnstat
 from cnnstat.analyzers import ModelReport
 from cnnstat.builder import build_module
 from cnnstat.ir import Graph
-from cnnstat.models import resolve
+from cnnstat.resolver import resolve
 from cnnstat.spec import load_spec
 
 SPECS = Path(__file__).resolve().parents[1] / "specs"

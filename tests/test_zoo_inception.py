@@ -17,7 +17,7 @@ from oracles import torch_truth
 from cnnstat.analyzers import ModelReport, analyze_graph
 from cnnstat.ir import Graph
 from cnnstat.ir import layers as L
-from cnnstat.models import load_zoo
+from cnnstat.resolver import load_zoo
 
 MODELS = ("googlenet", "googlenet_2014", "inception_v3")
 

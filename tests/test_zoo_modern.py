@@ -21,7 +21,7 @@ import cnnstat
 from cnnstat.analyzers import ModelReport
 from cnnstat.analyzers.min_input import min_input_side
 from cnnstat.cli import app
-from cnnstat.models import aliases, load_zoo, resolve
+from cnnstat.resolver import aliases, load_zoo, resolve
 
 # name: (weights enum, num_params, _ops GMACs, crop, min_size) from torchvision 0.29.1.
 TORCHVISION = {

@@ -14,7 +14,7 @@ import pytest
 import cnnstat
 from cnnstat.analyzers import ModelReport
 from cnnstat.analyzers.min_input import min_input_side
-from cnnstat.models import load_zoo
+from cnnstat.resolver import load_zoo
 
 # name: (num_params, _ops in GMACs, crop side)
 TORCHVISION = {

@@ -15,7 +15,7 @@ from oracles import torch_truth
 
 import cnnstat
 from cnnstat.analyzers import ModelReport
-from cnnstat.models import resolve
+from cnnstat.resolver import resolve
 
 # torchvision's *_Weights.IMAGENET1K_V1 meta (pytorch/vision@9cb639a1, torchvision/models/
 # resnet.py), via shared/reference/published-numbers.md §1: num_params, and `_ops` = GMACs of

@@ -112,8 +112,10 @@ def _totals(graph: Graph, rows: list[LayerStats], dtype: str) -> Totals:
     """Params count every layer (they exist in the model); inference cost and activations
     count only the layers inference runs."""
     params = buffers = macs = other_ops = activations = train_params = train_macs = 0
+    frozen = 0
     for r in rows:  # one loop, not one sum() per total: this runs for every layer
         params += r.params or 0
+        frozen += r.non_trainable_params
         buffers += r.buffers or 0
         if r.train_only:
             train_params += r.params or 0
@@ -123,7 +125,7 @@ def _totals(graph: Graph, rows: list[LayerStats], dtype: str) -> Totals:
             other_ops += r.other_ops or 0
             activations += r.activations
     return Totals(
-        params=params, trainable_params=params, buffers=buffers, macs=macs,
+        params=params, trainable_params=params - frozen, buffers=buffers, macs=macs,
         other_ops=other_ops, activations=activations,
         activation_bytes=activations * DTYPE_BYTES[dtype], depth=weight_depth(graph),
         train_only_params=train_params, train_only_macs=train_macs,
@@ -179,8 +181,22 @@ def _rows(graph: Graph, shapes: dict[str, Shape], rf_of: dict) -> list[LayerStat
             macs=ops.macs, other_ops=ops.other_ops, activations=math.prod(out),
             is_weight_layer=kind.is_weight, receptive_field=rf_of.get(name),
             train_only=name in train_only, unsupported=kind.missing, regions=regions,
+            non_trainable_params=(_frozen(node, params.params)
+                                  if node.frozen or node.frozen_params else 0),
         ))
     return rows
+
+
+def _frozen(node, params: int | None) -> int:
+    """The layer's parameters that get no gradient (docs/conventions.md)."""
+    if params is None:  # not counted: neither is its frozen share
+        return 0
+    if node.frozen:
+        return params
+    if node.frozen_params > params:
+        raise AnalysisError(f"{node.frozen_params} frozen parameters, but the layer has "
+                            f"{params}", node.loc, layer=node.name, kind=node.kind)
+    return node.frozen_params
 
 
 def with_regions(graph: Graph, count: int) -> Graph:

@@ -36,6 +36,8 @@ class LayerStats(Record):
     # Runs per image: R inside a per-region scope (docs/detection.md), else 1. The counts
     # above are per image (R x the per-region cost); `per_region` divides them back.
     regions: int = 1
+    # Of `params`, those that get no gradient (a frozen layer: requires_grad=False).
+    non_trainable_params: int = 0
 
     @property
     def flops(self) -> int | None:
@@ -61,6 +63,8 @@ class LayerStats(Record):
         }
         if self.train_only:
             out["train_only"] = True
+        if self.non_trainable_params:
+            out["non_trainable_params"] = self.non_trainable_params
         if self.regions > 1:
             out["regions"] = self.regions
             out["macs_per_region"] = self.per_region(self.macs)
@@ -127,9 +131,10 @@ class ModelReport(Record):
     diagnostics: tuple[str, ...] = field(default=())
 
     def __post_init__(self) -> None:
-        params = macs = other_ops = activations = 0
+        params = macs = other_ops = activations = frozen = 0
         for row in self.layers:  # one pass, not one per total: a zoo has thousands of rows
             params += row.params or 0
+            frozen += row.non_trainable_params
             if not row.train_only:
                 macs += row.macs or 0
                 other_ops += row.other_ops or 0
@@ -141,6 +146,8 @@ class ModelReport(Record):
                 raise AssertionError(f"{attr}: total {value} != sum of layers {total}")
         if params != self.totals.params:
             raise AssertionError("params: total != sum of layers")
+        if params - frozen != self.totals.trainable_params:
+            raise AssertionError("trainable_params: total != params - frozen layers' params")
 
     @property
     def dtype_bytes(self) -> int:
@@ -205,6 +212,7 @@ def _merge_rows(key: str, rows: list[LayerStats]) -> LayerStats:
         output_shape=rows[-1].output_shape,
         params=_sum(rows, "params"),
         buffers=_sum(rows, "buffers"),
+        non_trainable_params=sum(r.non_trainable_params for r in rows),
         formula="",
         macs=_sum(rows, "macs"),
         other_ops=_sum(rows, "other_ops"),

@@ -80,7 +80,7 @@ def _check_model(mb: ModelBudget, base: dict | None, tol: Fraction,
 def _measure(mb: ModelBudget, notes: list[str]) -> ModelReport | str:
     """The model's report, or why it could not be had (located at the budget's line)."""
     from cnnstat.api import input_shape
-    from cnnstat.models import resolve
+    from cnnstat.resolver import resolve
 
     try:
         resolved = resolve(_model_arg(mb), input=mb.input)  # references: traced at it

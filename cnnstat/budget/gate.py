@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from cnnstat.analyzers.results import LayerStats, ModelReport
 from cnnstat.budget.spec import BYTES, COUNT, RF, SHAPE, Budget, Limit, ModelBudget
 from cnnstat.errors import Location, did_you_mean
-from cnnstat.report import fmt
+from cnnstat import fmt
 
 PASS, FAIL, ERROR = "pass", "fail", "error"
 

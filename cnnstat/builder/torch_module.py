@@ -334,6 +334,8 @@ class GraphModule(nn.Module):
             if build is None:
                 raise NotImplementedError(f"no torch builder for layer kind '{node.kind}'")
             module = build(node.layer, tuple(shapes[i] for i in node.inputs))
+            if node.frozen:  # a spec's `frozen: true`: torch's own way to say it
+                module.requires_grad_(False)
             self._attach(node.name, module)
             self._callables.append(module)
             self._steps.append((node.name, node.inputs))

@@ -112,6 +112,18 @@ app = typer.Typer(
 )
 
 
+def reflow_help() -> None:
+    """Each command's help from its docstring, one line per paragraph: typer's rich help
+    keeps the docstring's line breaks, so a wrapped sentence would break mid-line."""
+    import inspect
+
+    for info in app.registered_commands:
+        doc = info.help or inspect.getdoc(info.callback)
+        if doc:
+            paragraphs = (" ".join(p.split()) for p in doc.split("\n\n"))
+            info.help = "\n\n".join(paragraphs)
+
+
 def _version(value: bool) -> None:
     if value:
         print(f"cnnstat {__version__}")

@@ -26,7 +26,7 @@ SORT_KEYS = ("params", "macs", "flops", "other_ops", "activation_bytes", "depth"
 
 def _expand(models: list[str], family: str | None) -> list[str]:
     from cnnstat.analyzers.engine import analyze_graph
-    from cnnstat.models import load_zoo, zoo_names
+    from cnnstat.resolver import load_zoo, zoo_names
 
     if family is None:
         return models
@@ -46,7 +46,7 @@ def _column(model: str, input: str | None, batch: int, dtype: str, time_on: str 
     from cnnstat.analyzers.compare import ModelColumn, metric_values
     from cnnstat.analyzers.min_input import min_input_side
     from cnnstat.api import input_shape
-    from cnnstat.models import resolve
+    from cnnstat.resolver import resolve
 
     try:
         # a module reference is traced at the compared input (a spec ignores it)
@@ -105,7 +105,7 @@ def compare(
         "--per-stage", help="Also compare params and MACs per resolution stage.")] = False,
     plot: Annotated[str | None, typer.Option(
         "--plot", help="Write a PNG or SVG of params, MACs and receptive field along depth "
-        "(needs matplotlib: pip install 'cnnstat[plot]').", show_default=False)] = None,
+        "(needs matplotlib: pip install 'cnnstat\\[plot]').", show_default=False)] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing --plot file.")]
     = False,
     time: Annotated[bool, typer.Option(

@@ -17,7 +17,7 @@ def export(
     model: ModelArg,
     output: Annotated[str | None, typer.Option(
         "--output", "-o", help="Write the spec to this file (atomically; an existing file "
-        "only with --force) [default: stdout].", show_default=False)] = None,
+        "only with --force).", show_default="stdout")] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
     flat: Annotated[bool, typer.Option(
         "--flat", help="Write every layer out: no blocks, no repeats.")] = False,
@@ -26,9 +26,11 @@ def export(
         "size); a module reference is traced at it.", show_default=False)] = None,
     kwargs: KwargsOpt = None,
 ) -> None:
-    """Write MODEL (a torch module, a zoo name or a spec) as a spec: one layer per line,
-    blocks and repeats where the structure repeats. The spec is loaded back and compared
-    with the model, layer by layer, before anything is written (docs/export.md)."""
+    """Write MODEL (a torch module, a zoo name or a spec) as a readable spec.
+
+    One layer per line, blocks and repeats where the structure repeats. The spec is
+    loaded back and compared with the model, layer by layer, before anything is written
+    (docs/export.md)."""
     from cnnstat.commands.torch_cmds import resolve_model
     from cnnstat.files import atomic_write_text, check_writable
     from cnnstat.writer import spec_from_graph

@@ -30,16 +30,15 @@ ModelArg = Annotated[str, typer.Argument(
     "reference: pkg.mod:attr, path/to/file.py:attr, torchvision:NAME. Loading a module "
     "reference RUNS ITS CODE (see docs/torch.md).", show_default=False)]
 InputOpt = Annotated[str | None, typer.Option(
-    "--input", "-i", help="Input without batch: CxHxW, HxW or a square size "
-    "[default: the spec's input]. Several, comma-separated (224,320,448), give a sweep.",
-    show_default=False)]
+    "--input", "-i", help="Input without batch: CxHxW, HxW or a square size. Several, "
+    "comma-separated (224,320,448), give a sweep.", show_default="the spec's input")]
 BatchOpt = Annotated[int, typer.Option("--batch", "-b", min=1, help="Batch size.")]
 FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="Output format.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Same as --format json.")]
 DepthOpt = Annotated[str | None, typer.Option(
     "--depth", "-d", help="Fold layers into blocks N name levels deep (tables, CSV and "
-    "Markdown; JSON always lists every layer), or 'all' for every layer. [default: a table "
-    "longer than 60 rows folds to the deepest level that fits]", show_default=False)]
+    "Markdown; JSON always lists every layer), or 'all' for every layer.",
+    show_default="a table longer than 60 rows folds to the deepest level that fits")]
 
 
 def parse_depth(text: str | None) -> int | str | None:

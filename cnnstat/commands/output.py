@@ -32,16 +32,30 @@ def unsupported_message(report) -> str | None:
 
 
 def check_unsupported(report, strict: bool) -> None:
-    """What could not be counted: a note, or under --strict exit 3 (AnalysisError)."""
+    """What could not be counted: a note, or under --strict exit 3 (AnalysisError). Strict
+    also refuses counts a layer kind has but that are not known for this layer: an opaque
+    op's element-wise work (the frontend's diagnostics already said so)."""
     from cnnstat.commands.app import note
     from cnnstat.errors import AnalysisError
 
     message = unsupported_message(report)
-    if message is None:
-        return
     if strict:
-        raise AnalysisError(message + " and --strict is set")
-    note(message + "; totals exclude them")
+        problems = [m for m in (message, _unknown_message(report)) if m]
+        if problems:
+            raise AnalysisError("; ".join(problems) + " and --strict is set")
+    elif message is not None:
+        note(message + "; totals exclude them")
+
+
+def _unknown_message(report) -> str | None:
+    from cnnstat.errors import listing
+
+    unknown = [f"{r.name} ({r.kind})" for r in report.layers if not r.unsupported
+               and None in (r.params, r.macs, r.other_ops)]
+    if not unknown:
+        return None
+    return f"the MACs or element-wise work of {len(unknown)} layer(s) are not counted: "\
+           f"{listing(unknown)}"
 
 
 def sweep_sizes(input: str | None) -> list[str | None]:
@@ -71,7 +85,7 @@ class Stdout:
 
         if objects and plain_stream(sys.stdout) and all(
                 isinstance(o, TextTable) and o.plain_ok() for o in objects):
-            from cnnstat.report.console import Rstripped
+            from cnnstat.report.streams import Rstripped
 
             Rstripped(sys.stdout).write("".join(o.plain() for o in objects))
         else:

@@ -40,6 +40,7 @@ def savings(model: ModelArg, input: InputOpt = None, suggest: SuggestOpt = False
             no_color: NoColorOpt = False, strict: StrictOpt = False,
             kwargs: KwargsOpt = None) -> None:
     """1x1-reduction savings (per finding and model totals) and kernel factorization.
+
     Savings are params and MACs per image, listed per finding: --batch, --dtype and
     --depth are accepted and change nothing."""
     from cnnstat.analyzers import analyze_graph

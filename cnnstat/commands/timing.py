@@ -114,8 +114,10 @@ def time_command(model: ModelArg, device: DeviceOpt = "auto", batch: BatchesOpt 
                  format: FormatOpt = Format.table, as_json: JsonOpt = False,
                  no_color: NoColorOpt = False, input: InputOpt = None,
                  kwargs: KwargsOpt = None) -> None:
-    """Time the model (random weights): median latency, IQR, p90, images/s, achieved
-    TFLOP/s and MFU against the device's measured peak. See docs/timing.md."""
+    """Time the model (random weights): latency, throughput, achieved TFLOP/s and MFU.
+
+    Median latency, IQR, p90, images/s, achieved TFLOP/s and MFU against the device's
+    measured peak. See docs/timing.md."""
     from cnnstat.analyzers import analyze_graph
     from cnnstat.analyzers.engine import resolve_input
     from cnnstat.api import input_shape

@@ -17,7 +17,7 @@ def resolve_model(model: str, input: str | None, kwargs: str | None):
     """resolve() with the torch options: a module reference is traced at `--input`
     (a single size; a sweep traces at the default) and built with `--kwargs`. Says on
     stderr which spec an alias picked, or how the frontend built the graph."""
-    from cnnstat.models import resolve
+    from cnnstat.resolver import resolve
 
     is_reference = ":" in model
     if kwargs is not None and not is_reference:
@@ -42,14 +42,17 @@ def with_diagnostics(report, resolved):
 
 
 def emit_with_crosscheck(resolved, report, view: str, format: Format, depth: int | None,
-                         no_color: bool, emit: Callable[..., None]) -> None:
-    """The view, then fvcore / torch / cnnstat per operator (JSON: one object with a
-    `crosscheck` member)."""
+                         no_color: bool, emit: Callable[..., None], extra: dict) -> None:
+    """The view, then fvcore / torch / cnnstat per operator (JSON: the report, with
+    what the command adds to it (`extra`: notes, min_input, memory) and a `crosscheck`
+    member)."""
     check = _crosscheck(resolved, report)
     if format is Format.json:
-        print(json.dumps({**report.to_dict(), "crosscheck": check.to_dict()}, indent=2))
+        from cnnstat.report.export import to_json
+
+        print(to_json(report, {**extra, "crosscheck": check.to_dict()}))
         return
-    emit(report, view, format, depth, no_color)
+    emit(report, view, format, depth, no_color, extra)
     if format is Format.table:
         from cnnstat.report.console import stdout_console
 
@@ -78,7 +81,7 @@ def render(check: Any):
     from rich.table import Table
     from rich.text import Text
 
-    from cnnstat.report import fmt
+    from cnnstat import fmt
 
     table = Table(box=box.SIMPLE_HEAD, title_justify="left", caption_justify="left",
                   title=f"crosscheck at input {fmt.shape(check.input_shape)}: cnnstat vs "

@@ -35,6 +35,8 @@ def _run_view(view: str, model: str, input: str | None, batch: int, format: Form
     from cnnstat.analyzers import analyze_graph
     from cnnstat.api import input_shape
 
+    if crosscheck and input is not None and "," in input:
+        raise UsageError("--crosscheck takes one input, not a sweep")
     resolved = resolve_model(model, input, kwargs)
     if regions is not None:
         import dataclasses
@@ -55,17 +57,22 @@ def _run_view(view: str, model: str, input: str | None, batch: int, format: Form
         notes.append({"code": "unsupported", "message": message,
                       "layers": sorted({u.layer for u in report.unsupported})})
     extra["notes"] = notes
-    if view == "summary":
+    check_unsupported(report, strict)  # before any output: a refused result prints nothing
+    per_report = None
+    if view == "summary":  # its memory estimate: of the one input, or of each in a sweep
         from cnnstat.report.memory import memory
 
-        extra["memory"] = memory(report)
+        if len(reports) > 1:
+            def per_report(r):
+                return {"memory": memory(r)}
+        else:
+            extra["memory"] = memory(report)
     if len(reports) > 1:
-        _emit_sweep(reports, format, no_color, extra)
+        _emit_sweep(reports, format, no_color, extra, per_report)
     elif crosscheck:
-        emit_with_crosscheck(resolved, report, view, format, depth, no_color, _emit)
+        emit_with_crosscheck(resolved, report, view, format, depth, no_color, _emit, extra)
     else:
         _emit(report, view, format, depth, no_color, extra)
-    check_unsupported(report, strict)
 
 
 def _min_input(graph, notes: list[dict]) -> dict:
@@ -80,10 +87,10 @@ def _min_input(graph, notes: list[dict]) -> dict:
     return {"min_input": {"side": side, "shape": [channels, side, side]}}
 
 
-def _emit_sweep(reports, format: Format, no_color: bool, extra: dict) -> None:
+def _emit_sweep(reports, format: Format, no_color: bool, extra: dict, per_report=None) -> None:
     from cnnstat.report import sweep
 
-    emit(format, no_color, json=lambda: sweep.sweep_json(reports, extra),
+    emit(format, no_color, json=lambda: sweep.sweep_json(reports, extra, per_report),
          csv=lambda: sweep.sweep_csv(reports), markdown=lambda: sweep.sweep_markdown(reports),
          table=lambda console: console.print(sweep.sweep_table(reports)))
 

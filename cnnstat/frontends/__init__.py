@@ -1,7 +1,8 @@
 """Frontends beyond the YAML spec loader: live PyTorch modules.
 
 Nothing here imports torch until a module reference is actually analyzed, so the
-YAML/zoo path stays torch-free. `resolve_reference` serves `cnnstat.models.resolve`;
+YAML/zoo path stays torch-free. `resolve_reference` serves the MODEL resolver
+(`cnnstat.resolver`, above every frontend: nothing here imports it back);
 `graph_from_module` is the Python entry point for a module already in hand:
 
     >>> from cnnstat.frontends import graph_from_module
@@ -11,19 +12,28 @@ YAML/zoo path stays torch-free. `resolve_reference` serves `cnnstat.models.resol
 
 from __future__ import annotations
 
-from types import SimpleNamespace
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from cnnstat.frontends.torch_fx import Traced
-    from cnnstat.models import Resolved
+    from cnnstat.ir import Graph
 
 
-def resolve_reference(text: str, *, input: Any = None, kwargs: Any = None) -> Resolved:
+@dataclass(frozen=True, slots=True)
+class FrontendGraph:
+    """What a frontend made of a model file or reference: the graph, what it did to get
+    it (method, opaque ops: for stderr), and the nn.Module it built (for --crosscheck)."""
+
+    graph: Graph
+    diagnostics: tuple[str, ...] = ()
+    module: object | None = None
+
+
+def resolve_reference(text: str, *, input: Any = None, kwargs: Any = None) -> FrontendGraph:
     """`pkg.mod:attr`, `file.py:attr` or `torchvision:NAME` -> a traced graph.
     RUNS THE REFERENCED CODE (import, then the class or factory)."""
     from cnnstat.frontends import torch_fx, torch_ref
-    from cnnstat.models import Resolved
 
     ref = torch_ref.parse_reference(text)
     loaded = torch_ref.load(ref, torch_ref.parse_kwargs(kwargs))
@@ -32,8 +42,8 @@ def resolve_reference(text: str, *, input: Any = None, kwargs: Any = None) -> Re
         loaded.module, shape, name=loaded.name, source=text,
         meta={"title": f"torch module {type(loaded.module).__name__}", "follows": loaded.follows,
               "notes": "; ".join(loaded.notes)})
-    return Resolved(traced.graph, diagnostics=(*loaded.notes, *traced.diagnostics),
-                    module=loaded.module)
+    return FrontendGraph(traced.graph, diagnostics=(*loaded.notes, *traced.diagnostics),
+                         module=loaded.module)
 
 
 def graph_from_module(module: Any, input: Any = (3, 224, 224), *, name: str | None = None,
@@ -49,11 +59,8 @@ def graph_from_module(module: Any, input: Any = (3, 224, 224), *, name: str | No
 def _input_shape(loaded: Any, value: Any) -> tuple[int, ...]:
     """The requested input, else torchvision's evaluation crop, else 224x224 with the
     channels of the first conv."""
-    from cnnstat.api import input_shape
     from cnnstat.frontends.torch_ref import first_in_channels
+    from cnnstat.inputs import input_dims
 
     default = loaded.default_input or (first_in_channels(loaded.module) or 3, 224, 224)
-    if value is None:
-        return default
-    stub = SimpleNamespace(meta=SimpleNamespace(input=default, name=loaded.name))
-    return input_shape(value, stub)  # type: ignore[arg-type]
+    return input_dims(value, default, loaded.name) or default

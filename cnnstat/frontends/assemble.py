@@ -85,6 +85,9 @@ class Assembler:
         self._shapes: dict[str, tuple[int, ...]] = {}
         self._carrying: set[Key] = set()  # steps that took on a constant's torch count
         self.unused: dict[str, int] = {}  # top-level module -> params the forward never read
+        # Parameter elements claimed for the next node added (the one that claimed them),
+        # all and those with requires_grad=False: its non-trainable share, per parameter.
+        self._claimed = self._frozen_claimed = 0
 
     # --- the tracer's interface -------------------------------------------------------
 
@@ -356,13 +359,19 @@ class Assembler:
                 continue
             self._counted.add(id(tensor))
             sizes[kind] += tensor.numel()
+            if kind == "param":
+                self._claimed += tensor.numel()
+                self._frozen_claimed += 0 if tensor.requires_grad else tensor.numel()
         return sizes["param"], sizes["buffer"]
 
     def _add(self, name: str, layer: L.Layer, inputs: tuple[str, ...],
              shape: tuple[int, ...], key: Key) -> None:
         self._names.add(name)
         self._shapes[name] = shape
-        self.nodes.append(Node(name=name, layer=layer, inputs=inputs, loc=self._loc()))
+        whole = 0 < self._frozen_claimed == self._claimed  # a spec can say `frozen: true`
+        self.nodes.append(Node(name=name, layer=layer, inputs=inputs, loc=self._loc(),
+                               frozen=whole, frozen_params=0 if whole else self._frozen_claimed))
+        self._claimed = self._frozen_claimed = 0
         self._entries[key] = _Value(name, shape)
 
     def _loc(self) -> Location:

@@ -42,7 +42,7 @@ _INT_TYPES = (6, 7)  # int32, int64
 
 
 def load_onnx(model: str, input: str | None = None):
-    from cnnstat.models import Resolved
+    from cnnstat.frontends import FrontendGraph
 
     onnx = _import_onnx()
     proto = _read(onnx, model)
@@ -55,7 +55,7 @@ def load_onnx(model: str, input: str | None = None):
                          Location(model)) from None
     builder = _Builder(onnx, proto, model, opset)
     graph = builder.build()
-    return Resolved(graph, diagnostics=tuple(builder.diagnostics))
+    return FrontendGraph(graph, diagnostics=tuple(builder.diagnostics))
 
 
 def _import_onnx():
@@ -123,11 +123,10 @@ def _with_input(proto: Any, model: str, input: str | None):
 
 def _wanted(input: Any, dims: Any, model: str) -> tuple[int, ...]:
     """CxHxW, or HxW / a square size with the file's channels."""
+    from cnnstat.inputs import parse_dims
+
     text = input if isinstance(input, str) else "x".join(str(d) for d in input)
-    try:
-        sizes = tuple(int(p) for p in text.lower().replace("×", "x").split("x"))
-    except ValueError:
-        raise UsageError(f"--input takes CxHxW, HxW or a size, got '{text}'") from None
+    sizes = parse_dims(input)
     if len(dims) == 4 and len(sizes) in (1, 2) and dims[1].HasField("dim_value"):
         sizes = (dims[1].dim_value, *(sizes * 2)[:2])
     if len(sizes) != len(dims) - 1 or any(s <= 0 for s in sizes):

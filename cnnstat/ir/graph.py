@@ -21,6 +21,13 @@ class Node(Record):
     layer: Layer
     inputs: tuple[str, ...] = ()
     loc: Location | None = None
+    # Parameters that get no gradient (torchinfo's "non-trainable"): every one of the
+    # layer's when `frozen` (a spec's `frozen: true`, or a torch layer whose parameters
+    # all have requires_grad=False), else `frozen_params` of them (a torch layer frozen
+    # in part, e.g. only its bias). The count of a spec layer is known only once its
+    # input channels are, hence the flag.
+    frozen: bool = False
+    frozen_params: int = 0
 
     @property
     def kind(self) -> str:

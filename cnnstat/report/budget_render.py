@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from cnnstat.budget.gate import ERROR, FAIL, PASS, BudgetResult, CheckResult
 from cnnstat.budget.spec import BYTES, COUNT, RF, SHAPE
-from cnnstat.report import fmt
+from cnnstat import fmt
 from cnnstat.report.text_table import Styled, TextTable
 
 if TYPE_CHECKING:

@@ -20,7 +20,7 @@ from cnnstat.analyzers.compare import (
     ratio,
     stage_costs,
 )
-from cnnstat.report import fmt
+from cnnstat import fmt
 
 COMPARE_SCHEMA = "cnnstat.compare/1"
 BAR_WIDTH = 8

@@ -22,6 +22,8 @@ from rich.protocol import rich_cast
 from rich.table import Table
 from rich.text import Text
 
+from cnnstat.report.streams import Rstripped, is_terminal
+
 # What a table may hold beyond ASCII, and its ASCII spelling.
 _ASCII = str.maketrans({"…": "...", "×": "x", "—": "-", "–": "-", "→": "->", "✓": "v",
                         "✗": "x", "≤": "<=", "≥": ">=", "±": "+-", "█": "#", "▏": "|",
@@ -42,34 +44,6 @@ class _Encodable:
 
     def __getattr__(self, name: str) -> Any:  # flush, isatty, fileno: the stream's own
         return getattr(self.stream, name)
-
-
-class Rstripped:
-    """A text stream that drops the spaces ending each line: a table padded to its width
-    is noise in a file, a diff or a CI log. Spaces at the end of one write are held back
-    until the next write shows whether the line goes on."""
-
-    def __init__(self, stream: TextIO):
-        self.stream = stream
-        self._held = ""
-
-    def write(self, text: str) -> int:
-        lines = (self._held + text).split("\n")
-        last = lines[-1]
-        kept = last.rstrip(" ")
-        self._held = last[len(kept):]
-        self.stream.write("\n".join([line.rstrip(" ") for line in lines[:-1]] + [kept]))
-        return len(text)
-
-    def __getattr__(self, name: str) -> Any:  # flush, isatty, encoding: the stream's own
-        return getattr(self.stream, name)
-
-
-def is_terminal(stream: TextIO) -> bool:
-    try:
-        return bool(stream.isatty())
-    except (AttributeError, ValueError):  # no isatty, or a closed stream
-        return False
 
 
 def _file(stream: TextIO) -> Any:

@@ -7,7 +7,7 @@ import io
 import json
 
 from cnnstat.analyzers.results import ModelReport, fold
-from cnnstat.report import fmt
+from cnnstat import fmt
 from cnnstat.report.columns import CONVENTION, columns_for
 
 CSV_FIELDS = ("name", "kind", "output_shape", "params", "buffers", "macs", "flops",
@@ -64,4 +64,11 @@ def to_markdown(report: ModelReport, view: str, depth: int | None = None) -> str
                   for c, (scale, _) in zip(cols, units, strict=True)]
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", f"_{CONVENTION}_", ""]
+    if view == "summary":  # the memory estimate the table's headline shows
+        from cnnstat.report.memory import rows as memory_rows
+
+        lines += ["| Memory (torchinfo's names) | Value | |", "|---|---:|---|"]
+        lines += [f"| {label} | {value} | {words} |" for label, value, words in
+                  memory_rows(report)]
+        lines.append("")
     return "\n".join(lines)

@@ -37,7 +37,7 @@ def memory(report: ModelReport) -> dict[str, int]:
 
 def rows(report: ModelReport) -> list[tuple[str, str, str]]:
     """(label, exact, words) rows for the summary's headline, torchinfo's names first."""
-    from cnnstat.report import fmt
+    from cnnstat import fmt
 
     m = memory(report)
 
@@ -47,7 +47,8 @@ def rows(report: ModelReport) -> list[tuple[str, str, str]]:
     at = f"at {report.dtype}"
     return [
         ("Trainable params", fmt.exact(m["trainable_params"]), "requires_grad"),
-        ("Non-trainable params", fmt.exact(m["non_trainable_params"]), "frozen"),
+        ("Non-trainable params", fmt.exact(m["non_trainable_params"]),
+         "frozen: requires_grad=False, or a spec's `frozen: true`"),
         ("Input size", mb("input_bytes"), at),
         ("Forward/backward pass size", mb("forward_backward_bytes"),
          "2 x outputs of layers with params (torchinfo's rule)"),

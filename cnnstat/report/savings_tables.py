@@ -25,7 +25,7 @@ from cnnstat.analyzers.savings import (
     SuggestReport,
     ratio,
 )
-from cnnstat.report import fmt
+from cnnstat import fmt
 
 CAPTION = (
     "MACs: multiply-accumulates of convs, bias excluded (FLOPs = 2 x MACs). Actual = the "

@@ -5,12 +5,13 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Callable
 
 from rich import box
 from rich.table import Table
 
 from cnnstat.analyzers.results import ModelReport
-from cnnstat.report import fmt
+from cnnstat import fmt
 
 SWEEP_SCHEMA = "cnnstat.sweep/1"
 _FIELDS = ("input_shape", "output_shapes", "params", "macs", "flops", "other_ops",
@@ -46,11 +47,14 @@ def sweep_table(reports: list[ModelReport]) -> Table:
     return table
 
 
-def sweep_json(reports: list[ModelReport], extra: dict | None = None) -> str:
-    """Every report, and the table's rows (with the MACs ratio to the first input)."""
+def sweep_json(reports: list[ModelReport], extra: dict | None = None,
+               per_report: Callable[[ModelReport], dict] | None = None) -> str:
+    """Every report (with what `per_report` adds to each: summary's memory), and the
+    table's rows (with the MACs ratio to the first input)."""
+    docs = [{**r.to_dict(), **(per_report(r) if per_report else {})} for r in reports]
     return json.dumps({"schema": SWEEP_SCHEMA, "model": reports[0].model,
                        "rows": [_row(r, reports[0]) for r in reports],
-                       "reports": [r.to_dict() for r in reports], **(extra or {})}, indent=2)
+                       "reports": docs, **(extra or {})}, indent=2)
 
 
 def _row(r: ModelReport, first: ModelReport) -> dict:

@@ -3,7 +3,7 @@ columns are in columns.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from rich import box
 from rich.console import Group
@@ -11,7 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from cnnstat.analyzers.results import LayerStats, ModelReport, fold
-from cnnstat.report import fmt
+from cnnstat import fmt
 from cnnstat.report.columns import CONVENTION, columns_for, has_regions
 
 
@@ -140,27 +140,34 @@ def _region_rows(grid: Table, report: ModelReport) -> None:
 SCREEN_ROWS = 60  # a table longer than this folds unless --depth says otherwise
 
 
-def fit_depth(layers: tuple[LayerStats, ...], rows: int = SCREEN_ROWS) -> int | None:
-    """The deepest fold that fits in `rows` (1 when none does); None: no fold needed."""
-    if len(layers) <= rows:
+def fit_depth(names: Sequence[str], folded_rows: Callable[[int], int],
+              rows: int = SCREEN_ROWS) -> int | None:
+    """The deepest fold of these layer names that fits in `rows` (1 when none does);
+    None: no fold needed. `folded_rows(d)` counts the rows folding to depth d leaves."""
+    if len(names) <= rows:
         return None
-    deepest = max(r.name.count(".") + 1 for r in layers)
-    return next((d for d in range(deepest - 1, 0, -1) if len(fold(layers, d)) <= rows), 1)
+    deepest = max(n.count(".") + 1 for n in names)
+    return next((d for d in range(deepest - 1, 0, -1) if folded_rows(d) <= rows), 1)
+
+
+def fold_line(depth: int, layers: int) -> str:
+    return f"folded to depth {depth} ({layers} layers): --depth all shows every layer"
 
 
 def fold_note(report: ModelReport, view: str, depth: int) -> Text:
     """One line saying the table is folded, naming the heaviest layers inside the blocks."""
     value = columns_for(view, report)[0].value
     top = ", ".join(f"#{i} {name}" for name, i in _top(report.layers, value, 3).items())
-    return Text(f"folded to depth {depth} ({len(report.layers)} layers): --depth all shows "
-                f"every layer" + (f"; heaviest: {top}" if top else ""))
+    return Text(fold_line(depth, len(report.layers)) + (f"; heaviest: {top}" if top else ""))
 
 
 def render(report: ModelReport, view: str, depth: int | str | None = None) -> Group:
     """`depth`: an int folds; 'all' shows every layer; None folds a long table to fit."""
     if depth == "all":
         return Group(layer_table(report, view), Text(""), headline(report, view))
-    auto = fit_depth(report.layers) if depth is None else None
+    layers = report.layers
+    auto = None if depth is not None else \
+        fit_depth([r.name for r in layers], lambda d: len(fold(layers, d)))
     parts = [layer_table(report, view, auto or depth)]
     if auto is not None:
         parts.append(fold_note(report, view, auto))

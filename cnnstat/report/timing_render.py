@@ -16,7 +16,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from cnnstat.report import fmt
+from cnnstat import fmt
 
 RUN_FIELDS = ("mode", "batch_requested", "batch", "median_ms", "q1_ms", "q3_ms", "iqr_ms",
               "p90_ms", "min_ms", "mean_ms", "iters", "warmup_iters", "images_per_s", "flops",

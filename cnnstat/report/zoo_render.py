@@ -7,7 +7,7 @@ import io
 import json
 
 from cnnstat.analyzers.zoo_table import ZooRow
-from cnnstat.report import fmt
+from cnnstat import fmt
 from cnnstat.report.text_table import TextTable
 
 ZOO_SCHEMA = "cnnstat.zoo/1"

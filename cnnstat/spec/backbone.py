@@ -18,7 +18,7 @@ _LOADING_BACKBONES: list[str] = []  # zoo specs being inlined now (to stop cycle
 
 def zoo_graph(ref: YNode) -> Graph:
     """The zoo spec a `backbone:` names, loaded once per name (a cycle is an error)."""
-    from cnnstat.models import load_zoo, zoo_names  # models imports the loader
+    from cnnstat.spec.zoo import load_zoo, zoo_names  # zoo imports the loader
 
     zoo = V.text(ref, "backbone")
     if zoo not in zoo_names():

@@ -48,6 +48,7 @@ class Expander:
         self.steps = 0
         self.in_regions = False  # inside a per-region scope (they do not nest)
         self.pending_regions: int | None = None  # for the scope's entry layer
+        self.frozen = False  # inside an entry with `frozen: true` (its params get no grad)
 
     # ---- emitting -------------------------------------------------------------------
     def add(self, name: str, layer: Layer, inputs: tuple[str, ...], loc: Location) -> str:
@@ -55,7 +56,8 @@ class Expander:
             raise SpecError(f"duplicate layer name '{name}'", loc, layer=name)
         if len(self.nodes) >= MAX_NODES:
             raise LimitError(f"the spec expands to more than {MAX_NODES} layers", loc)
-        self.nodes.append(Node(name=name, layer=layer, inputs=inputs, loc=loc))
+        self.nodes.append(Node(name=name, layer=layer, inputs=inputs, loc=loc,
+                               frozen=self.frozen))
         self.names.add(name)
         return name
 
@@ -77,6 +79,20 @@ class Expander:
         plan = self.plans.get(id(node)) or self.plan(node)
         if plan.when is not None and not V.boolean(plan.when, scope.env, "when"):
             return self.skipped(plan, scope, inp)
+        if plan.frozen is not None:
+            return self.frozen_entry(plan, scope, inp)
+        return self.expand(plan, scope, inp)
+
+    def frozen_entry(self, plan: Plan, scope: Scope, inp: str) -> str:
+        """`frozen: true` freezes every layer the entry makes (a layer, block call, group,
+        repeat, ...); `frozen: false` inside it thaws a part again. The innermost says."""
+        outer, self.frozen = self.frozen, V.boolean(plan.frozen, scope.env, "frozen")
+        try:
+            return self.expand(plan, scope, inp)
+        finally:
+            self.frozen = outer
+
+    def expand(self, plan: Plan, scope: Scope, inp: str) -> str:
         sources = (inp,) if plan.ref is None else self.sources(plan.ref, scope)
         structure = plan.structure
         if structure is not None:

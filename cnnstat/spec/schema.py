@@ -229,7 +229,7 @@ FIELD_ALIASES: dict[str, str] = {
 }
 
 # Keys any layer entry may carry besides its kind and fields.
-COMMON_KEYS = ("name", "from", "when")
+COMMON_KEYS = ("name", "from", "when", "frozen")
 
 
 def lookup_kind(word: str) -> tuple[KindSpec, dict[str, Any]] | None:

@@ -93,7 +93,7 @@ class Plan:
     block (`head`), its `name:`, whether its keys passed the check. A check that fails
     leaves its slot unset, so the next use raises the same error at the same point."""
 
-    __slots__ = ("source", "map", "loc", "when", "ref", "structure", "head", "name",
+    __slots__ = ("source", "map", "loc", "when", "frozen", "ref", "structure", "head", "name",
                  "keys_ok", "body", "layer", "call")
 
     def __init__(self, source: YNode):
@@ -101,6 +101,7 @@ class Plan:
         self.map = as_map(source)
         self.loc = self.map.loc
         self.when = self.map.get("when")
+        self.frozen = self.map.get("frozen")
         self.ref = self.map.get("from")
         self.structure: str | None = None  # the key that makes it a repeat, group, ...
         if not _STRUCTURE.isdisjoint(self.map.items):  # most entries are layers

@@ -79,8 +79,8 @@ def verify(graph: Graph, text: str) -> None:
         raise ExportMismatchError(f"the exported spec has {len(loaded.nodes)} layers, the "
                                   f"model {len(graph.nodes)}")
     for mine, theirs in zip(graph.nodes[1:], loaded.nodes[1:], strict=True):
-        if (mine.name, mine.layer, tuple(map(named, mine.inputs))) != \
-                (theirs.name, theirs.layer, theirs.inputs):
+        if (mine.name, mine.layer, tuple(map(named, mine.inputs)), mine.frozen) != \
+                (theirs.name, theirs.layer, theirs.inputs, theirs.frozen):
             raise ExportMismatchError(f"layer '{mine.name}' would load as '{theirs.name}' "
                                       f"{theirs.layer} from {theirs.inputs}")
     if tuple(map(named, graph.outputs)) != loaded.outputs or \

@@ -117,6 +117,8 @@ class Emitter:
         else:
             entry["name"] = local
         entry[LOCAL] = local
+        if node.frozen:  # a layer frozen in part (torch) has no spec equivalent: trainable
+            entry["frozen"] = True
         inputs = tuple(self.alias.get(i, i) for i in node.inputs)
         if inputs != (prev,) or prev in self.forced:
             refs = [self.forced.get(i) or self.ref(i, where, bound) for i in inputs]
