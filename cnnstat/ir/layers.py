@@ -555,7 +555,8 @@ class Crop(Layer):
 # 1-D / 3-D kinds and attention live in their own module; importing it here registers
 # them before the tables below and ALL_KINDS are derived.
 from cnnstat.ir.layers_nd import (  # noqa: E402
-    ATTENTION, ND_NORMS, ND_WINDOWS, AdaptiveAvgPool1d, AdaptiveAvgPool3d, AvgPool1d,
+    ATTENTION, ND_NORMS, ND_WINDOWS, AdaptiveAvgPool1d, AdaptiveAvgPool3d,
+    AdaptiveMaxPool1d, AdaptiveMaxPool3d, AvgPool1d,
     AvgPool3d, BatchNorm1d, BatchNorm3d, Conv1d, Conv3d, MaxPool1d, MaxPool3d,
     MultiheadAttention, ScaledDotProductAttention,
 )
