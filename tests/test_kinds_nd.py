@@ -55,7 +55,7 @@ def _pick(rank: int, draw, c: int):
           3: (L.Conv3d, L.MaxPool3d, L.AvgPool3d, L.BatchNorm3d, L.AdaptiveAvgPool3d)}[rank]
     tnn = {1: (nn.Conv1d, nn.MaxPool1d, nn.AvgPool1d, nn.BatchNorm1d, nn.AdaptiveAvgPool1d),
            3: (nn.Conv3d, nn.MaxPool3d, nn.AvgPool3d, nn.BatchNorm3d, nn.AdaptiveAvgPool3d)}[rank]
-    which = draw(st.sampled_from(["conv", "max", "avg", "bn", "adaptive"]))
+    which = draw(st.sampled_from(["conv", "max", "avg", "bn", "adaptive", "adaptive_max"]))
     k = tuple(draw(st.integers(1, 3)) for _ in range(rank))
     s = tuple(draw(st.integers(1, 2)) for _ in range(rank))
     if which == "conv":
@@ -80,6 +80,9 @@ def _pick(rank: int, draw, c: int):
         affine = draw(st.booleans())
         return nd[3](affine=affine), tnn[3](c, affine=affine), c
     size = tuple(draw(st.integers(1, 3)) for _ in range(rank))
+    if which == "adaptive_max":
+        return (L.AdaptiveMaxPool1d if rank == 1 else L.AdaptiveMaxPool3d)(output_size=size), \
+            (nn.AdaptiveMaxPool1d if rank == 1 else nn.AdaptiveMaxPool3d)(size), c
     return nd[4](output_size=size), tnn[4](size), c
 
 
@@ -153,6 +156,7 @@ layers:
   - {conv3d: 8, k: 3, p: same, g: 4}
   - {avgpool3d: 2, count_include_pad: false}
   - {adaptive_avgpool3d: [1, 2, 2]}
+  - {adaptive_maxpool3d: [1, 2, 1]}
   - gap3d
 """
 
@@ -169,7 +173,7 @@ def _torch_3d() -> list[nn.Module]:
             nn.ReLU(), nn.MaxPool3d((1, 3, 3), (1, 2, 2), (0, 1, 1)),
             nn.Conv3d(8, 8, 3, padding="same", groups=4),
             nn.AvgPool3d(2, count_include_pad=False), nn.AdaptiveAvgPool3d((1, 2, 2)),
-            nn.AdaptiveAvgPool3d(1)]
+            nn.AdaptiveMaxPool3d((1, 2, 1)), nn.AdaptiveAvgPool3d(1)]
 
 
 @pytest.mark.parametrize(("text", "modules", "shape"), [
@@ -219,11 +223,11 @@ class Functional1d(nn.Module):
     def forward(self, x):
         x = F.max_pool1d(self.conv(x), 2, ceil_mode=True)
         x = F.avg_pool1d(x, 3, 1, 1)
-        x = F.adaptive_avg_pool1d(x, 4)
+        x = F.adaptive_max_pool1d(F.adaptive_avg_pool1d(x, 5), 4)
         x = self.conv3(x.reshape(x.shape[0], 6, 1, 2, 2))
         x = F.max_pool3d(x, (1, 2, 1))
         x = F.avg_pool3d(x, 1)
-        return F.adaptive_avg_pool3d(x, 1)
+        return F.adaptive_max_pool3d(F.adaptive_avg_pool3d(x, 1), 1)
 
 
 @pytest.mark.parametrize(("module", "shape"), [

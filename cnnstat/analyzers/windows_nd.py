@@ -78,7 +78,8 @@ def _pool(layer: L.Layer, ins: tuple[Shape, ...]) -> Shape:
     return (*ins[0][:2], *out)
 
 
-@SHAPES.register(L.AdaptiveAvgPool1d, L.AdaptiveAvgPool3d)
+@SHAPES.register(L.AdaptiveAvgPool1d, L.AdaptiveAvgPool3d, L.AdaptiveMaxPool1d,
+                 L.AdaptiveMaxPool3d)
 def _adaptive(layer: L.Layer, ins: tuple[Shape, ...]) -> Shape:
     spatial(ins[0], layer.rank)
     _within(layer.output_size, "output size")
@@ -114,7 +115,7 @@ def _norm_params(layer: L.Layer, ins: tuple[Shape, ...], out: Shape) -> ParamCou
 
 
 @PARAMS.register(L.MaxPool1d, L.MaxPool3d, L.AvgPool1d, L.AvgPool3d, L.AdaptiveAvgPool1d,
-                 L.AdaptiveAvgPool3d)
+                 L.AdaptiveAvgPool3d, L.AdaptiveMaxPool1d, L.AdaptiveMaxPool3d)
 def _no_params(layer: L.Layer, ins: tuple[Shape, ...], out: Shape) -> ParamCount:
     return ParamCount(0)
 
@@ -133,9 +134,10 @@ def _pool_ops(layer: L.Layer, ins: tuple[Shape, ...], out: Shape) -> OpCount:
     return OpCount(0, math.prod(out) * math.prod(layer.kernel_size))
 
 
-@OPS.register(L.AdaptiveAvgPool1d, L.AdaptiveAvgPool3d)
+@OPS.register(L.AdaptiveAvgPool1d, L.AdaptiveAvgPool3d, L.AdaptiveMaxPool1d,
+              L.AdaptiveMaxPool3d)
 def _adaptive_ops(layer: L.Layer, ins: tuple[Shape, ...], out: Shape) -> OpCount:
-    """One add per window element, with torch's exact windows on every axis."""
+    """One add (or compare) per window element, with torch's exact windows on every axis."""
     windows = math.prod(adaptive_windows(n_in, n_out)
                         for n_in, n_out in zip(ins[0][2:], out[2:], strict=True))
     return OpCount(0, ins[0][0] * ins[0][1] * windows)

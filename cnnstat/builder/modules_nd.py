@@ -33,10 +33,13 @@ def _avg_pool(layer: L.AvgPool1d | L.AvgPool3d, ins: tuple[Shape, ...]) -> nn.Mo
                layer.count_include_pad)
 
 
-@BUILDERS.register(L.AdaptiveAvgPool1d, L.AdaptiveAvgPool3d)
+_ADAPTIVE = {L.AdaptiveAvgPool1d: nn.AdaptiveAvgPool1d, L.AdaptiveAvgPool3d: nn.AdaptiveAvgPool3d,
+             L.AdaptiveMaxPool1d: nn.AdaptiveMaxPool1d, L.AdaptiveMaxPool3d: nn.AdaptiveMaxPool3d}
+
+
+@BUILDERS.register(*_ADAPTIVE)
 def _adaptive(layer: L.Layer, ins: tuple[Shape, ...]) -> nn.Module:
-    cls = nn.AdaptiveAvgPool1d if layer.rank == 1 else nn.AdaptiveAvgPool3d
-    return cls(layer.output_size)
+    return _ADAPTIVE[type(layer)](layer.output_size)
 
 
 @BUILDERS.register(L.BatchNorm1d, L.BatchNorm3d)

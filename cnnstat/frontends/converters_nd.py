@@ -78,11 +78,15 @@ def _avg_pool_module(m: nn.AvgPool1d | nn.AvgPool3d, call: Call) -> L.Layer | No
 
 
 _ADAPTIVE = {nn.AdaptiveAvgPool1d: (L.AdaptiveAvgPool1d, 1),
-             nn.AdaptiveAvgPool3d: (L.AdaptiveAvgPool3d, 3)}
+             nn.AdaptiveAvgPool3d: (L.AdaptiveAvgPool3d, 3),
+             nn.AdaptiveMaxPool1d: (L.AdaptiveMaxPool1d, 1),
+             nn.AdaptiveMaxPool3d: (L.AdaptiveMaxPool3d, 3)}
 
 
 @register_module(*_ADAPTIVE)
-def _adaptive_module(m: nn.Module, call: Call) -> L.Layer:
+def _adaptive_module(m: nn.Module, call: Call) -> L.Layer | None:
+    if getattr(m, "return_indices", False):
+        return None
     kind, rank = _ADAPTIVE[type(m)]
     return kind(output_size=_out_sizes(call, rank))  # None sizes: what torch produced
 
@@ -116,10 +120,17 @@ def _avg_pool_function(call: Call) -> L.Layer | None:
                      call.arg(5, "count_include_pad", True))
 
 
-@register_function("adaptive_avg_pool1d", "adaptive_avg_pool3d")
-def _adaptive_function(call: Call) -> L.Layer:
-    kind, rank = ((L.AdaptiveAvgPool1d, 1) if call.op == "adaptive_avg_pool1d"
-                  else (L.AdaptiveAvgPool3d, 3))
+_ADAPTIVE_FUNCTIONS = {"adaptive_avg_pool1d": (L.AdaptiveAvgPool1d, 1),
+                       "adaptive_avg_pool3d": (L.AdaptiveAvgPool3d, 3),
+                       "adaptive_max_pool1d": (L.AdaptiveMaxPool1d, 1),
+                       "adaptive_max_pool3d": (L.AdaptiveMaxPool3d, 3)}
+
+
+@register_function(*_ADAPTIVE_FUNCTIONS)
+def _adaptive_function(call: Call) -> L.Layer | None:
+    if call.arg(2, "return_indices", False):
+        return None
+    kind, rank = _ADAPTIVE_FUNCTIONS[call.op]
     return kind(output_size=_out_sizes(call, rank))
 
 

@@ -146,6 +146,18 @@ class AdaptiveAvgPool3d(_AdaptiveNd):
 
 
 @record
+class AdaptiveMaxPool1d(_AdaptiveNd):
+    kind: ClassVar[str] = "adaptive_max_pool1d"
+    rank: ClassVar[int] = 1
+
+
+@record
+class AdaptiveMaxPool3d(_AdaptiveNd):
+    kind: ClassVar[str] = "adaptive_max_pool3d"
+    rank: ClassVar[int] = 3
+
+
+@record
 class _BatchNormNd(Layer):
     eps: float = 1e-5
     momentum: float = 0.1
@@ -204,7 +216,8 @@ class MultiheadAttention(Layer):
 
 
 ND_WINDOWS: tuple[type[Layer], ...] = (Conv1d, Conv3d, MaxPool1d, MaxPool3d, AvgPool1d,
-                                        AvgPool3d, AdaptiveAvgPool1d, AdaptiveAvgPool3d)
+                                        AvgPool3d, AdaptiveAvgPool1d, AdaptiveAvgPool3d,
+                                        AdaptiveMaxPool1d, AdaptiveMaxPool3d)
 ND_NORMS: tuple[type[Layer], ...] = (BatchNorm1d, BatchNorm3d)
 ATTENTION: tuple[type[Layer], ...] = (ScaledDotProductAttention, MultiheadAttention)
 

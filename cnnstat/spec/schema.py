@@ -142,9 +142,11 @@ def _nd_kinds() -> tuple[KindSpec, ...]:
         conv = {"out_channels": INT, "kernel_size": sizes, "stride": sizes, "padding": padding,
                 "dilation": sizes, "groups": INT, "bias": BOOL}
         pool = {"kernel_size": sizes, "stride": sizes, "padding": nonneg, "ceil_mode": BOOL}
-        layer = {1: (L.Conv1d, L.MaxPool1d, L.AvgPool1d, L.AdaptiveAvgPool1d, L.BatchNorm1d),
-                 3: (L.Conv3d, L.MaxPool3d, L.AvgPool3d, L.AdaptiveAvgPool3d, L.BatchNorm3d)}
-        conv_k, max_k, avg_k, adaptive_k, bn_k = layer[rank]
+        layer = {1: (L.Conv1d, L.MaxPool1d, L.AvgPool1d, L.AdaptiveAvgPool1d,
+                     L.AdaptiveMaxPool1d, L.BatchNorm1d),
+                 3: (L.Conv3d, L.MaxPool3d, L.AvgPool3d, L.AdaptiveAvgPool3d,
+                     L.AdaptiveMaxPool3d, L.BatchNorm3d)}
+        conv_k, max_k, avg_k, adaptive_k, adaptive_max_k, bn_k = layer[rank]
         specs += [
             KindSpec(conv_k, conv, "out_channels", ("out_channels", "kernel_size"),
                      auto_name="conv"),
@@ -154,6 +156,8 @@ def _nd_kinds() -> tuple[KindSpec, ...]:
                      ("kernel_size",), auto_name="avgpool"),
             KindSpec(adaptive_k, {"output_size": sizes}, "output_size", ("output_size",),
                      auto_name="avgpool"),
+            KindSpec(adaptive_max_k, {"output_size": sizes}, "output_size",
+                     ("output_size",), auto_name="maxpool"),
             KindSpec(bn_k, {"eps": FLOAT, "momentum": FLOAT, "affine": BOOL,
                             "track_running_stats": BOOL}, auto_name="bn"),
         ]
@@ -210,6 +214,8 @@ KIND_ALIASES: dict[str, tuple[str, dict[str, Any]]] = {
     "avgpool3d": ("avg_pool3d", {}),
     "adaptive_avgpool1d": ("adaptive_avg_pool1d", {}),
     "adaptive_avgpool3d": ("adaptive_avg_pool3d", {}),
+    "adaptive_maxpool1d": ("adaptive_max_pool1d", {}),
+    "adaptive_maxpool3d": ("adaptive_max_pool3d", {}),
     "gap1d": ("adaptive_avg_pool1d", {"output_size": (1,)}),
     "gap3d": ("adaptive_avg_pool3d", {"output_size": (1, 1, 1)}),
     "bn1d": ("batch_norm1d", {}),
