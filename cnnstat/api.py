@@ -23,7 +23,8 @@ def analyze(model: str | Path | Graph, input: tuple[int, ...] | int | None = Non
 
 def input_shape(value: tuple[int, ...] | int | str | None, graph: Graph) -> tuple[int, ...] | None:
     """Accepts (C, H, W), an int (square, channels from the spec), or text `3x224x224`,
-    `224x224`, `224`."""
+    `224x224`, `224`. A model whose default input has another rank takes that rank:
+    CxTxHxW (or TxHxW, or one size for H and W) for video, CxL (or L) for 1-D."""
     if value is None:
         return None
     if isinstance(value, str):
@@ -33,15 +34,20 @@ def input_shape(value: tuple[int, ...] | int | str | None, graph: Graph) -> tupl
         except ValueError:
             raise UsageError(f"--input takes CxHxW, HxW or a size, got '{value}'") from None
     dims = (value,) if isinstance(value, int) else tuple(value)
-    if len(dims) == 1:
-        dims = (dims[0], dims[0])  # a square size; channels come from the spec
     if not dims or any(isinstance(d, bool) or not isinstance(d, int) or d <= 0 for d in dims):
         raise UsageError(f"input sizes must be positive integers, got {list(dims)}")
-    if len(dims) == 2:
-        default = graph.meta.input
-        if default is None or len(default) != 3:
+    default = graph.meta.input
+    rank = len(default) if default else 3  # channels + spatial dims
+    if len(dims) == 1 and rank >= 3:  # a square size: H = W, other dims from the default
+        dims = (*(default or (0, 0, 0))[1:rank - 2], dims[0], dims[0])
+    if len(dims) == rank - 1:
+        if default is None:
             raise UsageError(f"model '{graph.meta.name}' has no default channels; give CxHxW")
         dims = (default[0], *dims)
-    if len(dims) > 3:
-        raise UsageError(f"input is CxHxW without batch (use --batch), got {list(dims)}")
+    if len(dims) != rank:
+        raise UsageError(f"input is {_FORMS.get(rank, 'CxHxW')} without batch (use --batch) "
+                         f"for model '{graph.meta.name}', got {list(dims)}")
     return dims
+
+
+_FORMS = {2: "CxL", 3: "CxHxW", 4: "CxTxHxW"}

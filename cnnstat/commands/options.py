@@ -33,6 +33,11 @@ InputOpt = Annotated[str | None, typer.Option(
     "--input", "-i", help="Input without batch: CxHxW, HxW or a square size "
     "[default: the spec's input]. Several, comma-separated (224,320,448), give a sweep.",
     show_default=False)]
+InputsOpt = Annotated[list[str] | None, typer.Option(
+    "--input", "-i", help="Input without batch: CxHxW, HxW or a square size (CxTxHxW for "
+    "video, CxL for 1-D) [default: the spec's input]. Several, comma-separated "
+    "(224,320,448), give a sweep. A module whose forward takes several tensors (RAFT's "
+    "two frames) takes --input once per tensor.", show_default=False)]
 BatchOpt = Annotated[int, typer.Option("--batch", "-b", min=1, help="Batch size.")]
 FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="Output format.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Same as --format json.")]

@@ -12,7 +12,7 @@ from cnnstat.commands.options import (
     DtypeOpt,
     Format,
     FormatOpt,
-    InputOpt,
+    InputsOpt,
     JsonOpt,
     KwargsOpt,
     MinInputOpt,
@@ -28,15 +28,23 @@ from cnnstat.commands.torch_cmds import emit_with_crosscheck, resolve_model, wit
 from cnnstat.errors import UsageError
 
 
-def _run_view(view: str, model: str, input: str | None, batch: int, format: Format,
+def _run_view(view: str, model: str, input: list[str] | None, batch: int, format: Format,
               as_json: bool, depth: str | None, dtype: Dtype, no_color: bool,
               strict: bool, min_input: bool = False, kwargs: str | None = None,
               crosscheck: bool = False, regions: int | None = None) -> None:
     from cnnstat.analyzers import analyze_graph
     from cnnstat.api import input_shape
 
-    resolved = resolve_model(model, input, kwargs)
-    if regions is not None:
+    reference = ":" in model
+    if input is not None and len(input) > 1 and any("," in i for i in input):
+        raise UsageError("a sweep (--input 224,320) takes one --input")
+    resolved = resolve_model(model, input, kwargs, regions if reference else None)
+    input = input[0] if input is not None and len(input) == 1 else None  # a size or a sweep
+    if reference and input is not None and "," not in input:
+        input = None  # traced at that input already (a detector: at what its backbone sees)
+    if reference and input is not None and resolved.graph.meta.stages:
+        raise UsageError("a detector resizes its input: analyze one --input size per run")
+    if regions is not None and not reference:
         import dataclasses
 
         from cnnstat.analyzers.engine import with_regions
@@ -104,7 +112,7 @@ def _emit(report, view: str, format: Format, depth: int | str | None, no_color: 
 
 
 def _command(view: str, doc: str):
-    def command(model: ModelArg, input: InputOpt = None, batch: BatchOpt = 1,
+    def command(model: ModelArg, input: InputsOpt = None, batch: BatchOpt = 1,
                 format: FormatOpt = Format.table, as_json: JsonOpt = False,
                 depth: DepthOpt = None, dtype: DtypeOpt = Dtype.fp32,
                 no_color: NoColorOpt = False, strict: StrictOpt = False,

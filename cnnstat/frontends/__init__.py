@@ -11,28 +11,46 @@ YAML/zoo path stays torch-free. `resolve_reference` serves `cnnstat.models.resol
 
 from __future__ import annotations
 
+import dataclasses
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
+
+from cnnstat.errors import UsageError
 
 if TYPE_CHECKING:
     from cnnstat.frontends.torch_fx import Traced
     from cnnstat.models import Resolved
 
 
-def resolve_reference(text: str, *, input: Any = None, kwargs: Any = None) -> Resolved:
+def resolve_reference(text: str, *, input: Any = None, kwargs: Any = None,
+                      regions: int | None = None) -> Resolved:
     """`pkg.mod:attr`, `file.py:attr` or `torchvision:NAME` -> a traced graph.
-    RUNS THE REFERENCED CODE (import, then the class or factory)."""
-    from cnnstat.frontends import torch_fx, torch_ref
+    RUNS THE REFERENCED CODE (import, then the class or factory). `input` is one input
+    (CxHxW text or a tuple) or a list of them, one per tensor the forward takes; `regions`
+    sets a detector's proposal count (docs/detection.md)."""
+    from cnnstat.frontends import detection, torch_fx, torch_ref
     from cnnstat.models import Resolved
 
     ref = torch_ref.parse_reference(text)
     loaded = torch_ref.load(ref, torch_ref.parse_kwargs(kwargs))
-    shape = _input_shape(loaded, input)
+    module, stages, notes = loaded.module, (), list(loaded.notes)
+    if detection.kind_of(module):
+        loaded = dataclasses.replace(loaded, default_input=detection.default_image(module))
+        shapes = _input_shapes(loaded, input, count=1)
+        plan = detection.plan(module, shapes[0], regions)
+        module, shapes, stages = plan.module, [plan.input], plan.stages
+        notes += plan.notes
+    elif regions is not None:
+        raise UsageError(f"'{text}' is not a detector with a per-region part for --regions "
+                         "/ --proposals (docs/detection.md)")
+    else:
+        shapes = _input_shapes(loaded, input, count=_tensor_arguments(module))
+        notes += _inputs_note(module, shapes, input)
     traced = torch_fx.trace_module(
-        loaded.module, shape, name=loaded.name, source=text,
+        module, shapes[0], name=loaded.name, source=text, more_inputs=tuple(shapes[1:]),
         meta={"title": f"torch module {type(loaded.module).__name__}", "follows": loaded.follows,
-              "notes": "; ".join(loaded.notes)})
-    return Resolved(traced.graph, diagnostics=(*loaded.notes, *traced.diagnostics),
+              "notes": "; ".join(notes), "stages": stages})
+    return Resolved(traced.graph, diagnostics=(*notes, *traced.diagnostics),
                     module=loaded.module)
 
 
@@ -46,14 +64,41 @@ def graph_from_module(module: Any, input: Any = (3, 224, 224), *, name: str | No
     return torch_fx.trace_module(module, tuple(input), name=label, source=source or label)
 
 
-def _input_shape(loaded: Any, value: Any) -> tuple[int, ...]:
-    """The requested input, else torchvision's evaluation crop, else 224x224 with the
-    channels of the first conv."""
+def _input_shapes(loaded: Any, value: Any, count: int) -> list[tuple[int, ...]]:
+    """One shape per tensor the forward takes: the requested inputs (one given for a
+    forward of several is used for each), else torchvision's evaluation crop, else 224x224
+    with the channels of the first conv."""
     from cnnstat.api import input_shape
     from cnnstat.frontends.torch_ref import first_in_channels
 
     default = loaded.default_input or (first_in_channels(loaded.module) or 3, 224, 224)
-    if value is None:
-        return default
+    values = [value] if value is None or isinstance(value, str | int) or \
+        (isinstance(value, tuple) and all(isinstance(v, int) for v in value)) else list(value)
+    if len(values) > max(count, 1):
+        raise UsageError(f"'{loaded.name}' takes {count} tensor input(s); --input was given "
+                         f"{len(values)} times")
     stub = SimpleNamespace(meta=SimpleNamespace(input=default, name=loaded.name))
-    return input_shape(value, stub)  # type: ignore[arg-type]
+    shapes = [default if v is None else input_shape(v, stub) for v in values]  # type: ignore[arg-type]
+    return shapes + [shapes[-1]] * (count - len(shapes))
+
+
+def _tensor_arguments(module: Any) -> int:
+    """How many arguments the forward requires (RAFT: image1, image2); at least 1."""
+    import inspect
+
+    try:
+        parameters = inspect.signature(module.forward).parameters.values()
+    except (TypeError, ValueError):
+        return 1
+    required = [p for p in parameters if p.default is p.empty and
+                p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return max(len(required), 1)
+
+
+def _inputs_note(module: Any, shapes: list[tuple[int, ...]], value: Any) -> list[str]:
+    from cnnstat.frontends.torch_fx import input_names
+
+    given = "given" if value is not None else "the default"
+    names = input_names(module, len(shapes))
+    return [f"traced at {given} input(s): " + ", ".join(
+        f"{n} {'x'.join(map(str, s))}" for n, s in zip(names, shapes, strict=True))]

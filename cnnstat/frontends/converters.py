@@ -129,7 +129,7 @@ def register_function(*ops: str):
 
 
 def _pair(value: Any) -> tuple[int, int]:
-    if isinstance(value, int):
+    if isinstance(value, int | float):  # a scale factor may be one float
         return (value, value)
     values = tuple(value)
     return (values[0], values[0]) if len(values) == 1 else (values[0], values[1])
