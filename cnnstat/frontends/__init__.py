@@ -66,12 +66,13 @@ def graph_from_module(module: Any, input: Any = (3, 224, 224), *, name: str | No
 
 def _input_shapes(loaded: Any, value: Any, count: int) -> list[tuple[int, ...]]:
     """One shape per tensor the forward takes: the requested inputs (one given for a
-    forward of several is used for each), else torchvision's evaluation crop, else 224x224
-    with the channels of the first conv."""
+    forward of several is used for each), else torchvision's evaluation crop (a 16-frame
+    clip for video), else 224x224 with the channels of the first conv (224 long for a
+    Conv1d, 16x112x112 for a Conv3d)."""
     from cnnstat.api import input_shape
-    from cnnstat.frontends.torch_ref import first_in_channels
+    from cnnstat.frontends.torch_ref import default_input
 
-    default = loaded.default_input or (first_in_channels(loaded.module) or 3, 224, 224)
+    default = loaded.default_input or default_input(loaded.module)
     values = [value] if value is None or isinstance(value, str | int) or \
         (isinstance(value, tuple) and all(isinstance(v, int) for v in value)) else list(value)
     if len(values) > max(count, 1):
