@@ -191,3 +191,25 @@ def test_raft_cli_defaults_to_one_size_for_both_frames():
     assert result.exit_code == 0, result.output
     notes = [n["message"] for n in json.loads(result.stdout)["notes"]]
     assert any("image1 3x224x224, image2 3x224x224" in n for n in notes)
+
+
+def test_compare_explains_the_fpn_detector_against_the_2015_spec():
+    """Exit 0 (no column fails on the traced graph's min input), the lines name each
+    model's parts with the regions they run on, and the explanation's once-per-image and
+    per-region sums are the reports' own rows."""
+    pytest.importorskip("torchvision.models")
+    result = cli("compare", "torchvision:fasterrcnn_resnet50_fpn", "faster_rcnn", "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    lines = data["explanation"]
+    assert lines[0] == "Where the MACs are (per image):"
+    assert "input 3x800x800; backbone" in lines[1] and "(x1000 regions)" in lines[1]
+    assert "input 3x600x1000; features" in lines[2] and "(x300 regions)" in lines[2]
+    assert any(line.startswith("  per region:") and "x 1000 vs 300 regions" in line
+               for line in lines)
+    torchvision_model = data["models"][0]
+    assert [s["name"] for s in torchvision_model["stages"]] == [
+        "backbone", "FPN", "RPN", "RoI heads"]
+    table = cli("compare", "torchvision:fasterrcnn_resnet50_fpn", "faster_rcnn")
+    assert table.exit_code == 0 and "Why fasterrcnn_resnet50_fpn and faster_rcnn differ" in \
+        table.stdout

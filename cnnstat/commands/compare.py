@@ -56,13 +56,20 @@ def _column(model: str, input: str | None, batch: int, dtype: str, time_on: str 
         graph = resolved.graph
         shape = input_shape(input, graph)
         report = analyze_graph(graph, shape, batch=batch, dtype=dtype)
-        extra = {"min_input": lambda: min_input_side(graph),
+        extra = {"min_input": lambda: _min_input(graph, min_input_side),
                  "reduction_savings": lambda: _reduction_savings(graph, shape)}
         if time_on is not None:
             extra.update(_timing(graph, shape, batch, time_on))
         return ModelColumn(report.model, report, metric_values(report, graph, extra))
     except CnnstatError as e:
         return ModelColumn(model, error=str(e), exit_code=e.exit_code)
+
+
+def _min_input(graph, min_input_side) -> int | None:
+    """None for a traced module with opaque nodes: valid at its traced input only."""
+    if any(node.kind == "opaque" for node in graph):
+        return None
+    return min_input_side(graph)
 
 
 def _timing(graph, shape, batch: int, device: str) -> dict:
@@ -144,13 +151,20 @@ def compare(
 
 def _emit(columns, format: Format, per_stage: bool, no_color: bool) -> None:
     from cnnstat.report import compare_render as render
+    from cnnstat.report.compare_detection import explanation
+
+    lines = explanation(columns)
 
     def table(console) -> None:
+        from rich.text import Text
+
         ascii_only = not (console.encoding or "").lower().startswith("utf")
         console.print(render.compare_table(columns, ascii_only))
         if per_stage and any(c.error is None for c in columns):
             console.print(render.stage_table(columns))
+        for line in lines:
+            console.print(Text(line))
 
-    emit(format, no_color, json=lambda: render.compare_json(columns),
+    emit(format, no_color, json=lambda: render.compare_json(columns, lines),
          csv=lambda: render.compare_csv(columns),
          markdown=lambda: render.compare_markdown(columns), table=table)
