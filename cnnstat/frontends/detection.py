@@ -98,11 +98,16 @@ def plan(model: nn.Module, image: tuple[int, ...], regions: int | None = None) -
     heads = [h for h in _HEADS if getattr(model.roi_heads, h[1], None) is not None]
     counts = {"box_roi_pool": proposals, "mask_roi_pool": detections,
               "keypoint_roi_pool": detections}
-    notes.append(f"per-region heads: roi_heads.box_head on {proposals} proposals "
-                 f"({'--regions' if regions else 'rpn.post_nms_top_n at eval'}); "
-                 + "; ".join(f"roi_heads.{h[1]} on {detections} detections "
-                             "(roi_heads.detections_per_img)" for h in heads[1:])
-                 + " (anchors, box decoding, NMS and mask pasting are not counted)")
+    runs = [f"roi_heads.box_head on {proposals} proposals "
+            f"({'--regions' if regions else 'rpn.post_nms_top_n at eval'})"]
+    runs += [f"roi_heads.{head} on {detections} detections (roi_heads.detections_per_img)"
+             for _, head, _ in heads[1:]]
+    notes.append(f"per-region heads: {'; '.join(runs)}. Anchors, box decoding, NMS and "
+                 "mask pasting are not network layers: not counted")
+    if getattr(model.rpn, "score_thresh", 0.0) > 0 and regions is None:
+        notes.append(f"rpn.score_thresh is {model.rpn.score_thresh}: on real images fewer "
+                     f"than {proposals} proposals may pass it, so the RoI heads' count is an "
+                     "upper bound (--regions N counts N)")
     module = _TwoStage(model, {pool: counts[pool] for pool, _, _ in heads}, seen)
     return Plan(module, seen, TWO_STAGE, tuple(notes))
 
