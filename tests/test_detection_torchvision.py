@@ -237,3 +237,12 @@ def test_default_macs_match_torchvisions_published_ops(name):
     macs = report["totals"]["macs"] if name in PUBLISHED_WHOLE else sum(
         s["macs"] for s in report["stages"] if s["name"] != "RoI heads")
     assert round(macs / 1e9, 3) == pytest.approx(published, abs=0.0011)
+
+
+def test_an_image_the_transform_refuses_is_a_clear_error():
+    """Not a traceback and not exit 70: the transform's own complaint, exit 3."""
+    pytest.importorskip("torchvision.models")
+    result = cli("params", "torchvision:fasterrcnn_resnet50_fpn", "--input", "4x64x64")
+    assert result.exit_code == 3
+    assert "the model's transform refused a 4x64x64 image" in result.output
+    assert "Traceback" not in result.output

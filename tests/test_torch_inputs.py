@@ -131,3 +131,24 @@ def test_conv3d_takes_a_clip(nets):
     default = json.loads(cli("params", f"{path}:Clip", "--json").stdout)
     assert default["input_shape"] == [1, 3, 16, 112, 112]
     assert cli("params", f"{path}:Clip", "--input", "3x8x20x20x2").exit_code == 2
+
+
+class TwoUnbinds(nn.Module):
+    """SSD's heads call unbind in one scope twice: element names must stay unique."""
+
+    def forward(self, x):
+        first = torch.unbind(x, 1)
+        second = torch.unbind(x * 2, 1)
+        return first[0] + second[1]
+
+
+def test_a_second_multi_output_call_gets_its_own_names():
+    from cnnstat.analyzers import analyze_graph
+    from cnnstat.frontends import graph_from_module
+
+    traced = graph_from_module(TwoUnbinds(), (3, 4, 4))
+    names = [node.name for node in traced.graph]
+    assert len(names) == len(set(names))
+    assert {"unbind[0]", "unbind_1[1]"} <= set(names)
+    report = analyze_graph(traced.graph)
+    assert report.outputs[0][1] == tuple(TwoUnbinds()(torch.rand(1, 3, 4, 4)).shape)

@@ -37,7 +37,7 @@ def resolve_reference(text: str, *, input: Any = None, kwargs: Any = None,
     if detection.kind_of(module):
         loaded = dataclasses.replace(loaded, default_input=detection.default_image(module))
         shapes = _input_shapes(loaded, input, count=1)
-        plan = detection.plan(module, shapes[0], regions)
+        plan = detection.plan(module, shapes[0], regions, source=text)
         module, shapes, stages = plan.module, [plan.input], plan.stages
         notes += plan.notes
     elif regions is not None:
@@ -51,7 +51,7 @@ def resolve_reference(text: str, *, input: Any = None, kwargs: Any = None,
         meta={"title": f"torch module {type(loaded.module).__name__}", "follows": loaded.follows,
               "notes": "; ".join(notes), "stages": stages})
     return Resolved(traced.graph, diagnostics=(*notes, *traced.diagnostics),
-                    module=loaded.module)
+                    module=module)  # a detector: the network traced, for --crosscheck
 
 
 def graph_from_module(module: Any, input: Any = (3, 224, 224), *, name: str | None = None,

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from cnnstat.errors import AnalysisError, Location, UsageError
 from cnnstat.frontends.converters import register_module
 from cnnstat.ir import layers as L
 
@@ -76,11 +77,24 @@ def default_image(model: nn.Module) -> tuple[int, int, int]:
     return (3, side, side)
 
 
-def plan(model: nn.Module, image: tuple[int, ...], regions: int | None = None) -> Plan:
+def plan(model: nn.Module, image: tuple[int, ...], regions: int | None = None,
+         source: str = "") -> Plan:
     """The stand-in for `model`'s network at `image` (CxHxW, the image handed to forward)."""
     if len(image) != 3:
-        raise ValueError(f"a detector takes CxHxW images, got {list(image)}")
-    seen = backbone_input(model, image)
+        raise UsageError(f"a detector takes one CxHxW image size, got {list(image)}")
+    try:
+        return _plan(model, image, regions, source)
+    except AttributeError as e:  # a subclass that moved or renamed torchvision's parts
+        raise AnalysisError(f"{type(model).__name__} does not have torchvision's detector "
+                            f"layout ({e})", Location(source)) from e
+
+
+def _plan(model: nn.Module, image: tuple[int, ...], regions: int | None, source: str) -> Plan:
+    try:
+        seen = backbone_input(model, image)
+    except RuntimeError as e:  # the transform's own checks (3 channel means, ...)
+        raise AnalysisError(f"the model's transform refused a {_text(image)} image: "
+                            f"{str(e).splitlines()[0]}", Location(source)) from e
     notes = [f"{type(model.transform).__name__} turns the {_text(image)} image into "
              f"{_text(seen)} (resized, then padded to a multiple of "
              f"{model.transform.size_divisible}): the counts are those of the backbone's "
@@ -90,6 +104,11 @@ def plan(model: nn.Module, image: tuple[int, ...], regions: int | None = None) -
         notes.append("anchors, box decoding and NMS are not network layers: not counted "
                      "(torch's FlopCounterMode counts none of them either)")
         return Plan(_Dense(model), seen, stages, tuple(notes))
+    return _two_stage(model, seen, regions, notes)
+
+
+def _two_stage(model: nn.Module, seen: tuple[int, ...], regions: int | None,
+               notes: list[str]) -> Plan:
     proposals = regions or model.rpn._post_nms_top_n["testing"]
     detections = model.roi_heads.detections_per_img
     if regions is not None:
