@@ -69,7 +69,8 @@ StrictOpt = Annotated[bool, typer.Option(
     "--strict", help="Exit 3 when any layer kind could not be counted.")]
 RegionsOpt = Annotated[int | None, typer.Option(
     "--regions", min=1, help="Regions per image for a detection spec's per-region part "
-    "(R-CNN's 2000 proposals, ...): its cost is multiplied by N (docs/detection.md).",
+    "(R-CNN's 2000 proposals, ...): its cost is multiplied by N; for a torchvision R-CNN, "
+    "the proposals its box head runs on (docs/detection.md).",
     show_default=False)]
 ProposalsOpt = Annotated[int | None, typer.Option(
     "--proposals", min=1, help="Same as --regions (Faster R-CNN's word for them).",

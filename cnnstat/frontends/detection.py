@@ -23,6 +23,7 @@ regions: its output has the same size whichever level each box is pooled from
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 
 import torch
@@ -54,6 +55,8 @@ class Plan:
 
 def kind_of(model: nn.Module) -> str | None:
     """'two_stage', 'dense' or None (not a torchvision detector)."""
+    if "torchvision" not in sys.modules:
+        return None  # no torchvision imported: the model cannot be one of its detectors
     try:
         from torchvision.models.detection.fcos import FCOS
         from torchvision.models.detection.generalized_rcnn import GeneralizedRCNN
