@@ -246,3 +246,22 @@ def test_an_image_the_transform_refuses_is_a_clear_error():
     assert result.exit_code == 3
     assert "the model's transform refused a 4x64x64 image" in result.output
     assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("command", ["rf", "savings", "compare", "export"])
+def test_every_command_analyzes_a_detector_at_its_backbone_input(command, tmp_path):
+    """The graph was traced at what the transform made of --input (ssdlite: 320x320 from
+    a 480x640 image); no command analyzes it again at the image size."""
+    pytest.importorskip("torchvision.models")
+    model = "torchvision:ssdlite320_mobilenet_v3_large"
+    extra = {"compare": [model, "torchvision:resnet18"], "export": [model, "-o",
+                                                                   str(tmp_path / "s.yaml")]}
+    result = cli(command, *extra.get(command, [model]), "--input", "3x480x640",
+                 *(["--json"] if command in ("rf", "compare") else []))
+    assert result.exit_code == 0, result.output
+    if command == "rf":
+        assert json.loads(result.stdout)["input_shape"] == [1, 3, 320, 320]
+    if command == "compare":
+        assert json.loads(result.stdout)["models"][0]["input_shape"] == [1, 3, 320, 320]
+    if command == "export":
+        assert "input: [3, 320, 320]" in (tmp_path / "s.yaml").read_text()

@@ -46,6 +46,7 @@ def _column(model: str, input: str | None, batch: int, dtype: str, time_on: str 
     from cnnstat.analyzers.compare import ModelColumn, metric_values
     from cnnstat.analyzers.min_input import min_input_side
     from cnnstat.api import input_shape
+    from cnnstat.commands.torch_cmds import traced_input
     from cnnstat.models import resolve
 
     try:
@@ -54,7 +55,7 @@ def _column(model: str, input: str | None, batch: int, dtype: str, time_on: str 
         if resolved.note:
             note(resolved.note)
         graph = resolved.graph
-        shape = input_shape(input, graph)
+        shape = input_shape(traced_input(model, input), graph)
         report = analyze_graph(graph, shape, batch=batch, dtype=dtype)
         extra = {"min_input": lambda: _min_input(graph, min_input_side),
                  "reduction_savings": lambda: _reduction_savings(graph, shape)}
@@ -66,10 +67,17 @@ def _column(model: str, input: str | None, batch: int, dtype: str, time_on: str 
 
 
 def _min_input(graph, min_input_side) -> int | None:
-    """None for a traced module with opaque nodes: valid at its traced input only."""
+    """None (shown n/a) for a traced module with opaque nodes, valid at its traced input
+    only, and for a graph whose smaller inputs fail (a reshape to fixed sizes, as a traced
+    detector head has): the other metrics of the column still stand."""
+    from cnnstat.errors import ShapeError
+
     if any(node.kind == "opaque" for node in graph):
         return None
-    return min_input_side(graph)
+    try:
+        return min_input_side(graph)
+    except ShapeError:
+        return None
 
 
 def _timing(graph, shape, batch: int, device: str) -> dict:

@@ -42,6 +42,15 @@ def resolve_model(model: str, input: str | list[str] | None, kwargs: str | None,
     return resolved
 
 
+def traced_input(model: str, input: str | None) -> str | None:
+    """The input to analyze a resolved MODEL at: a module reference was traced at a single
+    --input already (a detector at what its transform makes of it), so None, its graph's
+    own input; a spec, an .onnx file or a sweep keeps `input`."""
+    if ":" in model and input is not None and "," not in input:
+        return None
+    return input
+
+
 def with_diagnostics(report, resolved):
     """The report, carrying what the frontend said about how it built the graph."""
     if not resolved.diagnostics:

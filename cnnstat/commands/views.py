@@ -24,7 +24,12 @@ from cnnstat.commands.options import (
     StrictOpt,
 )
 from cnnstat.commands.output import check_unsupported, emit, sweep_sizes, unsupported_message
-from cnnstat.commands.torch_cmds import emit_with_crosscheck, resolve_model, with_diagnostics
+from cnnstat.commands.torch_cmds import (
+    emit_with_crosscheck,
+    resolve_model,
+    traced_input,
+    with_diagnostics,
+)
 from cnnstat.errors import UsageError
 
 
@@ -40,8 +45,7 @@ def _run_view(view: str, model: str, input: list[str] | None, batch: int, format
         raise UsageError("a sweep (--input 224,320) takes one --input")
     resolved = resolve_model(model, input, kwargs, regions if reference else None)
     input = input[0] if input is not None and len(input) == 1 else None  # a size or a sweep
-    if reference and input is not None and "," not in input:
-        input = None  # traced at that input already (a detector: at what its backbone sees)
+    input = traced_input(model, input)  # a reference was traced at its single input
     if reference and input is not None and resolved.graph.meta.stages:
         raise UsageError("a detector resizes its input: analyze one --input size per run")
     if regions is not None and not reference:
