@@ -23,5 +23,6 @@ def analyze(model: str | Path | Graph, input: tuple[int, ...] | int | None = Non
 
 def input_shape(value: tuple[int, ...] | int | str | None, graph: Graph) -> tuple[int, ...] | None:
     """Accepts (C, H, W), an int (square, channels from the spec), or text `3x224x224`,
-    `224x224`, `224` (cnnstat.inputs)."""
+    `224x224`, `224`, in the rank of the model's input (CxTxHxW for video, CxL for 1-D;
+    cnnstat.inputs)."""
     return input_dims(value, graph.meta.input, graph.meta.name)

@@ -25,17 +25,24 @@ def parse_dims(value: Dims | int | str) -> Dims:
 
 def input_dims(value: Dims | int | str | None, default: Dims | None, model: str
                ) -> Dims | None:
-    """CxHxW from (C, H, W), an HxW or a square size (channels from `default`, the
-    model's own input); None stays None (the caller's default input)."""
+    """The input without batch, in the rank of `default` (the model's own input): CxHxW
+    from (C, H, W), an HxW or a square size; CxTxHxW (or TxHxW, or one size for H and W)
+    for video; CxL (or L) for 1-D. Channels (and frames) missing come from `default`;
+    None stays None (the caller's default input)."""
     if value is None:
         return None
     dims = parse_dims(value)
-    if len(dims) == 1:
-        dims = (dims[0], dims[0])  # a square size; channels come from the model
-    if len(dims) == 2:
-        if default is None or len(default) != 3:
+    rank = len(default) if default else 3  # channels + the data dims
+    if len(dims) == 1 and rank >= 3:  # a square size: H = W, other dims from the default
+        dims = (*(default or (0, 0, 0))[1:rank - 2], dims[0], dims[0])
+    if len(dims) == rank - 1:
+        if default is None:
             raise UsageError(f"model '{model}' has no default channels; give CxHxW")
         dims = (default[0], *dims)
-    if len(dims) > 3:
-        raise UsageError(f"input is CxHxW without batch (use --batch), got {list(dims)}")
+    if len(dims) != rank:
+        raise UsageError(f"input is {_FORMS.get(rank, 'CxHxW')} without batch (use --batch) "
+                         f"for model '{model}', got {list(dims)}")
     return dims
+
+
+_FORMS = {2: "CxL", 3: "CxHxW", 4: "CxTxHxW"}

@@ -56,9 +56,12 @@ def aliases() -> dict[str, str]:
     return {a: t for a, t in FAMILY_ALIASES.items() if t in names and a not in names}
 
 
-def resolve(model: str, *, input: object = None, kwargs: str | dict | None = None) -> Resolved:
-    """`input` (CxHxW text or a tuple) and `kwargs` (JSON text or a dict) only matter for
-    module references, which are traced at that input and built with those arguments."""
+def resolve(model: str, *, input: object = None, kwargs: str | dict | None = None,
+            regions: int | None = None) -> Resolved:
+    """`input` (CxHxW text or a tuple, or a list of them: one per tensor the forward
+    takes), `kwargs` (JSON text or a dict) and `regions` (a detector's proposals) only
+    matter for module references, which are traced at that input and built with those
+    arguments."""
     if not model or not model.strip():
         raise UnknownModelError("MODEL is empty; give a spec path or a zoo name (cnnstat zoo)")
     path = Path(model)
@@ -83,7 +86,8 @@ def resolve(model: str, *, input: object = None, kwargs: str | dict | None = Non
         # Imports torch, then RUNS the referenced code (docs/torch.md).
         from cnnstat.frontends import resolve_reference
 
-        return _from_frontend(resolve_reference(model, input=input, kwargs=kwargs))
+        return _from_frontend(resolve_reference(model, input=input, kwargs=kwargs,
+                                                  regions=regions))
     if model in zoo_names():
         return Resolved(load_zoo(model))
     alias = aliases().get(model)

@@ -360,3 +360,24 @@ def test_cli_regions_errors() -> None:
     plain = runner.invoke(app, ["flops", "vgg16", "--regions", "5"])
     assert plain.exit_code != 0 and "per-region" in plain.stderr
     assert issubclass(UsageError, CnnstatError)
+
+
+def test_compare_of_detectors_says_where_the_macs_are():
+    """`compare` splits each detector into what runs once per image and what runs per
+    region; the sums are those of the per-layer rows, and the Fast R-CNN head is
+    VGG16's fc6 (the oracle above) on each of the 2000 vs 300 regions."""
+    result = CliRunner().invoke(app, ["compare", "fast_rcnn", "faster_rcnn", "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    lines = data["explanation"]
+    assert lines[0] == "Where the MACs are (per image):"
+    assert "Why fast_rcnn and faster_rcnn differ:" in lines
+    for model, line in zip(data["models"], lines[1:3], strict=True):
+        regions = max(row.get("regions", 1) for row in model["layers"])
+        assert line.startswith(f"  {model['model']}: input ") and f"(x{regions} regions)" in line
+    fc6 = next(r for r in data["models"][0]["layers"] if r["name"].endswith("fc6"))
+    assert fc6["params"] == VGG16_FC6_PARAMS
+    assert any(line.startswith("  per region:") and "x 2000 vs 300 regions" in line
+               for line in lines)
+    plain = CliRunner().invoke(app, ["compare", "resnet18", "vgg16", "--json"])
+    assert "explanation" not in json.loads(plain.stdout)

@@ -175,7 +175,14 @@ class ModelReport(Record):
             "layers": [row.to_dict(self.dtype_bytes) for row in self.layers],
             "unsupported": [u.to_dict() for u in self.unsupported],
             "diagnostics": list(self.diagnostics),
+            **({"stages": self.stages()} if meta.stages else {}),
         }
+
+    def stages(self) -> list[dict]:
+        """Per-stage totals (backbone, FPN, RPN, RoI heads) when the model names stages."""
+        from cnnstat.analyzers.stages import stage_totals
+
+        return stage_totals(self.layers, self.meta.stages)
 
 
 def fold(layers: tuple[LayerStats, ...], depth: int | None) -> tuple[LayerStats, ...]:

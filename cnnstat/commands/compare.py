@@ -46,6 +46,7 @@ def _column(model: str, input: str | None, batch: int, dtype: str, time_on: str 
     from cnnstat.analyzers.compare import ModelColumn, metric_values
     from cnnstat.analyzers.min_input import min_input_side
     from cnnstat.api import input_shape
+    from cnnstat.commands.torch_cmds import traced_input
     from cnnstat.resolver import resolve
 
     try:
@@ -54,19 +55,31 @@ def _column(model: str, input: str | None, batch: int, dtype: str, time_on: str 
         if resolved.note:
             note(resolved.note)
         graph = resolved.graph
-        shape = input_shape(input, graph)
+        shape = input_shape(traced_input(model, input), graph)
         report = analyze_graph(graph, shape, batch=batch, dtype=dtype)
-        # the minimum input is a square image's side: none for sequences, clips, tokens, nor
-        # where an opaque op holds at its traced input only
-        sized = len(shape or graph.meta.input or ()) == 3 and not any(
-            n.kind == "opaque" for n in graph)
-        extra = {"min_input": lambda: min_input_side(graph) if sized else None,
+        # the minimum input is a square image's side: none for sequences, clips, tokens
+        image = len(shape or graph.meta.input or ()) == 3
+        extra = {"min_input": lambda: _min_input(graph, min_input_side) if image else None,
                  "reduction_savings": lambda: _reduction_savings(graph, shape)}
         if time_on is not None:
             extra.update(_timing(graph, shape, batch, time_on))
         return ModelColumn(report.model, report, metric_values(report, graph, extra))
     except CnnstatError as e:
         return ModelColumn(model, error=str(e), exit_code=e.exit_code)
+
+
+def _min_input(graph, min_input_side) -> int | None:
+    """None (shown n/a) for a traced module with opaque nodes, valid at its traced input
+    only, and for a graph whose smaller inputs fail (a reshape to fixed sizes, as a traced
+    detector head has): the other metrics of the column still stand."""
+    from cnnstat.errors import ShapeError
+
+    if any(node.kind == "opaque" for node in graph):
+        return None
+    try:
+        return min_input_side(graph)
+    except ShapeError:
+        return None
 
 
 def _timing(graph, shape, batch: int, device: str) -> dict:
@@ -148,13 +161,20 @@ def compare(
 
 def _emit(columns, format: Format, per_stage: bool, no_color: bool) -> None:
     from cnnstat.report import compare_render as render
+    from cnnstat.report.compare_detection import explanation
+
+    lines = explanation(columns)
 
     def table(console) -> None:
+        from rich.text import Text
+
         ascii_only = not (console.encoding or "").lower().startswith("utf")
         console.print(render.compare_table(columns, ascii_only))
         if per_stage and any(c.error is None for c in columns):
             console.print(render.stage_table(columns))
+        for line in lines:
+            console.print(Text(line))
 
-    emit(format, no_color, json=lambda: render.compare_json(columns),
+    emit(format, no_color, json=lambda: render.compare_json(columns, lines),
          csv=lambda: render.compare_csv(columns),
          markdown=lambda: render.compare_markdown(columns), table=table)

@@ -31,7 +31,7 @@ def export(
     One layer per line, blocks and repeats where the structure repeats. The spec is
     loaded back and compared with the model, layer by layer, before anything is written
     (docs/export.md)."""
-    from cnnstat.commands.torch_cmds import resolve_model
+    from cnnstat.commands.torch_cmds import resolve_model, traced_input
     from cnnstat.files import atomic_write_text, check_writable
     from cnnstat.writer import spec_from_graph
 
@@ -42,7 +42,7 @@ def export(
 
         raise UsageError("export takes one --input size, not a sweep")
     resolved = resolve_model(model, input, kwargs)
-    graph = resolved.graph
+    graph, input = resolved.graph, traced_input(model, input)
     if input is not None:  # a module was traced at it; a spec gets it as its default
         import dataclasses
 

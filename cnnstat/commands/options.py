@@ -32,6 +32,11 @@ ModelArg = Annotated[str, typer.Argument(
 InputOpt = Annotated[str | None, typer.Option(
     "--input", "-i", help="Input without batch: CxHxW, HxW or a square size. Several, "
     "comma-separated (224,320,448), give a sweep.", show_default="the spec's input")]
+InputsOpt = Annotated[list[str] | None, typer.Option(
+    "--input", "-i", help="Input without batch: CxHxW, HxW or a square size (CxTxHxW for "
+    "video, CxL for 1-D). Several, comma-separated (224,320,448), give a sweep. A module "
+    "whose forward takes several tensors (RAFT's two frames) takes --input once per "
+    "tensor.", show_default="the spec's input")]
 BatchOpt = Annotated[int, typer.Option("--batch", "-b", min=1, help="Batch size.")]
 FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="Output format.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Same as --format json.")]
@@ -63,7 +68,8 @@ StrictOpt = Annotated[bool, typer.Option(
     "--strict", help="Exit 3 when any layer kind could not be counted.")]
 RegionsOpt = Annotated[int | None, typer.Option(
     "--regions", min=1, help="Regions per image for a detection spec's per-region part "
-    "(R-CNN's 2000 proposals, ...): its cost is multiplied by N (docs/detection.md).",
+    "(R-CNN's 2000 proposals, ...): its cost is multiplied by N; for a torchvision R-CNN, "
+    "the proposals its box head runs on (docs/detection.md).",
     show_default=False)]
 ProposalsOpt = Annotated[int | None, typer.Option(
     "--proposals", min=1, help="Same as --regions (Faster R-CNN's word for them).",

@@ -54,9 +54,10 @@ def rf(model: ModelArg, input: InputOpt = None, layer: LayerOpt = None, unit: Un
     """Receptive field per layer: size, effective stride, start, effective padding.
 
     A field depends on neither --batch nor --dtype: both are accepted and change nothing."""
-    from cnnstat.commands.torch_cmds import resolve_model
+    from cnnstat.commands.torch_cmds import resolve_model, traced_input
 
     graph = resolve_model(model, input, kwargs).graph  # a reference is traced at --input
+    input = traced_input(model, input)
     fmt = Format.json if as_json else format
     depth = parse_depth(depth)
     names = [n.name for n in graph.nodes[1:]]

@@ -25,7 +25,7 @@ from cnnstat.commands.options import (
     parse_depth,
 )
 from cnnstat.commands.output import check_unsupported, emit, sweep_sizes
-from cnnstat.commands.torch_cmds import resolve_model
+from cnnstat.commands.torch_cmds import resolve_model, traced_input
 
 SuggestOpt = Annotated[bool, typer.Option(
     "--suggest", help="Rank the kxk convs where a 1x1 reduction would save the most MACs.")]
@@ -51,6 +51,7 @@ def savings(model: ModelArg, input: InputOpt = None, suggest: SuggestOpt = False
     frac = as_ratio(ratio)  # a bad --ratio fails before any work
     parse_depth(depth)  # accepted (findings are not layers), but checked like everywhere
     graph = resolve_model(model, input, kwargs).graph  # a reference is traced at --input
+    input = traced_input(model, input)
     format = Format.json if as_json else format
     reports = []
     for size in sweep_sizes(input):

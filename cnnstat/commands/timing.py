@@ -26,7 +26,7 @@ from cnnstat.commands.options import (
     ModelArg,
     NoColorOpt,
 )
-from cnnstat.commands.torch_cmds import resolve_model, with_diagnostics
+from cnnstat.commands.torch_cmds import resolve_model, traced_input, with_diagnostics
 from cnnstat.errors import UsageError
 
 
@@ -126,7 +126,7 @@ def time_command(model: ModelArg, device: DeviceOpt = "auto", batch: BatchesOpt 
     if input is not None and "," in input:
         raise UsageError("time takes one --input; sweep the batch with --batch 1,8,64")
     resolved = resolve_model(model, input, kwargs)
-    graph = resolved.graph
+    graph, input = resolved.graph, traced_input(model, input)
     shape = resolve_input(graph, input_shape(input, graph))
     analyze_graph(graph, shape, batch=batches[0])  # bad shapes fail before torch loads
 

@@ -13,25 +13,42 @@ from cnnstat.commands.options import Format
 from cnnstat.errors import UsageError
 
 
-def resolve_model(model: str, input: str | None, kwargs: str | None):
+def resolve_model(model: str, input: str | list[str] | None, kwargs: str | None,
+                  regions: int | None = None):
     """resolve() with the torch options: a module reference is traced at `--input`
-    (a single size; a sweep traces at the default) and built with `--kwargs`. Says on
-    stderr which spec an alias picked, or how the frontend built the graph."""
+    (a single size, or one per tensor its forward takes; a sweep traces at the default),
+    built with `--kwargs`, and a detector keeps `regions` proposals. Says on stderr which
+    spec an alias picked, or how the frontend built the graph."""
     from cnnstat.resolver import resolve
 
     is_reference = ":" in model
     if kwargs is not None and not is_reference:
         raise UsageError("--kwargs only applies to a module reference (pkg.mod:Class, "
                          "file.py:factory, torchvision:NAME)")
-    trace_input = input if input is not None and "," not in input else None
+    if isinstance(input, list) and len(input) == 1:
+        input = input[0]
+    if isinstance(input, list) and not is_reference:
+        raise UsageError("--input is given once per tensor input of a module reference; "
+                         "a spec takes one input")
+    trace_input = input if isinstance(input, list) or (input is not None and "," not in input) \
+        else None
     if is_reference:
-        resolved = resolve(model, input=trace_input, kwargs=kwargs)
+        resolved = resolve(model, input=trace_input, kwargs=kwargs, regions=regions)
     else:  # an .onnx file is shape-inferred at --input; specs ignore it here
         resolved = resolve(model, input=trace_input)
     for line in (resolved.note, *resolved.diagnostics):
         if line:
             note(line)
     return resolved
+
+
+def traced_input(model: str, input: str | None) -> str | None:
+    """The input to analyze a resolved MODEL at: a module reference was traced at a single
+    --input already (a detector at what its transform makes of it), so None, its graph's
+    own input; a spec, an .onnx file or a sweep keeps `input`."""
+    if ":" in model and input is not None and "," not in input:
+        return None
+    return input
 
 
 def with_diagnostics(report, resolved):

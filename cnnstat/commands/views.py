@@ -12,7 +12,7 @@ from cnnstat.commands.options import (
     DtypeOpt,
     Format,
     FormatOpt,
-    InputOpt,
+    InputsOpt,
     JsonOpt,
     KwargsOpt,
     MinInputOpt,
@@ -24,21 +24,33 @@ from cnnstat.commands.options import (
     StrictOpt,
 )
 from cnnstat.commands.output import check_unsupported, emit, sweep_sizes, unsupported_message
-from cnnstat.commands.torch_cmds import emit_with_crosscheck, resolve_model, with_diagnostics
+from cnnstat.commands.torch_cmds import (
+    emit_with_crosscheck,
+    resolve_model,
+    traced_input,
+    with_diagnostics,
+)
 from cnnstat.errors import UsageError
 
 
-def _run_view(view: str, model: str, input: str | None, batch: int, format: Format,
+def _run_view(view: str, model: str, input: list[str] | None, batch: int, format: Format,
               as_json: bool, depth: str | None, dtype: Dtype, no_color: bool,
               strict: bool, min_input: bool = False, kwargs: str | None = None,
               crosscheck: bool = False, regions: int | None = None) -> None:
     from cnnstat.analyzers import analyze_graph
     from cnnstat.api import input_shape
 
-    if crosscheck and input is not None and "," in input:
+    reference = ":" in model
+    if input is not None and len(input) > 1 and any("," in i for i in input):
+        raise UsageError("a sweep (--input 224,320) takes one --input")
+    if crosscheck and input is not None and any("," in i for i in input):
         raise UsageError("--crosscheck takes one input, not a sweep")
-    resolved = resolve_model(model, input, kwargs)
-    if regions is not None:
+    resolved = resolve_model(model, input, kwargs, regions if reference else None)
+    input = input[0] if input is not None and len(input) == 1 else None  # a size or a sweep
+    input = traced_input(model, input)  # a reference was traced at its single input
+    if reference and input is not None and resolved.graph.meta.stages:
+        raise UsageError("a detector resizes its input: analyze one --input size per run")
+    if regions is not None and not reference:
         import dataclasses
 
         from cnnstat.analyzers.engine import with_regions
@@ -111,7 +123,7 @@ def _emit(report, view: str, format: Format, depth: int | str | None, no_color: 
 
 
 def _command(view: str, doc: str):
-    def command(model: ModelArg, input: InputOpt = None, batch: BatchOpt = 1,
+    def command(model: ModelArg, input: InputsOpt = None, batch: BatchOpt = 1,
                 format: FormatOpt = Format.table, as_json: JsonOpt = False,
                 depth: DepthOpt = None, dtype: DtypeOpt = Dtype.fp32,
                 no_color: NoColorOpt = False, strict: StrictOpt = False,

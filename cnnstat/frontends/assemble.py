@@ -22,7 +22,7 @@ from torch import nn
 from cnnstat.analyzers.ops import OPS
 from cnnstat.analyzers.params import PARAMS
 from cnnstat.analyzers.shapes import SHAPES
-from cnnstat.errors import AnalysisError, Location, listing
+from cnnstat.errors import AnalysisError, Location, SpecError, listing
 from cnnstat.frontends.converters import (ALIASES, BROADCASTS, FIRST_OUTPUT_MODULES,
                                           READS_WEIGHTS, SHAPE_OF_SECOND, Call,
                                           convert_function, convert_module)
@@ -91,11 +91,27 @@ class Assembler:
 
     # --- the tracer's interface -------------------------------------------------------
 
-    def input(self, key: Key, value: torch.Tensor) -> None:
-        if self.nodes:
-            raise AnalysisError("forward takes more than one tensor input; cnnstat analyzes "
-                                "single-input models", self._loc())
-        self._add(INPUT_NAME, L.Input(), (), tuple(value.shape), key)
+    def input(self, key: Key, value: torch.Tensor, name: str = INPUT_NAME) -> None:
+        """The forward's tensor arguments. The graph has one input node: a later argument
+        of the same shape reads it too (RAFT's two frames), one of another shape becomes
+        an opaque node `name` fed from it, which carries its shape."""
+        shape = tuple(value.shape)
+        if not self.nodes:
+            self._add(INPUT_NAME, L.Input(), (), shape, key)
+            self._input_key = key
+            return
+        first = self._entries[self._input_key]
+        if shape == first.shape:
+            self._entries[key] = first
+            self.diagnostics.append(f"input '{name}' ({'x'.join(map(str, shape[1:]))}) has the "
+                                    f"shape of the first input: both are the graph's "
+                                    f"'{INPUT_NAME}' node")
+            return
+        node = self._unique(name)
+        self.diagnostics.append(f"input '{name}' has another shape than the first: the "
+                                f"opaque node '{node}' stands for it (the graph has one input)")
+        self._add(node, L.Opaque(op=f"input {name}", in_shape=first.shape, out_shape=shape,
+                                 macs=0), (INPUT_NAME,), shape, key)
 
     def constant(self, key: Key, tensor_name: str) -> None:
         """A module attribute read by the forward (fx `get_attr`)."""
@@ -129,7 +145,10 @@ class Assembler:
                 f"(FlopCounterMode / 2) and their element-wise work not counted: "
                 f"{listing(self.opaque)}")
         nodes = fuse_channel_shuffles(self.nodes, outputs, self._shapes)
-        return Graph(nodes=tuple(nodes), outputs=tuple(outputs), meta=meta)
+        try:
+            return Graph(nodes=tuple(nodes), outputs=tuple(outputs), meta=meta)
+        except SpecError as e:  # our own naming or wiring: never the user's spec error
+            raise RuntimeError(f"the torch frontend built an invalid graph: {e}") from e
 
     # --- steps --------------------------------------------------------------------------
 
@@ -151,6 +170,9 @@ class Assembler:
 
     def _tensor_step(self, step: Step) -> None:
         values, tensors = self._inputs(step)
+        if not values and step.flops:
+            self._constant_work(step, tensors)
+            return
         if not values:
             self._entries[step.key] = _Const(tuple(tensors), step.flops)
             return
@@ -177,6 +199,19 @@ class Assembler:
             values = values[:1]
         self._add(name, layer, tuple(v.name for v in values), tuple(step.call.out.shape),
                   step.key)
+
+    def _constant_work(self, step: Step, tensors: list[str]) -> None:
+        """Counted work on a tensor not computed from the input (RAFT's first flow update
+        convolves a grid of coordinates): an opaque node hung from the input, so torch's
+        MACs are in the totals."""
+        params, buffers = self._claim(tensors)
+        name = self._name(step)
+        first = self._entries[self._input_key]
+        label = f"{step.label} on a tensor not computed from the input"
+        self.opaque.append(f"{name} ({label})")
+        layer = L.Opaque(op=label, in_shape=first.shape, out_shape=tuple(step.call.out.shape),
+                         macs=step.flops // 2, params=params, buffers=buffers)
+        self._add(name, layer, (INPUT_NAME,), tuple(step.call.out.shape), step.key)
 
     def _multi_step(self, step: Step) -> None:
         values, tensors = self._inputs(step)

@@ -20,7 +20,7 @@ from torch.utils._pytree import tree_leaves
 from torch.utils.flop_counter import FlopCounterMode
 
 from cnnstat.frontends.assemble import Step
-from cnnstat.frontends.converters import Call, canonical_op, op_label
+from cnnstat.frontends.converters import MODULES, Call, canonical_op, op_label
 
 
 def is_leaf(module: nn.Module) -> bool:
@@ -62,7 +62,7 @@ class Recorder(TorchFunctionMode):
             handle.remove()
 
     def _enter(self, module: nn.Module, args: tuple, kwargs: dict) -> None:
-        leaf = is_leaf(module)
+        leaf = type(module) in MODULES or is_leaf(module)  # as the fx tracer keeps them
         self._scopes.append((self._paths.get(id(module), ""), leaf, self._flops()))
         self._leaf_depth += leaf
 
@@ -100,7 +100,7 @@ class Recorder(TorchFunctionMode):
                 arg_keys.append(id(leaf))
             elif id(leaf) in self._tensor_names:
                 names.append(self._tensor_names[id(leaf)])
-        if not arg_keys and not names:
+        if not arg_keys and not names and not flops:
             return  # a tensor made from nothing the model owns (torch.zeros(...)): ignore
         outs = call.out if isinstance(call.out, tuple | list) else (call.out,)
         for out in outs:

@@ -91,20 +91,22 @@ def with_state(module: nn.Module, state: dict[str, torch.Tensor], run, *args):
 
 
 def trace_module(module: nn.Module, input_chw: tuple[int, ...], *, name: str,
-                 source: str, meta: dict | None = None) -> Traced:
+                 source: str, meta: dict | None = None,
+                 more_inputs: tuple[tuple[int, ...], ...] = ()) -> Traced:
     """Trace `module` at input (1, *input_chw) into a Graph; raises AnalysisError when
-    neither fx nor a recorded forward works."""
+    neither fx nor a recorded forward works. `more_inputs`: the shapes of the forward's
+    further tensor arguments (RAFT's second frame), batch 1 too."""
     was_training = module.training
     module.eval()  # the graph of inference: dropout off, BN on running stats, no aux heads
     info = ModelMeta(name=name, source=source, input=tuple(input_chw), **(meta or {}))
     try:
         with no_dynamo_import():
-            return _trace(module, input_chw, info, source)
+            return _trace(module, (tuple(input_chw), *map(tuple, more_inputs)), info, source)
     finally:
         module.train(was_training)
 
 
-def _trace(module: nn.Module, input_chw: tuple[int, ...], info: ModelMeta,
+def _trace(module: nn.Module, inputs: tuple[tuple[int, ...], ...], info: ModelMeta,
            source: str) -> Traced:
     notes: list[str] = []
     try:
@@ -115,9 +117,9 @@ def _trace(module: nn.Module, input_chw: tuple[int, ...], info: ModelMeta,
                      "forward with module hooks instead")
     else:
         try:
-            asm = _fx_run(graph_module, module, input_chw, source)
+            asm = _fx_run(graph_module, module, inputs, source)
             traced = _done(asm, info, "torch.fx symbolic trace, meta-tensor propagation", notes)
-            return _with_training_branches(module, input_chw, info, source, traced) \
+            return _with_training_branches(module, inputs, info, source, traced) \
                 if asm.unused else traced
         except AnalysisError:
             raise
@@ -125,7 +127,7 @@ def _trace(module: nn.Module, input_chw: tuple[int, ...], info: ModelMeta,
             notes.append(f"the fx-traced graph failed on meta tensors ({_reason(e)}); "
                          "recorded one forward with module hooks instead")
     try:
-        asm = _eager_run(module, input_chw, source, device="meta")
+        asm = _eager_run(module, inputs, source, device="meta")
         return _done(asm, info, "module hooks on meta tensors (fx fallback)", notes)
     except AnalysisError:
         raise
@@ -140,15 +142,15 @@ def _trace(module: nn.Module, input_chw: tuple[int, ...], info: ModelMeta,
                  "on real tensors (zero weights, random input): the graph is the path this "
                  "input took")
     try:
-        asm = _eager_run(module, input_chw, source, device="cpu")
+        asm = _eager_run(module, inputs, source, device="cpu")
     except Exception as e:  # noqa: BLE001
         raise AnalysisError(f"running the forward failed: {_reason(e)}", Location(source)) \
             from e
     return _done(asm, info, "module hooks on real tensors (fx and meta fallbacks failed)", notes)
 
 
-def _with_training_branches(module: nn.Module, input_chw: tuple[int, ...], info: ModelMeta,
-                            source: str, traced: Traced) -> Traced:
+def _with_training_branches(module: nn.Module, inputs: tuple[tuple[int, ...], ...],
+                            info: ModelMeta, source: str, traced: Traced) -> Traced:
     """Modules the eval forward never calls (Inception's AuxLogits) are often called by
     the training forward, as an extra output. Then the graph is the training one with
     those outputs as aux outputs (their layers in params, not in inference cost), as the
@@ -159,7 +161,7 @@ def _with_training_branches(module: nn.Module, input_chw: tuple[int, ...], info:
             sub.eval()
     try:
         gm = fx.GraphModule(module, _Tracer().trace(module), type(module).__name__)
-        asm = _fx_run(gm, module, input_chw, source)
+        asm = _fx_run(gm, module, inputs, source)
         train = asm.finish(asm.output_keys, info)
     except Exception:  # noqa: BLE001 - user code: the eval graph stands
         return traced
@@ -193,7 +195,7 @@ def _reason(e: BaseException) -> str:
 
 # --- fx -----------------------------------------------------------------------------------
 
-def _fx_run(gm: fx.GraphModule, module: nn.Module, input_chw: tuple[int, ...],
+def _fx_run(gm: fx.GraphModule, module: nn.Module, inputs: tuple[tuple[int, ...], ...],
             source: str) -> Assembler:
     state = state_copy(gm, "meta")
     for node in gm.graph.nodes:  # tensor constants fx lifted out of the forward
@@ -203,13 +205,14 @@ def _fx_run(gm: fx.GraphModule, module: nn.Module, input_chw: tuple[int, ...],
                 state[node.target] = torch.empty_like(value, device="meta")
     counter = FlopCounterMode(display=False)
 
-    def run(inner: fx.GraphModule, x: torch.Tensor) -> _Runner:
+    def run(inner: fx.GraphModule, *xs: torch.Tensor) -> _Runner:
         runner = _Runner(inner, counter)
         with counter, torch.device("meta"):
-            runner.run(x)
+            runner.run(*xs)
         return runner
 
-    runner = with_state(gm, state, run, torch.empty(1, *input_chw, device="meta"))
+    xs = [torch.empty(1, *shape, device="meta") for shape in inputs]
+    runner = with_state(gm, state, run, *xs)
     return _fx_steps(gm, module, runner, source)
 
 
@@ -228,7 +231,7 @@ def _fx_steps(gm: fx.GraphModule, module: nn.Module, runner: _Runner,
         value = env.get(node)
         if node.op == "placeholder":
             if isinstance(value, torch.Tensor):
-                asm.input(node, value)
+                asm.input(node, value, node.name)
         elif node.op == "get_attr":
             asm.constant(node, node.target)
         elif node.op == "output":
@@ -287,27 +290,40 @@ def _fx_step(gm: fx.GraphModule, node: fx.Node, env: dict, flops: int) -> Step:
 
 # --- the recorded forward -----------------------------------------------------------------
 
-def _eager_run(module: nn.Module, input_chw: tuple[int, ...], source: str,
+def input_names(module: nn.Module, count: int) -> list[str]:
+    """The names of the forward's first `count` arguments (`image1`, `image2`)."""
+    import inspect
+
+    try:
+        names = [p.name for p in inspect.signature(module.forward).parameters.values()
+                 if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    except (TypeError, ValueError):
+        names = []
+    return [names[i] if i < len(names) else f"input{i}" for i in range(count)]
+
+
+def _eager_run(module: nn.Module, inputs: tuple[tuple[int, ...], ...], source: str,
                device: str) -> Assembler:
     state = state_copy(module, device, zeros=device != "meta")
     names = {id(t): n for n, t in state.items()}
     counter = FlopCounterMode(display=False)
     recorder = Recorder(module, names, counter)
-    x = torch.randn(1, *input_chw) if device != "meta" else \
-        torch.empty(1, *input_chw, device="meta")
-    key = recorder.track_input(x)
+    xs = [torch.randn(1, *shape) if device != "meta" else
+          torch.empty(1, *shape, device="meta") for shape in inputs]
+    keys = [recorder.track_input(x) for x in xs]
 
-    def run(inner: nn.Module, x: torch.Tensor):
+    def run(inner: nn.Module, *xs: torch.Tensor):
         recorder.attach()
         try:
             with counter, recorder, torch.device(device):
-                return inner(x)
+                return inner(*xs)
         finally:
             recorder.detach()
 
-    out = with_state(module, state, run, x)
+    out = with_state(module, state, run, *xs)
     asm = Assembler(module, source)
-    asm.input(key, x)
+    for key, x, name in zip(keys, xs, input_names(module, len(xs)), strict=True):
+        asm.input(key, x, name)
     for step in recorder.steps:
         asm.step(step)
     asm.output_keys = [id(t) for t in tree_leaves(out) if isinstance(t, torch.Tensor)]

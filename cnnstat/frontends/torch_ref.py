@@ -262,7 +262,17 @@ def _torchvision_input(tvm: Any, name: str, module: nn.Module) -> tuple[int, ...
     size = keywords.get("crop_size") or keywords.get("resize_size")
     if isinstance(size, list | tuple):
         size = size[0]
-    return (3, size, size) if isinstance(size, int) else None
+    if not isinstance(size, int):
+        return None
+    if getattr(getattr(weights.transforms, "func", None), "__name__", "") == "VideoClassification":
+        frames = max(VIDEO_FRAMES, weights.meta.get("min_temporal_size") or 1)
+        return (3, frames, size, size)
+    return (3, size, size)
+
+
+# Video weights give a crop, not a clip length: torchvision's video references sample clips
+# of 16 frames (the length its published `_ops` of r3d_18 etc. are measured at).
+VIDEO_FRAMES = 16
 
 
 def first_in_channels(module: nn.Module) -> int | None:
@@ -272,3 +282,14 @@ def first_in_channels(module: nn.Module) -> int | None:
         if isinstance(sub, nn.Conv2d):
             return sub.in_channels
     return None
+
+
+def default_input(module: nn.Module) -> tuple[int, ...]:
+    """The input of the first convolution's rank: C x 224 x 224 (Conv2d, or no conv),
+    C x 224 (Conv1d), C x 16 x 112 x 112 (Conv3d: a video clip, as r3d_18 takes), with its
+    in_channels."""
+    for sub in module.modules():
+        if isinstance(sub, nn.Conv1d | nn.Conv2d | nn.Conv3d):
+            spatial = {nn.Conv1d: (224,), nn.Conv3d: (VIDEO_FRAMES, 112, 112)}
+            return (sub.in_channels, *spatial.get(type(sub), (224, 224)))
+    return (3, 224, 224)

@@ -47,6 +47,9 @@ class ModelMeta(Record):
     input: ChwShape | None = None
     notes: str | None = None
     source: str | None = None
+    # (label, name prefix) per stage of a detector (backbone, FPN, RPN, RoI heads): reports
+    # add each stage's totals; a layer belongs to the first stage whose prefix it starts with.
+    stages: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -138,7 +138,7 @@ def stage_table(columns: list[ModelColumn]) -> Table:
     return table
 
 
-def compare_json(columns: list[ModelColumn]) -> str:
+def compare_json(columns: list[ModelColumn], explanation: list[str] | None = None) -> str:
     models, errors = [], []
     for c in columns:
         if c.error is not None:
@@ -147,7 +147,9 @@ def compare_json(columns: list[ModelColumn]) -> str:
         entry = c.report.to_dict()
         entry["metrics"] = dict(c.values)
         models.append(entry)
-    return json.dumps({"schema": COMPARE_SCHEMA, "models": models, "errors": errors}, indent=2)
+    extra = {"explanation": explanation} if explanation else {}
+    return json.dumps({"schema": COMPARE_SCHEMA, "models": models, "errors": errors, **extra},
+                      indent=2)
 
 
 def compare_csv(columns: list[ModelColumn]) -> str:

@@ -110,6 +110,10 @@ def headline(report: ModelReport, view: str = "params") -> Table:
     grid.add_row("Depth", str(t.depth), "weight layers on the longest path")
     if has_regions(report):
         _region_rows(grid, report)
+    for stage in report.stages() if report.meta.stages else ():
+        grid.add_row(f"Stage {stage['name']}", fmt.exact(stage["macs"]),
+                     f"{fmt.human(stage['macs'])}MAC; params {fmt.exact(stage['params'])} "
+                     f"({stage['prefix'] or 'outside every stage'})")
     for name, out_shape in report.outputs:
         grid.add_row("Output", fmt.shape(out_shape), name)
     if view == "summary":
