@@ -22,7 +22,6 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 from fractions import Fraction
 from functools import lru_cache
 from typing import Any
@@ -31,6 +30,7 @@ from cnnstat.analyzers.registry import Registry
 from cnnstat.analyzers.shapes import Shape, conv_padding, permutation
 from cnnstat.ir import Graph, Node
 from cnnstat.ir import layers as L
+from cnnstat.ir.record import Record, record
 
 Span = tuple[int, int]
 MAX_PERIOD = 4096  # far above any real net (a U-Net's 4 x2 upsamplings give 16)
@@ -40,8 +40,8 @@ class RfUnsupported(Exception):
     """A layer whose field cannot be described here; the engine reports it, never raises."""
 
 
-@dataclass(frozen=True, slots=True)
-class UnitMap:
+@record(kw_only=False)
+class UnitMap(Record):
     """Along one axis, the layer-input units that output unit j reads:
     for j = q*period + r, reads(j) = {u + q*shift for u in reads[r]}."""
 
@@ -50,8 +50,8 @@ class UnitMap:
     reads: tuple[tuple[int, ...], ...]
 
 
-@dataclass(frozen=True, slots=True)
-class AxisField:
+@record(kw_only=False)
+class AxisField(Record):
     """The exact field of every unit along one axis (see the module docstring)."""
 
     jump: Fraction
@@ -98,8 +98,8 @@ class AxisField:
 IDENTITY_AXIS = AxisField(jump=Fraction(1), period=1, lo=(0,), hi=(0,))
 
 
-@dataclass(frozen=True, slots=True)
-class ReceptiveField:
+@record(kw_only=False)
+class ReceptiveField(Record):
     """One layer's field on both axes. `h`/`w` are None when the field is global (it
     depends on the whole input image: global pooling, flatten, linear)."""
 

@@ -65,12 +65,25 @@ class Record:
         raise FrozenInstanceError(f"cannot delete field {name!r}")
 
 
-def _compiled_init(cls: type) -> Any:
-    """The keyword-only __init__ dataclass would generate for `cls`."""
+def _compiled_init(cls: type, kw_only: bool) -> Any:
+    """The __init__ dataclass would generate for `cls`."""
     scope: dict[str, Any] = {}
     params, body = [], []
     for i, f in enumerate(fields(cls)):
         scope[f"_set{i}"] = getattr(cls, f.name).__set__  # the slot's own setter
+        if f.default_factory is not MISSING:
+            scope[f"_factory{i}"] = f.default_factory
+        if not f.init:  # set by __post_init__, or a default dataclass would set here
+            if f.default_factory is not MISSING:
+                body.append(f"    _set{i}(self, _factory{i}())")
+            elif f.default is not MISSING:
+                scope[f"_default{i}"] = f.default
+                body.append(f"    _set{i}(self, _default{i})")
+            continue
+        if f.default_factory is not MISSING:
+            params.append(f"{f.name}=_MISSING")
+            body.append(f"    _set{i}(self, _factory{i}() if {f.name} is _MISSING else {f.name})")
+            continue
         if f.default is MISSING:
             params.append(f.name)
         else:
@@ -79,35 +92,35 @@ def _compiled_init(cls: type) -> Any:
         body.append(f"    _set{i}(self, {f.name})")
     if hasattr(cls, "__post_init__"):
         body.append("    self.__post_init__()")
-    star = ", *, " + ", ".join(params) if params else ""
-    exec(f"def __init__(self{star}):\n" + "\n".join(body or ["    pass"]), scope)  # noqa: S102
+    scope["_MISSING"] = MISSING
+    signature = ", ".join(["self", *(["*"] if kw_only and params else []), *params])
+    exec(f"def __init__({signature}):\n" + "\n".join(body or ["    pass"]), scope)  # noqa: S102
     init = scope["__init__"]
     init.__qualname__ = f"{cls.__qualname__}.__init__"
     return init
 
 
-def _first_init(cls: type) -> Any:
+def _first_init(cls: type, kw_only: bool) -> Any:
     """Compiles the class's __init__ at its first construction, then steps aside."""
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         if cls.__dict__.get("__init__") is __init__:
-            cls.__init__ = _compiled_init(cls)  # type: ignore[misc]
-        cls.__init__(self, **kwargs)  # type: ignore[misc]
+            cls.__init__ = _compiled_init(cls, kw_only)  # type: ignore[misc]
+        cls.__init__(self, *args, **kwargs)  # type: ignore[misc]
 
     __init__.__qualname__ = f"{cls.__qualname__}.__init__"
     return __init__
 
 
-def record(cls: T) -> T:
-    """`@dataclass(frozen=True, slots=True, kw_only=True)` for a subclass of `Record`."""
+def record(cls: T | None = None, *, kw_only: bool = True) -> Any:
+    """`@dataclass(frozen=True, slots=True, kw_only=True)` for a subclass of `Record`;
+    `@record(kw_only=False)` takes positional arguments too, as a plain dataclass."""
+    if cls is None:
+        return lambda c: record(c, kw_only=kw_only)
     if not issubclass(cls, Record):
         raise TypeError(f"{cls.__name__} must subclass Record to get its __eq__ and __hash__")
     if cls.__doc__ is None:  # dataclass would build one from inspect.signature
         cls.__doc__ = cls.__name__
-    cls = dataclass(init=False, slots=True, kw_only=True, eq=False, repr=False)(cls)
-    for f in fields(cls):
-        if not f.init or f.default_factory is not MISSING:
-            raise TypeError(f"{cls.__name__}.{f.name}: @record fields take plain defaults "
-                            "only (no init=False, no default_factory)")
-    cls.__init__ = _first_init(cls)  # type: ignore[misc]
+    cls = dataclass(init=False, slots=True, kw_only=kw_only, eq=False, repr=False)(cls)
+    cls.__init__ = _first_init(cls, kw_only)  # type: ignore[misc]
     return cls

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 
@@ -33,6 +32,8 @@ def to_json(report: ModelReport, extra: dict | None = None) -> str:
 
 
 def to_csv(report: ModelReport, depth: int | None = None) -> str:
+    import csv  # here: only --csv needs it
+
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(CSV_FIELDS)

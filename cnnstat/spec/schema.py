@@ -7,10 +7,11 @@ naming the kind, when this entry is missing.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 
 from cnnstat.ir import layers as L
+from cnnstat.ir.record import Record, record
 
 # Field types, interpreted by `cnnstat.spec.values`.
 INT = "int"  # a positive int (or an expression giving one)
@@ -27,8 +28,8 @@ STR = "str"
 SIGNED_LIST = "signed_list"  # list of any ints (dims)
 
 
-@dataclass(frozen=True, slots=True)
-class KindSpec:
+@record(kw_only=False)
+class KindSpec(Record):
     layer: type[L.Layer]
     fields: dict[str, str]
     primary: str | None = None
