@@ -7,23 +7,47 @@ results only; stderr carries diagnostics. Exit codes: docs/exit-codes.md.
 
 from __future__ import annotations
 
+import gc
 import sys
+from typing import Any
 
-# Importing a command module registers its commands on `app`.
-from cnnstat.commands import (  # noqa: F401
-    check,
-    compare,
-    export,
-    rf,
-    savings,
-    timing,
-    views,
-    zoo,
-)
-from cnnstat.commands.app import app, tolerate_any_encoding
+
+def _app() -> Any:
+    """The typer app with every command on it (importing a command module registers its
+    commands on `app`)."""
+    from cnnstat.commands import (  # noqa: F401
+        check,
+        compare,
+        export,
+        rf,
+        savings,
+        timing,
+        views,
+        zoo,
+    )
+    from cnnstat.commands.app import app
+
+    return app
+
+
+def __getattr__(name: str) -> Any:
+    """`from cnnstat.cli import app` (tests, embedding) gets the full app."""
+    if name == "app":
+        return _app()
+    raise AttributeError(f"module 'cnnstat.cli' has no attribute {name!r}")
 
 
 def main() -> None:
+    # Imports make tens of thousands of objects and no garbage: the cyclic collector
+    # would walk them again and again (a tenth of the spec path's start-up). Collect
+    # again once they are in; they live to the end, so later collections skip them.
+    gc.disable()
+    try:
+        app = _app()
+        from cnnstat.commands.app import tolerate_any_encoding
+    finally:
+        gc.freeze()
+        gc.enable()
     tolerate_any_encoding()  # also for --help, which typer prints before any command runs
     everything = app.registered_commands
     app.registered_commands = _invoked(everything, sys.argv[1:2])
