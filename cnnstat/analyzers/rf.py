@@ -162,11 +162,34 @@ class ReceptiveField(Record):
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form: Fractions as ints when integral, else as "p/q" strings."""
+        h, w = self.h, self.w
+        if h is not None and w is not None:  # most layers: read the tables, no Fraction made
+            size = [h.size, w.size]
+            return {
+                "size": size, "stride": [number(h.jump), number(w.jump)],
+                "start": [_centre(h), _centre(w)], "padding": [_padding(h), _padding(w)],
+                "global": False,
+                "exceeds_input": size[0] > self.image[0] or size[1] > self.image[1],
+            }
         return {
             "size": list(self.size), "stride": [number(v) for v in self.stride],
             "start": [number(v) for v in self.start], "padding": list(self.padding),
             "global": self.is_global, "exceeds_input": self.exceeds_input,
         }
+
+
+def _centre(axis: AxisField) -> int | str | None:
+    """`number(axis.start)`: the centre of unit 0's field, in halves."""
+    lo, hi = axis.lo[0], axis.hi[0]
+    if lo is None:
+        return None
+    twice = lo + hi  # type: ignore[operator]
+    return twice // 2 if twice % 2 == 0 else f"{twice}/2"
+
+
+def _padding(axis: AxisField) -> int | None:
+    lo = axis.lo[0]
+    return None if lo is None else -lo
 
 
 def number(value: Fraction | int | None) -> int | str | None:
