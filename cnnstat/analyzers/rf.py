@@ -64,7 +64,11 @@ class AxisField(Record):
     size: int = dataclasses.field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        jump = self.jump
+        jump, lo, hi = self.jump, self.lo, self.hi
+        if self.period == 1 == len(lo) == len(hi) and jump.denominator == 1:  # most fields
+            object.__setattr__(self, "step", jump.numerator)
+            object.__setattr__(self, "size", 0 if lo[0] is None else hi[0] - lo[0] + 1)
+            return
         step = self.period * (jump.numerator if jump.denominator == 1 else jump)
         if step.denominator != 1 or len(self.lo) != self.period or len(self.hi) != self.period:
             raise ValueError(f"inconsistent field table: {self!r}")
@@ -107,6 +111,10 @@ class ReceptiveField(Record):
     w: AxisField | None
     image: tuple[int, int]
     layout: tuple[int, int] = (2, 3)  # the tensor dims holding H and W; a permute moves them
+    # to_dict's values, made at its first call: the layers after a conv (norm, activation)
+    # share its field, and the JSON reads each once
+    _json: tuple | None = dataclasses.field(default=None, init=False, repr=False,
+                                            compare=False)
 
     @property
     def is_global(self) -> bool:
@@ -162,6 +170,15 @@ class ReceptiveField(Record):
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form: Fractions as ints when integral, else as "p/q" strings."""
+        values = self._json
+        if values is None:
+            values = tuple(self._json_values().values())
+            object.__setattr__(self, "_json", values)
+        size, stride, start, padding, is_global, exceeds = values
+        return {"size": list(size), "stride": list(stride), "start": list(start),
+                "padding": list(padding), "global": is_global, "exceeds_input": exceeds}
+
+    def _json_values(self) -> dict[str, Any]:
         h, w = self.h, self.w
         if h is not None and w is not None:  # most layers: read the tables, no Fraction made
             size = [h.size, w.size]
@@ -544,10 +561,13 @@ def _follows_layout(kind: type[L.Layer]) -> bool:
 
 def _field_of(node: Node, fields: dict[str, ReceptiveField | None], shapes: dict[str, Shape],
               diagnostics: list[str]) -> ReceptiveField | None:
-    ins = tuple(fields[i] for i in node.inputs)
-    if any(f is None for f in ins):
-        return None
-    if any(f.is_global for f in ins):  # type: ignore[union-attr]
+    ins = tuple(map(fields.__getitem__, node.inputs))
+    after_global = False
+    for f in ins:  # one loop, not two any(): this runs for every layer
+        if f is None:
+            return None
+        after_global = after_global or f.h is None or f.w is None
+    if after_global:
         return global_field(ins[0].image)  # type: ignore[union-attr]
     handler = RF.get(type(node.layer))
     notes: list[str] = []

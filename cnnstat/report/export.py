@@ -7,6 +7,7 @@ import json
 from collections.abc import Iterator
 
 from cnnstat.analyzers.results import ModelReport, fold
+from cnnstat.nogc import without_gc
 from cnnstat.report import fmt
 from cnnstat.report.columns import CONVENTION, columns_for
 
@@ -21,6 +22,7 @@ _ROWS_PER_CALL = 1000
 _BETWEEN_ROWS = '}, {"name": '
 
 
+@without_gc
 def to_json(report: ModelReport, extra: dict | None = None) -> str:
     """The report, with what the command adds to it (min_input, notes: docs/json.md).
 
