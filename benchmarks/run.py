@@ -40,6 +40,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "benchmarks"
+sys.path.insert(0, str(BENCH))
+import big_specs  # noqa: E402  (benchmarks/ is no package)
 MODELS = ("vgg16", "resnet50", "densenet121")
 # Hand-written plain torch (benchmarks/plain_models.py): no tool's run imports cnnstat.
 PLAIN = ("resnet50", "densenet121")
@@ -259,6 +261,8 @@ def zoo_budget_file(directory: Path) -> Path:
 def all_cases(models: tuple[str, ...], budget_file: Path, big: bool) -> list[Case]:
     tools = tuple(t for t in TOOLS if installed(t))
     cases = floor_cases() + whole_zoo_cases(budget_file)
+    if big:  # issue 23: 100k-layer specs, with repeat and flat
+        cases += big_specs.cases(Case, cnnstat_argv(), budget_file.parent)
     for model in models:
         cases += model_cases(model, tools)
     if big:
@@ -405,7 +409,8 @@ def _target_torch(results: dict[str, Measure],
 
 
 def targets(results: dict[str, Measure], models: tuple[str, ...]) -> list[str]:
-    rows = [*_target_spec(results), *_target_zoo(results), *_target_torch(results, models)]
+    rows = [*big_specs.targets(results, _wall, seconds), *_target_spec(results),
+            *_target_zoo(results), *_target_torch(results, models)]
     lines = ["| target | verdict | measured |", "|---|---|---|"]
     lines += [f"| {text} | {_verdict(ok)} | {figures} |" for text, ok, figures in rows]
     return lines
@@ -437,7 +442,7 @@ def report(cases: list[Case], results: dict[str, Measure], info: dict[str, str],
         "cnnstat traces them with parameters on the meta device, the other tools run them "
         "with real weights on a 1x3x224x224 input",
         "",
-        "## Targets (issue 11)",
+        "## Targets (issues 23 and 11)",
         "",
         *targets(results, models),
         "",
