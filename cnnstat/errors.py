@@ -8,16 +8,36 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 
-@dataclass(frozen=True, slots=True)
 class Location:
-    """Where something came from: a YAML position (1-based line/col) or a module path."""
+    """Where something came from: a YAML position (1-based line/col) or a module path.
 
-    file: str | None = None
-    line: int | None = None
-    col: int | None = None
+    Immutable, compared and hashed by value. Written by hand, not as a dataclass: every
+    start would compile its generated methods, and a big spec makes one per layer."""
+
+    __slots__ = ("file", "line", "col")
+
+    def __init__(self, file: str | None = None, line: int | None = None,
+                 col: int | None = None):
+        _set = object.__setattr__
+        _set(self, "file", file)
+        _set(self, "line", line)
+        _set(self, "col", col)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"Location is immutable: cannot assign to {name!r}")
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not Location:
+            return NotImplemented
+        return (self.file, self.line, self.col) == (other.file, other.line, other.col)
+
+    def __hash__(self) -> int:
+        return hash((self.file, self.line, self.col))
+
+    def __repr__(self) -> str:
+        return f"Location(file={self.file!r}, line={self.line!r}, col={self.col!r})"
 
     def __str__(self) -> str:
         parts = [self.file or "<spec>"]

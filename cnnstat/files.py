@@ -20,7 +20,6 @@ from __future__ import annotations
 import os
 import stat
 import sys
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -115,6 +114,8 @@ def atomic_write(path: str | Path, write: Callable[[Path], None], *, force: bool
     target = check_writable(path, force)
     if is_stdout(path):
         return _to_stdout(write)
+    import tempfile  # here: it imports random and hashlib, and most commands write nothing
+
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     except OSError as e:
@@ -137,6 +138,8 @@ def atomic_write(path: str | Path, write: Callable[[Path], None], *, force: bool
 
 
 def _to_stdout(write: Callable[[Path], None]) -> Path:
+    import tempfile
+
     with tempfile.TemporaryDirectory(prefix="cnnstat.") as folder:
         tmp = Path(folder) / "out"
         write(tmp)

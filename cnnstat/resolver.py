@@ -8,11 +8,11 @@ frontends/onnx_graph.py at `input`. Unknown names fail with close matches.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 from cnnstat.errors import SpecError, UnknownModelError, UsageError, did_you_mean
 from cnnstat.ir import Graph
+from cnnstat.ir.record import Record, record
 from cnnstat.spec import load_spec
 from cnnstat.spec.zoo import load_zoo, zoo_dir, zoo_names
 
@@ -43,8 +43,8 @@ FAMILY_ALIASES = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class Resolved:
+@record(kw_only=False)
+class Resolved(Record):
     graph: Graph
     note: str | None = None  # what an alias picked, for stderr
     diagnostics: tuple[str, ...] = ()  # what the torch frontend did (method, opaque ops)

@@ -24,7 +24,7 @@ from cnnstat.errors import CnnstatError, LimitError, SpecError
 from cnnstat.resolver import zoo_dir, zoo_names
 from cnnstat.spec import load_spec
 from cnnstat.spec.expr import MAX_EXPONENT, MAX_EXPR_CHARS, MAX_EXPR_DEPTH
-from cnnstat.spec.loader import MAX_BLOCK_DEPTH, MAX_NODES, MAX_STEPS
+from cnnstat.spec.loader import MAX_BLOCK_DEPTH, MAX_EMPTY_ITERATIONS, MAX_NODES, MAX_STEPS
 from cnnstat.spec.yaml_tree import (
     MAX_FILE_BYTES,
     MAX_YAML_DEPTH,
@@ -192,14 +192,29 @@ def test_nested_repeats_are_refused_at_the_first_outer_iteration(tmp_path: Path)
     load_fails(path, LimitError, f"more than {MAX_NODES} layers (repeat 1000 x 1001 layers)")
 
 
-@pytest.mark.slow
 def test_nested_empty_repeats_end(tmp_path: Path) -> None:
     """Catches: iterations that make no layer and so were never counted: 2M x 2M empty
     iterations ran for ever."""
     path = write(tmp_path, "input: [3, 8, 8]\nlayers:\n  - repeat: 1999999\n    layers:\n"
                            "      - {repeat: 1999999, layers: []}\n")
-    error = load_fails(path, LimitError, f"more than {MAX_STEPS} expansion steps")
+    error = load_fails(path, LimitError, f"more than {MAX_EMPTY_ITERATIONS} iterations that "
+                                         "make no layer")
     assert error.loc.line == 5
+
+
+def test_iterations_that_make_no_layer_are_bounded(tmp_path: Path) -> None:
+    """Catches: #24's densenet169 mutant, a `repeat: 10000` of a `repeat: 0` in each of
+    its 82 dense layers: 820,000 empty iterations, seconds in-process (a step each, far
+    under MAX_STEPS); what makes layers is not counted against this bound."""
+    zoo = (zoo_dir() / "densenet169.yaml").read_text(encoding="utf-8")
+    conv2 = "- {conv: growth, k: 3, p: 1, bias: false, name: conv2}"
+    assert conv2 in zoo
+    mutant = zoo.replace(conv2, "- {repeat: 10000, layers: [{repeat: 0, layers: [relu]}]}")
+    load_fails(write(tmp_path, mutant), LimitError,
+               f"more than {MAX_EMPTY_ITERATIONS} iterations that make no layer")
+    honest = write(tmp_path, "input: [3, 8, 8]\nlayers:\n  - {repeat: 300000, layers: [relu]}\n",
+                   "honest.yaml")
+    assert len(load_spec(honest).nodes) == 300_001
 
 
 @pytest.mark.parametrize("blocks, message", [

@@ -25,6 +25,7 @@ from cnnstat.analyzers.shapes import SHAPES, Shape, TooSmall
 from cnnstat.errors import AnalysisError, InputTooSmallError, ShapeError, UsageError
 from cnnstat.ir import Graph
 from cnnstat.ir.layers import REGION_ENTRIES, WEIGHT_LAYERS, Layer
+from cnnstat.nogc import without_gc
 
 
 def infer_shapes(graph: Graph, input_shape: Shape, batch: int = 1) -> dict[str, Shape]:
@@ -66,6 +67,7 @@ def resolve_input(graph: Graph, input_shape: Shape | None) -> Shape:
     return tuple(shape)
 
 
+@without_gc
 def analyze_graph(graph: Graph, input_shape: Shape | None = None, *, batch: int = 1,
                   dtype: str = "fp32", fields: bool = True) -> ModelReport:
     """Every analyzer at one input. `fields=False` skips receptive fields (about half the

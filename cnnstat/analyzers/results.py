@@ -159,8 +159,9 @@ class ModelReport(Record):
                 return row
         raise KeyError(name)
 
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON report (docs/json.md); integers stay exact."""
+    def to_dict(self, *, layers: bool = True) -> dict[str, Any]:
+        """The JSON report (docs/json.md); integers stay exact. `layers=False` leaves the
+        per-layer rows out (an empty list) for a writer that streams them."""
         meta = self.meta
         return {
             "schema": SCHEMA,
@@ -172,7 +173,7 @@ class ModelReport(Record):
             "totals": self.totals.to_dict(),
             "outputs": [{"name": n, "shape": list(s)} for n, s in self.outputs],
             "aux_outputs": [{"name": n, "shape": list(s)} for n, s in self.aux_outputs],
-            "layers": [row.to_dict(self.dtype_bytes) for row in self.layers],
+            "layers": [row.to_dict(self.dtype_bytes) for row in self.layers] if layers else [],
             "unsupported": [u.to_dict() for u in self.unsupported],
             "diagnostics": list(self.diagnostics),
             **({"stages": self.stages()} if meta.stages else {}),

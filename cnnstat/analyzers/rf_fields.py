@@ -6,15 +6,16 @@ The rules that compute them are in `cnnstat.analyzers.rf`.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
+
+from cnnstat.ir.record import Record, record
 
 Span = tuple[int, int]
 
 
-@dataclass(frozen=True, slots=True)
-class UnitMap:
+@record(kw_only=False)
+class UnitMap(Record):
     """Along one axis, the layer-input units that output unit j reads:
     for j = q*period + r, reads(j) = {u + q*shift for u in reads[r]}."""
 
@@ -23,8 +24,8 @@ class UnitMap:
     reads: tuple[tuple[int, ...], ...]
 
 
-@dataclass(frozen=True, slots=True)
-class AxisField:
+@record(kw_only=False)
+class AxisField(Record):
     """The exact field of every unit along one axis (see the module docstring)."""
 
     jump: Fraction
@@ -37,7 +38,11 @@ class AxisField:
     size: int = dataclasses.field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        jump = self.jump
+        jump, lo, hi = self.jump, self.lo, self.hi
+        if self.period == 1 == len(lo) == len(hi) and jump.denominator == 1:  # most fields
+            object.__setattr__(self, "step", jump.numerator)
+            object.__setattr__(self, "size", 0 if lo[0] is None else hi[0] - lo[0] + 1)
+            return
         step = self.period * (jump.numerator if jump.denominator == 1 else jump)
         if step.denominator != 1 or len(self.lo) != self.period or len(self.hi) != self.period:
             raise ValueError(f"inconsistent field table: {self!r}")
@@ -71,8 +76,8 @@ class AxisField:
 IDENTITY_AXIS = AxisField(jump=Fraction(1), period=1, lo=(0,), hi=(0,))
 
 
-@dataclass(frozen=True, slots=True)
-class ReceptiveField:
+@record(kw_only=False)
+class ReceptiveField(Record):
     """One layer's field on both axes. `h`/`w` are None when the field is global (it
     depends on the whole input image: global pooling, flatten, linear).
 
@@ -87,6 +92,10 @@ class ReceptiveField:
     layout: tuple[int, int] = (2, 3)  # the tensor dims holding H and W; a permute moves them
     local: ReceptiveField | None = None
     gated: bool = False
+    # to_dict's values, made at its first call: the layers after a conv (norm, activation)
+    # share its field, and the JSON reads each once
+    _json: tuple | None = dataclasses.field(default=None, init=False, repr=False,
+                                            compare=False)
 
     @property
     def is_global(self) -> bool:
@@ -142,16 +151,48 @@ class ReceptiveField:
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form: Fractions as ints when integral, else as "p/q" strings."""
-        out = {
-            "size": list(self.size), "stride": [number(v) for v in self.stride],
-            "start": [number(v) for v in self.start], "padding": list(self.padding),
-            "global": self.is_global, "exceeds_input": self.exceeds_input,
-        }
+        values = self._json
+        if values is None:
+            values = tuple(self._json_values().values())
+            object.__setattr__(self, "_json", values)
+        size, stride, start, padding, is_global, exceeds = values
+        out = {"size": list(size), "stride": list(stride), "start": list(start),
+               "padding": list(padding), "global": is_global, "exceeds_input": exceeds}
         if self.gated:  # only on a field gates made global; null: the path is unknown
             local = None if self.local is None else self.local.to_dict()
             out["local"] = None if local is None else {
                 k: local[k] for k in ("size", "stride", "start", "padding")}
         return out
+
+    def _json_values(self) -> dict[str, Any]:
+        h, w = self.h, self.w
+        if h is not None and w is not None:  # most layers: read the tables, no Fraction made
+            size = [h.size, w.size]
+            return {
+                "size": size, "stride": [number(h.jump), number(w.jump)],
+                "start": [_centre(h), _centre(w)], "padding": [_padding(h), _padding(w)],
+                "global": False,
+                "exceeds_input": size[0] > self.image[0] or size[1] > self.image[1],
+            }
+        return {
+            "size": list(self.size), "stride": [number(v) for v in self.stride],
+            "start": [number(v) for v in self.start], "padding": list(self.padding),
+            "global": self.is_global, "exceeds_input": self.exceeds_input,
+        }
+
+
+def _centre(axis: AxisField) -> int | str | None:
+    """`number(axis.start)`: the centre of unit 0's field, in halves."""
+    lo, hi = axis.lo[0], axis.hi[0]
+    if lo is None:
+        return None
+    twice = lo + hi  # type: ignore[operator]
+    return twice // 2 if twice % 2 == 0 else f"{twice}/2"
+
+
+def _padding(axis: AxisField) -> int | None:
+    lo = axis.lo[0]
+    return None if lo is None else -lo
 
 
 def number(value: Fraction | int | None) -> int | str | None:

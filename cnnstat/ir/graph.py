@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from types import MappingProxyType
 
 from cnnstat.errors import Location, SpecError
@@ -52,8 +52,8 @@ class ModelMeta(Record):
     stages: tuple[tuple[str, str], ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
-class Graph:
+@record(kw_only=False)
+class Graph(Record):
     """A DAG in topological order: every node's inputs come earlier in `nodes`.
 
     The first node is the single `Input`. `outputs` name the nodes whose values the model

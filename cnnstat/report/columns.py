@@ -7,9 +7,9 @@ JSON, CSV and Markdown never import it.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from cnnstat.analyzers.results import LayerStats, ModelReport
+from cnnstat.ir.record import Record, record
 
 CONVENTION = (
     "params: learnable tensors (BN running stats are buffers, counted apart). "
@@ -19,8 +19,8 @@ CONVENTION = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class Column:
+@record(kw_only=False)
+class Column(Record):
     header: str
     value: Callable[[LayerStats], int | None]
     binary: bool = False

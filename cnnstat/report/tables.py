@@ -16,8 +16,9 @@ from cnnstat.report.columns import CONVENTION, columns_for, has_regions
 
 
 def layer_table(report: ModelReport, view: str, depth: int | None = None,
-                top: int = 3) -> Table:
-    """One row per layer (or per folded block) with one SI unit per numeric column."""
+                top: int = 3, limit: int | None = None) -> Table:
+    """One row per layer (or per folded block) with one SI unit per numeric column; past
+    `limit` rows, the rest is one line saying how many (the totals count them)."""
     rows = fold(report.layers, depth)
     cols = columns_for(view, report)
     ranked = _top(rows, cols[0].value, top)
@@ -48,7 +49,8 @@ def layer_table(report: ModelReport, view: str, depth: int | None = None,
     if view == "summary":
         table.add_column("RF (px)", justify="right", overflow="fold")
     table.add_column("Top", justify="right")
-    for row in rows:
+    shown = rows if limit is None else rows[:limit]
+    for row in shown:
         cells = [row.name, row.kind, fmt.shape(row.output_shape)]
         if runs:
             cells.append(f"x{row.regions}" if row.regions > 1 else "")
@@ -63,6 +65,8 @@ def layer_table(report: ModelReport, view: str, depth: int | None = None,
             cells.append(rf_text(row.rf))
         cells.append(f"#{ranked[row.name]}" if row.name in ranked else "")
         table.add_row(*cells)
+    if len(shown) < len(rows):
+        table.add_row(f"... {len(rows) - len(shown)} more", *[""] * (len(table.columns) - 1))
     return table
 
 
@@ -154,15 +158,19 @@ def fit_depth(names: Sequence[str], folded_rows: Callable[[int], int],
     return next((d for d in range(deepest - 1, 0, -1) if folded_rows(d) <= rows), 1)
 
 
-def fold_line(depth: int, layers: int) -> str:
-    return f"folded to depth {depth} ({layers} layers): --depth all shows every layer"
+def fold_line(depth: int, layers: int, cut: str = "") -> str:
+    """`cut`: what a table that still runs past a screen at that depth leaves out."""
+    return f"folded to depth {depth} ({layers} layers){cut}: --depth all shows every layer"
 
 
 def fold_note(report: ModelReport, view: str, depth: int) -> Text:
     """One line saying the table is folded, naming the heaviest layers inside the blocks."""
     value = columns_for(view, report)[0].value
     top = ", ".join(f"#{i} {name}" for name, i in _top(report.layers, value, 3).items())
-    return Text(fold_line(depth, len(report.layers)) + (f"; heaviest: {top}" if top else ""))
+    rows = len(fold(report.layers, depth))
+    cut = (f", the first {SCREEN_ROWS} of its {rows} rows shown" if rows > SCREEN_ROWS
+           else "")
+    return Text(fold_line(depth, len(report.layers), cut) + (f"; heaviest: {top}" if top else ""))
 
 
 def render(report: ModelReport, view: str, depth: int | str | None = None) -> Group:
@@ -172,7 +180,9 @@ def render(report: ModelReport, view: str, depth: int | str | None = None) -> Gr
     layers = report.layers
     auto = None if depth is not None else \
         fit_depth([r.name for r in layers], lambda d: len(fold(layers, d)))
-    parts = [layer_table(report, view, auto or depth)]
+    # A flat spec of 100,000 layers still has 100,000 rows at depth 1: rich would take
+    # minutes to draw them, and no screen shows them
+    parts = [layer_table(report, view, auto or depth, limit=None if auto is None else SCREEN_ROWS)]
     if auto is not None:
         parts.append(fold_note(report, view, auto))
     return Group(*parts, Text(""), headline(report, view))

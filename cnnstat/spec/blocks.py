@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 from cnnstat.errors import Location, SpecError, did_you_mean
+from cnnstat.ir.record import Record, record
 from cnnstat.spec import schema as S
 from cnnstat.spec import values as V
 from cnnstat.spec.memo import env_key, variables_read
@@ -20,15 +20,15 @@ _NOT_LAYERS = frozenset({"true", "True", "false", "False"})
 REF_PREFIX = "$ref:"  # env key of a layer argument: no expression can read it
 
 
-@dataclass(frozen=True, slots=True)
-class LayerArg:
+@record(kw_only=False)
+class LayerArg(Record):
     """A block argument naming a layer, resolved where the call is written."""
 
     node: YScalar
 
 
-@dataclass(frozen=True, slots=True)
-class Block:
+@record(kw_only=False)
+class Block(Record):
     name: str
     params: tuple[str, ...]
     defaults: dict[str, YNode]

@@ -12,18 +12,26 @@ from pathlib import Path
 from cnnstat.errors import SpecError
 from cnnstat.ir import Graph, ModelMeta
 from cnnstat.ir.layers import Input
+from cnnstat.nogc import without_gc
 from cnnstat.spec import values as V
 from cnnstat.spec.blocks import parse_blocks
-from cnnstat.spec.expander import MAX_BLOCK_DEPTH, MAX_NODES, MAX_STEPS, Expander
+from cnnstat.spec.expander import (
+    MAX_BLOCK_DEPTH,
+    MAX_EMPTY_ITERATIONS,
+    MAX_NODES,
+    MAX_STEPS,
+    Expander,
+)
 from cnnstat.spec.scope import BLOCK_INPUT, INPUT_NAME, Scope
 from cnnstat.spec.syntax import TOP_KEYS, as_seq, check_keys
 from cnnstat.spec.yaml_tree import YMap, YNode, YSeq, plain, read_file
 
-__all__ = ["BLOCK_INPUT", "INPUT_NAME", "MAX_BLOCK_DEPTH", "MAX_NODES", "MAX_STEPS",
-           "build_graph", "load_spec"]
+__all__ = ["BLOCK_INPUT", "INPUT_NAME", "MAX_BLOCK_DEPTH", "MAX_EMPTY_ITERATIONS", "MAX_NODES",
+           "MAX_STEPS", "build_graph", "load_spec"]
 _Expander = Expander  # the name tests/test_scaling.py counts calls on
 
 
+@without_gc
 def load_spec(path: str | Path, shown_as: str | None = None) -> Graph:
     """Load a spec file into a validated graph."""
     path = Path(path)

@@ -7,10 +7,11 @@ naming the kind, when this entry is missing.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 
 from cnnstat.ir import layers as L
+from cnnstat.ir.record import Record, record
 
 # Field types, interpreted by `cnnstat.spec.values`.
 INT = "int"  # a positive int (or an expression giving one)
@@ -30,8 +31,8 @@ SIZES1, NONNEG_SIZES1, PADDING1 = "sizes1", "nonneg_sizes1", "padding1"
 SIZES3, NONNEG_SIZES3, PADDING3 = "sizes3", "nonneg_sizes3", "padding3"
 
 
-@dataclass(frozen=True, slots=True)
-class KindSpec:
+@record(kw_only=False)
+class KindSpec(Record):
     layer: type[L.Layer]
     fields: dict[str, str]
     primary: str | None = None
