@@ -28,7 +28,7 @@ NO_KIND_YET = (
     "Tensor.mean", "Tensor.sum", "torch.sum", "Tensor.norm", "F.normalize", "chunk[",
     "split[", "unbind[", "F.pad", "F.group_norm", "nn.GroupNorm", "nn.MultiheadAttention",
     "scaled_dot_product_attention", "nn.Conv1d", "nn.BatchNorm1d", "torch.stack",
-    "Tensor.expand_as", "Tensor.reshape_as", "getitem", "operator.add", "Tensor.add",
+    "getitem", "operator.add", "Tensor.add",
     "operator.sub", "operator.mul", "Tensor.mul", "operator.truediv", "Tensor.div",
     "matmul", "einsum", "torch.addcmul", "torch.cat", "torch.conv2d", "Tensor.permute",
     "Tensor.reshape", "Tensor.view", "Tensor.squeeze", "swin_transformer.", ", weights of ",

@@ -577,7 +577,8 @@ def _eval_path(graph) -> set[str]:
 @pytest.mark.parametrize("name", _twin_cases())
 def test_torchvision_twin_matches_its_spec(name):
     """The torchvision model a zoo spec copies, traced by this frontend, gives the spec's
-    numbers on the path eval mode runs: params, MACs and the conv/linear output shapes."""
+    numbers: params (a training-only aux head in both, Inception v3's AuxLogits), MACs
+    and the conv/linear output shapes on the path eval mode runs."""
     tvm = pytest.importorskip("torchvision.models")
     from cnnstat.spec import load_spec
 
@@ -590,12 +591,15 @@ def test_torchvision_twin_matches_its_spec(name):
     twin = analyze_graph(traced.graph)
     main = _eval_path(graph)
     spec_rows = [r for r in spec.layers if r.name in main]
-    assert twin.totals.params == sum(r.params or 0 for r in spec_rows)
+    assert twin.totals.params == spec.totals.params
+    assert twin.totals.train_only_params == spec.totals.train_only_params
     assert twin.totals.macs == sum(r.macs or 0 for r in spec_rows)
 
     def weight_shapes(rows):
         return [r.output_shape for r in rows if r.kind in ("conv2d", "linear")]
-    assert weight_shapes(twin.layers) == weight_shapes(spec_rows)
+    twin_main = _eval_path(traced.graph)
+    assert weight_shapes([r for r in twin.layers if r.name in twin_main]) == \
+        weight_shapes(spec_rows)
 
 
 # --- memory ------------------------------------------------------------------------------------
