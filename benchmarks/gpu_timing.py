@@ -29,7 +29,7 @@ import torch  # noqa: E402
 import torch.utils.benchmark as tb  # noqa: E402
 
 from cnnstat.errors import CnnstatError  # noqa: E402
-from cnnstat.models import resolve  # noqa: E402
+from cnnstat.resolver import resolve  # noqa: E402
 from cnnstat.timing.measure import (  # noqa: E402
     TimingOptions,
     autocast,

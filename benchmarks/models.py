@@ -17,7 +17,7 @@ from torch import nn
 def _zoo(name: str) -> nn.Module:
     # Imported here so that `wide_vgg`'s runs do not import cnnstat.
     from cnnstat.builder import build_module
-    from cnnstat.models import load_zoo
+    from cnnstat.resolver import load_zoo
 
     return build_module(load_zoo(name))
 

@@ -25,7 +25,7 @@ import torch  # noqa: E402
 import torch.utils.benchmark as tb  # noqa: E402
 
 from cnnstat.analyzers.engine import resolve_input  # noqa: E402
-from cnnstat.models import resolve  # noqa: E402
+from cnnstat.resolver import resolve  # noqa: E402
 from cnnstat.timing.measure import (  # noqa: E402
     TimingOptions,
     build,

@@ -302,7 +302,7 @@ def test_split_becomes_one_part_node_per_output(tmp_path, opset) -> None:
              h.make_node("Concat", ["b", "a"], ["y"], axis=1)]
     path = _model(tmp_path, nodes, [1, 8, 8, 8], [_tensor(onnx, "w", [8, 3, 1, 1]), *inits],
                   opset=opset)
-    from cnnstat.models import resolve
+    from cnnstat.resolver import resolve
 
     graph = resolve(path).graph
     assert _kinds(path) == ["conv2d", "split", "split", "concat"]
@@ -334,7 +334,7 @@ def test_pad_is_the_pad_kind_in_torchs_order(tmp_path, mode, kind_mode) -> None:
     node = h.make_node("Pad", ["x", "pads"], ["y"], mode=mode, name="pad")
     path = _model(tmp_path, [node], [1, 3, 12, 14], [_ints(onnx, "pads", [0, 0, 1, 2, 0, 0, 3, 4])],
                   opset=13)
-    from cnnstat.models import resolve
+    from cnnstat.resolver import resolve
 
     layer = resolve(path).graph.node("pad").layer
     assert (layer.padding, layer.mode) == ((2, 4, 1, 3), kind_mode)
@@ -352,7 +352,7 @@ def test_pad_value_axes_and_what_stays_opaque(tmp_path) -> None:
     path = _model(tmp_path, [node], [1, 3, 8, 10], [_ints(onnx, "pads", [1, 1]), value,
                                                      _ints(onnx, "axes", [3])], opset=18)
     from cnnstat.ir import layers as L
-    from cnnstat.models import resolve
+    from cnnstat.resolver import resolve
 
     assert resolve(path).graph.node("pad").layer == L.Pad(padding=(1, 1), value=0.5)
     batch = h.make_node("Pad", ["x", "pads"], ["y"], name="pad")
@@ -393,7 +393,7 @@ def test_sub_of_two_computed_tensors_and_of_a_constant(tmp_path) -> None:
     assert (sub.macs, sub.other_ops) == (0, 3 * 8 * 8)
     path = _model(tmp_path, [h.make_node("Sub", ["x", "x"], ["y"], name="sub")], [1, 3, 8, 8],
                   name="self")
-    from cnnstat.models import resolve
+    from cnnstat.resolver import resolve
 
     assert resolve(path).graph.node("sub").inputs == ("input", "input")
     path = _model(tmp_path, [h.make_node("Sub", ["x", "m"], ["y"], name="sub")], [1, 3, 8, 8],

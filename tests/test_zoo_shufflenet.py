@@ -13,7 +13,7 @@ import pytest
 
 import cnnstat
 from cnnstat.analyzers.min_input import min_input_side
-from cnnstat.models import aliases, load_zoo, resolve
+from cnnstat.resolver import aliases, load_zoo, resolve
 
 # name: (weights enum, num_params, _ops GMACs, min_size) from torchvision 0.29.1.
 TORCHVISION = {

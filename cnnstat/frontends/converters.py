@@ -44,6 +44,7 @@ BROADCASTS = frozenset({"expand_as"})
 SHAPE_OF_SECOND = BROADCASTS | {"reshape_as", "view_as"}
 
 _CANONICAL = {"iadd": "add", "radd": "add", "imul": "mul", "rmul": "mul", "multiply": "mul",
+              "isub": "sub", "subtract": "sub",
               "concat": "cat", "concatenate": "cat", "upsample": "interpolate"}
 _TRUSTED_MODULES = ("torch", "_operator", "operator")
 # Functions from outside torch that are known by what they compute, by qualified name:
@@ -294,6 +295,15 @@ def _upsample(size: Any, scale: Any, mode: str, align_corners: bool | None) -> L
 
 def two_tensors(call: Call) -> bool:
     return len(call.args) >= 2 and all(isinstance(a, torch.Tensor) for a in call.args[:2])
+
+
+@register_function("sub")
+def _sub(call: Call) -> L.Layer | None:
+    """x - y of two tensors (a DoG, PoolFormer's pool(x) - x); x - alpha * y and x - 1 stay
+    opaque. (`rsub`, a scalar minus a tensor, is never a merge.)"""
+    if call.kwargs.get("alpha", 1) != 1 or not two_tensors(call):
+        return None
+    return L.Sub()
 
 
 @register_function("add")

@@ -13,7 +13,7 @@ import math
 from typing import Any
 
 from cnnstat.analyzers.stages import stage_totals
-from cnnstat.report import fmt
+from cnnstat import fmt
 
 
 def parts(report: Any) -> list[dict]:
