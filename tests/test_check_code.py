@@ -6,7 +6,6 @@ never from cnnstat's output. Without the flag the refusal stays, and names the f
 
 from __future__ import annotations
 
-import json
 import textwrap
 import xml.etree.ElementTree as ET
 from pathlib import Path

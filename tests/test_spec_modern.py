@@ -4,7 +4,6 @@ taken from another tensor, expression functions, block arguments that name layer
 
 from __future__ import annotations
 
-import math
 import textwrap
 
 import pytest

@@ -574,7 +574,7 @@ class Crop(Layer):
 from cnnstat.ir.tensor_layers import (  # noqa: E402, F401
     PAD_MODES, PARTS, REDUCTIONS, Chunk, GroupNorm, Mean, Pad, Split, Sub, Sum, Unbind,
 )
-from cnnstat.ir.layers_nd import (  # noqa: E402
+from cnnstat.ir.layers_nd import (  # noqa: E402, F401
     ATTENTION, ND_NORMS, ND_WINDOWS, AdaptiveAvgPool1d, AdaptiveAvgPool3d,
     AdaptiveMaxPool1d, AdaptiveMaxPool3d, AvgPool1d,
     AvgPool3d, BatchNorm1d, BatchNorm3d, Conv1d, Conv3d, MaxPool1d, MaxPool3d,

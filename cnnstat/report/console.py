@@ -108,8 +108,8 @@ def stdout_console(no_color: bool = False) -> Console:
     width = None
     if not sys.stdout.isatty() and not os.environ.get("COLUMNS"):
         width = 200
-    return _UncutConsole(file=_file(sys.stdout), no_color=no_color or None, highlight=False, width=width,
-                         emoji=False)
+    return _UncutConsole(file=_file(sys.stdout), no_color=no_color or None, highlight=False,
+                         width=width, emoji=False)
 
 
 def stderr_console(no_color: bool = False) -> Console:
