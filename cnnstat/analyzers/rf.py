@@ -382,8 +382,23 @@ def _follows_layout(kind: type[L.Layer]) -> bool:
     return issubclass(kind, _ANY_LAYOUT) or L.POINTWISE in kind.traits
 
 
+@lru_cache(maxsize=1)
+def _same_field() -> frozenset[type[L.Layer]]:
+    """Kinds whose field is their input's (`_same`), for `_field_of`'s short way, which a
+    100,000-layer spec takes for two layers in three. Asked at the first analysis: every
+    module has registered its rules by then (asking RF earlier would fix a trait's handler
+    before a kind's own)."""
+    return frozenset(k for k in L.ALL_KINDS if RF.get(k) is _same)
+
+
 def _field_of(node: Node, fields: dict[str, ReceptiveField | None], shapes: dict[str, Shape],
               diagnostics: list[str]) -> ReceptiveField | None:
+    kind = type(node.layer)
+    if kind in _same_field() and len(node.inputs) == 1:  # most layers: norms, activations
+        field = fields[node.inputs[0]]
+        if field is None or not field.gated and (field.layout == (2, 3)
+                                                 or _follows_layout(kind)):
+            return field  # unchanged, as `_same` gives it (a gated path goes the long way)
     ins = tuple(fields[i] for i in node.inputs)
     if any(f is None for f in ins):
         return None
