@@ -13,7 +13,6 @@ from __future__ import annotations
 from torch import nn
 
 
-
 def _zoo(name: str) -> nn.Module:
     # Imported here so that `wide_vgg`'s runs do not import cnnstat.
     from cnnstat.builder import build_module

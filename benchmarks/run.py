@@ -42,6 +42,7 @@ ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "benchmarks"
 sys.path.insert(0, str(BENCH))
 import big_specs  # noqa: E402  (benchmarks/ is no package)
+
 MODELS = ("vgg16", "resnet50", "densenet121")
 # Hand-written plain torch (benchmarks/plain_models.py): no tool's run imports cnnstat.
 PLAIN = ("resnet50", "densenet121")

@@ -20,9 +20,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
+from torch_models import TIMM_SAMPLE, timm_input, torchvision_models  # noqa: E402
+
 from cnnstat.frontends.torch_fx import trace_module  # noqa: E402
 from cnnstat.frontends.torch_ref import construct, load, parse_reference  # noqa: E402
-from torch_models import TIMM_SAMPLE, timm_input, torchvision_models  # noqa: E402
 
 
 def _torchvision(name: str):

@@ -25,7 +25,6 @@ from pathlib import Path
 
 from cnnstat.errors import LimitError, Location, UsageError
 
-
 _KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a fifo (named pipe)"),
           (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
           (stat.S_ISSOCK, "a socket"))

@@ -55,3 +55,17 @@ def torch_truth(graph: Graph, input_shape: tuple[int, ...] | None = None,
         macs=flops // 2,
         shapes=shapes,
     )
+
+
+def stack_counts(modules: list[torch.nn.Module], shape: tuple[int, ...], batch: int = 2):
+    """A stack of torch modules run in order on meta: torch's shapes (after each module),
+    params, buffers and MACs (FlopCounterMode / 2)."""
+    x = torch.empty(batch, *shape, device="meta")
+    shapes, counter = [], FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        for m in modules:
+            x = m.to("meta").eval()(x)
+            shapes.append(tuple(x.shape))
+    params = sum(p.numel() for m in modules for p in m.parameters())
+    buffers = sum(b.numel() for m in modules for b in m.buffers())
+    return shapes, params, buffers, counter.get_total_flops() // 2

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from oracles import torch_truth
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -27,7 +28,6 @@ from cnnstat.ir.graph import Graph, ModelMeta, Node
 from cnnstat.spec.loader import build_graph
 from cnnstat.spec.yaml_tree import parse
 from cnnstat.writer import spec_from_graph
-from oracles import torch_truth
 
 
 def _meta(*shape: int) -> torch.Tensor:

@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from oracles import stack_counts
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -34,19 +35,6 @@ def chain(layers: list[L.Layer]) -> Graph:
     for i, layer in enumerate(layers):
         nodes.append(Node(name=f"l{i}", layer=layer, inputs=(nodes[-1].name,)))
     return Graph(tuple(nodes), (nodes[-1].name,), ModelMeta(name="t"))
-
-
-def torch_counts(modules: list[nn.Module], shape: tuple[int, ...], batch: int = 2):
-    """torch's shapes (after each module), params, buffers and MACs, on meta."""
-    x = torch.empty(batch, *shape, device="meta")
-    shapes, counter = [], FlopCounterMode(display=False)
-    with counter, torch.no_grad():
-        for m in modules:
-            x = m.to("meta").eval()(x)
-            shapes.append(tuple(x.shape))
-    params = sum(p.numel() for m in modules for p in m.parameters())
-    buffers = sum(b.numel() for m in modules for b in m.buffers())
-    return shapes, params, buffers, counter.get_total_flops() // 2
 
 
 def _pick(rank: int, draw, c: int):
@@ -98,7 +86,7 @@ def test_random_stacks_match_torch(rank, data) -> None:
         ours.append(layer)
         theirs.append(module)
     try:
-        shapes, params, buffers, macs = torch_counts(theirs, (c, *sizes))
+        shapes, params, buffers, macs = stack_counts(theirs, (c, *sizes))
     except RuntimeError as refused:  # torch refuses the stack (too small an input): so must we
         with pytest.raises(InputTooSmallError):
             analyze_graph(chain(ours), (c, *sizes), batch=2)
@@ -112,7 +100,7 @@ def test_random_stacks_match_torch(rank, data) -> None:
 
 def test_batch_norm1d_takes_features_after_a_flatten() -> None:
     ours = chain([L.Flatten(), L.BatchNorm1d()])
-    shapes, params, buffers, _ = torch_counts([nn.Flatten(), nn.BatchNorm1d(48)], (3, 4, 4))
+    shapes, params, buffers, _ = stack_counts([nn.Flatten(), nn.BatchNorm1d(48)], (3, 4, 4))
     report = analyze_graph(ours, (3, 4, 4), batch=2)
     assert report.layers[-1].output_shape == shapes[-1]
     assert (report.totals.params, report.totals.buffers) == (params, buffers) == (96, 97)
@@ -184,7 +172,7 @@ def test_specs_equal_torch_and_export_reads_back(text, modules, shape) -> None:
     same totals. (SPEC_1D's strided 'same' conv is refused, as torch refuses it: the next
     test; here it is written with its explicit padding.)"""
     graph = load_spec_text(text.replace("s: 2, p: same", "s: 2, p: 2"), "t.yaml")
-    shapes, params, buffers, macs = torch_counts(modules(), shape, batch=1)
+    shapes, params, buffers, macs = stack_counts(modules(), shape, batch=1)
     report = analyze_graph(graph)
     assert [row.output_shape for row in report.layers] == shapes
     assert (report.totals.params, report.totals.buffers, report.totals.macs) == \
@@ -207,7 +195,7 @@ def test_built_modules_are_torch_modules_with_its_counts() -> None:
     kinds = {type(m) for m in built.modules()}
     assert {nn.Conv3d, nn.BatchNorm3d, nn.MaxPool3d, nn.AvgPool3d,
             nn.AdaptiveAvgPool3d} <= kinds
-    _, params, buffers, _ = torch_counts(_torch_3d(), (3, 8, 32, 32), batch=1)
+    _, params, buffers, _ = stack_counts(_torch_3d(), (3, 8, 32, 32), batch=1)
     assert sum(p.numel() for p in built.parameters()) == params
     assert sum(b.numel() for b in built.buffers()) == buffers
 

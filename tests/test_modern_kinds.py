@@ -9,12 +9,12 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from oracles import stack_counts
 from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
 
 from cnnstat.analyzers import analyze_graph
-from cnnstat.analyzers.rf import receptive_fields
 from cnnstat.analyzers.engine import infer_shapes
+from cnnstat.analyzers.rf import receptive_fields
 from cnnstat.builder.torch_module import build_module
 from cnnstat.ir import layers as L
 from cnnstat.ir.graph import Graph, ModelMeta, Node
@@ -52,14 +52,8 @@ def fields_of(graph: Graph):
 
 
 def _torch(modules: list[nn.Module], shape):
-    x = torch.empty(2, *shape, device="meta")
-    shapes, counter = [], FlopCounterMode(display=False)
-    with counter, torch.no_grad():
-        for m in modules:
-            x = m.to("meta").eval()(x)
-            shapes.append(tuple(x.shape))
-    params = sum(p.numel() for m in modules for p in m.parameters())
-    return shapes, params, counter.get_total_flops() // 2
+    shapes, params, _, macs = stack_counts(modules, shape)
+    return shapes, params, macs
 
 
 def _kinds(c: int):

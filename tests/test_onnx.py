@@ -5,8 +5,8 @@ Marked `oracle`: it needs the onnx package, so it runs in CI's second stage."""
 
 from __future__ import annotations
 
-import os
 import json
+import os
 import subprocess
 import sys
 

@@ -15,7 +15,6 @@ from pathlib import Path
 from unittest import mock
 
 import pytest
-
 import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode

@@ -1,7 +1,7 @@
 """Analyzers: pure functions of a Graph, each with one registry of per-kind handlers."""
 
-from cnnstat.analyzers.engine import analyze_graph, infer_shapes, weight_depth
 from cnnstat.analyzers import tensor_kinds  # noqa: F401  (registers its kinds' rules)
+from cnnstat.analyzers.engine import analyze_graph, infer_shapes, weight_depth
 from cnnstat.analyzers.results import LayerStats, ModelReport, Totals
 
 # Handlers of the 1-D / 3-D kinds and attention, in their own modules: registered on import.

@@ -27,7 +27,13 @@ from functools import lru_cache
 
 from cnnstat.analyzers.registry import Registry
 from cnnstat.analyzers.rf_fields import (  # noqa: F401  (Span: re-exported)
-    IDENTITY_AXIS, AxisField, ReceptiveField, Span, UnitMap, number)
+    IDENTITY_AXIS,
+    AxisField,
+    ReceptiveField,
+    Span,
+    UnitMap,
+    number,
+)
 from cnnstat.analyzers.shapes import Shape, conv_padding, permutation
 from cnnstat.ir import Graph, Node
 from cnnstat.ir import layers as L

@@ -11,10 +11,10 @@ import fnmatch
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from cnnstat import fmt
 from cnnstat.analyzers.results import LayerStats, ModelReport
 from cnnstat.budget.spec import BYTES, COUNT, RF, SHAPE, Budget, Limit, ModelBudget
 from cnnstat.errors import Location, did_you_mean
-from cnnstat import fmt
 
 PASS, FAIL, ERROR = "pass", "fail", "error"
 

@@ -19,9 +19,9 @@ from cnnstat.commands.options import (
     ModelArg,
     NoColorOpt,
     ProposalsOpt,
-    parse_depth,
     RegionsOpt,
     StrictOpt,
+    parse_depth,
 )
 from cnnstat.commands.output import check_unsupported, emit, sweep_sizes, unsupported_message
 from cnnstat.commands.torch_cmds import (

@@ -24,8 +24,8 @@ def zoo(
 ) -> None:
     """List the built-in networks: family, year, params, MACs, default and minimum input."""
     from cnnstat.analyzers.zoo_table import zoo_row
-    from cnnstat.resolver import load_zoo, zoo_names
     from cnnstat.report import zoo_render
+    from cnnstat.resolver import load_zoo, zoo_names
 
     graphs = [load_zoo(name) for name in zoo_names()]
     if family is not None:

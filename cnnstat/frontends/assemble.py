@@ -23,9 +23,16 @@ from cnnstat.analyzers.ops import OPS
 from cnnstat.analyzers.params import PARAMS
 from cnnstat.analyzers.shapes import SHAPES
 from cnnstat.errors import AnalysisError, Location, SpecError, listing
-from cnnstat.frontends.converters import (ALIASES, BROADCASTS, FIRST_OUTPUT_MODULES,
-                                          READS_WEIGHTS, SHAPE_OF_SECOND, Call,
-                                          convert_function, convert_module)
+from cnnstat.frontends.converters import (
+    ALIASES,
+    BROADCASTS,
+    FIRST_OUTPUT_MODULES,
+    READS_WEIGHTS,
+    SHAPE_OF_SECOND,
+    Call,
+    convert_function,
+    convert_module,
+)
 from cnnstat.frontends.patterns import fuse_channel_shuffles
 from cnnstat.ir import Graph, ModelMeta, Node
 from cnnstat.ir import layers as L

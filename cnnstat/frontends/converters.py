@@ -426,6 +426,7 @@ def _interpolate(call: Call) -> L.Layer | None:
 # The converters of the kinds declared in ir/tensor_layers.py, in their own module: it
 # registers here through the decorators above, so it is imported last.
 from cnnstat.frontends import tensor_converters  # noqa: E402, F401
+
 # 1-D / 3-D kinds and attention: their converters register into the registries above.
 from cnnstat.frontends.converters_nd import FIRST_OUTPUT_MODULES  # noqa: E402,F401  isort: skip
 # Converters of calls that read module tensors, and of torchvision's own functions.

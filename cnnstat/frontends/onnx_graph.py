@@ -29,7 +29,12 @@ from cnnstat.errors import (
 )
 from cnnstat.files import require_regular_file
 from cnnstat.frontends.onnx_ops import (
-    BUFFERS, CONVERTERS, OPERANDS, PENDING_KINDS, Op, split_parts,
+    BUFFERS,
+    CONVERTERS,
+    OPERANDS,
+    PENDING_KINDS,
+    Op,
+    split_parts,
 )
 from cnnstat.ir import Graph, ModelMeta, Node
 from cnnstat.ir import layers as L

@@ -12,8 +12,13 @@ from __future__ import annotations
 
 import torch
 
-from cnnstat.frontends.converters import (NAMED_MODULES, Call, conv_layer, register_function,
-                                          two_tensors)
+from cnnstat.frontends.converters import (
+    NAMED_MODULES,
+    Call,
+    conv_layer,
+    register_function,
+    two_tensors,
+)
 from cnnstat.ir import layers as L
 
 

@@ -571,14 +571,37 @@ class Crop(Layer):
 
 # Kinds declared in their own modules (they import this one's base and helpers): imported
 # here, before the derived tuples below and ALL_KINDS, so they are kinds like every other.
-from cnnstat.ir.tensor_layers import (  # noqa: E402, F401
-    PAD_MODES, PARTS, REDUCTIONS, Chunk, GroupNorm, Mean, Pad, Split, Sub, Sum, Unbind,
-)
 from cnnstat.ir.layers_nd import (  # noqa: E402, F401
-    ATTENTION, ND_NORMS, ND_WINDOWS, AdaptiveAvgPool1d, AdaptiveAvgPool3d,
-    AdaptiveMaxPool1d, AdaptiveMaxPool3d, AvgPool1d,
-    AvgPool3d, BatchNorm1d, BatchNorm3d, Conv1d, Conv3d, MaxPool1d, MaxPool3d,
-    MultiheadAttention, ScaledDotProductAttention,
+    ATTENTION,
+    ND_NORMS,
+    ND_WINDOWS,
+    AdaptiveAvgPool1d,
+    AdaptiveAvgPool3d,
+    AdaptiveMaxPool1d,
+    AdaptiveMaxPool3d,
+    AvgPool1d,
+    AvgPool3d,
+    BatchNorm1d,
+    BatchNorm3d,
+    Conv1d,
+    Conv3d,
+    MaxPool1d,
+    MaxPool3d,
+    MultiheadAttention,
+    ScaledDotProductAttention,
+)
+from cnnstat.ir.tensor_layers import (  # noqa: E402, F401
+    PAD_MODES,
+    PARTS,
+    REDUCTIONS,
+    Chunk,
+    GroupNorm,
+    Mean,
+    Pad,
+    Split,
+    Sub,
+    Sum,
+    Unbind,
 )
 
 ELEMENTWISE_ACTIVATIONS: tuple[type[Layer], ...] = kinds_with(POINTWISE)

@@ -16,7 +16,12 @@ from __future__ import annotations
 from typing import ClassVar
 
 from cnnstat.ir.layers import (
-    MERGE, NO_PARAMS, SHAPE_PRESERVING, Layer, _non_negative, _positive,
+    MERGE,
+    NO_PARAMS,
+    SHAPE_PRESERVING,
+    Layer,
+    _non_negative,
+    _positive,
 )
 from cnnstat.ir.record import record
 

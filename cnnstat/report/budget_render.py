@@ -11,9 +11,9 @@ import json
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
+from cnnstat import fmt
 from cnnstat.budget.gate import ERROR, FAIL, PASS, BudgetResult, CheckResult
 from cnnstat.budget.spec import BYTES, COUNT, RF, SHAPE
-from cnnstat import fmt
 from cnnstat.report.text_table import Styled, TextTable
 
 if TYPE_CHECKING:

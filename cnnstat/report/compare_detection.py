@@ -12,8 +12,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from cnnstat.analyzers.stages import stage_totals
 from cnnstat import fmt
+from cnnstat.analyzers.stages import stage_totals
 
 
 def parts(report: Any) -> list[dict]:

@@ -11,6 +11,7 @@ from typing import Any
 from rich import box
 from rich.table import Table
 
+from cnnstat import fmt
 from cnnstat.analyzers.compare import (
     HIGHER_IS_BETTER,
     LOWER_IS_BETTER,
@@ -20,7 +21,6 @@ from cnnstat.analyzers.compare import (
     ratio,
     stage_costs,
 )
-from cnnstat import fmt
 
 COMPARE_SCHEMA = "cnnstat.compare/1"
 BAR_WIDTH = 8

@@ -6,8 +6,8 @@ import io
 import json
 from collections.abc import Iterator
 
-from cnnstat.analyzers.results import ModelReport, fold
 from cnnstat import fmt
+from cnnstat.analyzers.results import ModelReport, fold
 from cnnstat.nogc import without_gc
 from cnnstat.report.columns import CONVENTION, columns_for
 

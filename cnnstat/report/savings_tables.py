@@ -18,6 +18,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
+from cnnstat import fmt
 from cnnstat.analyzers.savings import (
     Reduction,
     SavingsReport,
@@ -25,7 +26,6 @@ from cnnstat.analyzers.savings import (
     SuggestReport,
     ratio,
 )
-from cnnstat import fmt
 
 CAPTION = (
     "MACs: multiply-accumulates of convs, bias excluded (FLOPs = 2 x MACs). Actual = the "

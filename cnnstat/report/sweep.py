@@ -10,8 +10,8 @@ from collections.abc import Callable
 from rich import box
 from rich.table import Table
 
-from cnnstat.analyzers.results import ModelReport
 from cnnstat import fmt
+from cnnstat.analyzers.results import ModelReport
 
 SWEEP_SCHEMA = "cnnstat.sweep/1"
 _FIELDS = ("input_shape", "output_shapes", "params", "macs", "flops", "other_ops",

@@ -10,8 +10,8 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from cnnstat.analyzers.results import LayerStats, ModelReport, fold
 from cnnstat import fmt
+from cnnstat.analyzers.results import LayerStats, ModelReport, fold
 from cnnstat.report.columns import CONVENTION, columns_for, has_regions
 
 

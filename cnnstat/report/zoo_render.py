@@ -6,8 +6,8 @@ import csv
 import io
 import json
 
-from cnnstat.analyzers.zoo_table import ZooRow
 from cnnstat import fmt
+from cnnstat.analyzers.zoo_table import ZooRow
 from cnnstat.report.text_table import TextTable
 
 ZOO_SCHEMA = "cnnstat.zoo/1"

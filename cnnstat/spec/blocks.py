@@ -12,7 +12,6 @@ from cnnstat.spec.memo import env_key, variables_read
 from cnnstat.spec.syntax import STRUCTURE_KEYS, as_seq, check_keys, segment
 from cnnstat.spec.yaml_tree import YMap, YNode, YScalar, YSeq
 
-
 # A call's argument that is a bare name no variable has: a layer, for `from:` and
 # `size_of:` in the body (a U-Net decoder block's skip connection).
 _LAYER_NAME = re.compile(r"\$input|[A-Za-z_][\w.-]*")
