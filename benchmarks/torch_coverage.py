@@ -38,14 +38,6 @@ def _timm(name: str):
     return module, timm_input(module)
 
 
-# Ops whose kinds are being added beside this frontend work (reductions, split/chunk/
-# unbind, pad, group norm, attention, 1-D layers): a model keeping only these is counted
-# apart, as "clean once those kinds exist".
-PENDING = ("Tensor.mean", "Tensor.sum", "torch.sum", "chunk[", "split[", "unbind[", "F.pad",
-           "F.group_norm", "nn.GroupNorm", "nn.MultiheadAttention",
-           "scaled_dot_product_attention", "nn.Conv1d", "nn.BatchNorm1d")
-
-
 def measure(source: str, name: str) -> tuple[list[str] | None, str]:
     """The opaque nodes' op labels of one model, or None and why it failed."""
     try:
@@ -70,7 +62,6 @@ def main() -> None:
         todo = [t for t in todo if t[1] in args.names]
     by_op: dict[str, Counter[str]] = {}
     clean: Counter[str] = Counter()
-    pending: Counter[str] = Counter()
     total: Counter[str] = Counter()
     for source, name in todo:
         start = time.perf_counter()
@@ -81,7 +72,6 @@ def main() -> None:
             print(f"FAIL {source}:{name} ({took:.1f} s): {how}", flush=True)
             continue
         clean[source] += not labels
-        pending[source] += all(any(p in label for p in PENDING) for label in labels)
         for label in set(labels):
             by_op.setdefault(label, Counter())[name] += labels.count(label)
         summary = ", ".join(f"{k} x{v}" for k, v in Counter(labels).most_common(6))
@@ -93,9 +83,7 @@ def main() -> None:
               f"({', '.join(sorted(models)[:5])})")
     for source in total:
         print(f"{source}: {clean[source]} of {total[source]} models with no opaque node "
-              f"({100 * clean[source] / total[source]:.1f} %); "
-              f"{pending[source]} ({100 * pending[source] / total[source]:.1f} %) once the "
-              "pending kinds exist")
+              f"({100 * clean[source] / total[source]:.1f} %)")
 
 
 if __name__ == "__main__":

@@ -69,3 +69,20 @@ def stack_counts(modules: list[torch.nn.Module], shape: tuple[int, ...], batch: 
     params = sum(p.numel() for m in modules for p in m.parameters())
     buffers = sum(b.numel() for m in modules for b in m.buffers())
     return shapes, params, buffers, counter.get_total_flops() // 2
+
+
+# torchvision's segmentation models whose zoo specs keep the aux head their weights have:
+# `_SimpleSegmentationModel.forward` runs `aux_classifier` whenever it exists, in eval too.
+EVERY_OUTPUT_RUNS = frozenset(f"{h}_resnet{d}" for h in ("fcn", "deeplabv3") for d in (50, 101))
+
+
+def eval_path(graph: Graph, every_output: bool = False) -> set[str]:
+    """The nodes eval mode runs: every node when every output runs, else the ancestors of
+    the main output. With several outputs (aux classifiers that only training runs) the
+    main one is the deepest, i.e. the one with the most ancestors."""
+    if every_output:
+        return {node.name for node in graph}
+    ancestors: dict[str, set[str]] = {}
+    for node in graph:
+        ancestors[node.name] = {node.name}.union(*(ancestors[i] for i in node.inputs))
+    return max((ancestors[o] for o in graph.outputs), key=len)

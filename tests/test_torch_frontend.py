@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+from oracles import EVERY_OUTPUT_RUNS, eval_path
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 from typer.testing import CliRunner
@@ -564,17 +565,8 @@ def _twin_cases():
 # init that is pointless here. Inception v3 keeps AuxLogits (eval mode never runs it).
 TWIN_KWARGS = {"googlenet": {"aux_logits": False, "init_weights": False},
                "inception_v3": {"init_weights": False}}
-# Segmentation specs with the aux head their weights have, which eval mode runs too: the
-# whole graph is the path eval mode runs.
-EVERY_OUTPUT_RUNS = {f"{h}_resnet{d}" for h in ("fcn", "deeplabv3") for d in (50, 101)}
+# Segmentation specs keep the aux head their weights have (eval mode runs it too).
 TWIN_KWARGS.update({n: {"aux_loss": True} for n in EVERY_OUTPUT_RUNS})
-
-
-def _eval_path(graph) -> set[str]:
-    ancestors: dict[str, set[str]] = {}
-    for node in graph:
-        ancestors[node.name] = {node.name}.union(*(ancestors[i] for i in node.inputs))
-    return max((ancestors[o] for o in graph.outputs), key=len)
 
 
 @pytest.mark.oracle
@@ -594,7 +586,7 @@ def test_torchvision_twin_matches_its_spec(name):
     spec = analyze_graph(graph, size)
     twin = analyze_graph(traced.graph)
     every = name in EVERY_OUTPUT_RUNS
-    main = {n.name for n in graph} if every else _eval_path(graph)
+    main = eval_path(graph, every)
     spec_rows = [r for r in spec.layers if r.name in main]
     assert twin.totals.params == spec.totals.params
     assert twin.totals.train_only_params == spec.totals.train_only_params
@@ -602,7 +594,7 @@ def test_torchvision_twin_matches_its_spec(name):
 
     def weight_shapes(rows):
         return [r.output_shape for r in rows if r.kind in ("conv2d", "linear")]
-    twin_main = {n.name for n in traced.graph} if every else _eval_path(traced.graph)
+    twin_main = eval_path(traced.graph, every)
     assert weight_shapes([r for r in twin.layers if r.name in twin_main]) == \
         weight_shapes(spec_rows)
 

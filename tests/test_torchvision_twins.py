@@ -16,6 +16,7 @@ from unittest import mock
 
 import pytest
 import torch
+from oracles import EVERY_OUTPUT_RUNS, eval_path
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -55,9 +56,6 @@ TWINS = {
     **{f"{h}_resnet{d}": f"{h}_resnet{d}" for h in ("fcn", "deeplabv3") for d in (50, 101)},
     **{f"shufflenet_v2_{w}": f"shufflenet_v2_{w}" for w in ("x0_5", "x1_0", "x1_5", "x2_0")},
 }
-# Segmentation models whose forward returns every output in eval mode (torchvision's
-# _SimpleSegmentationModel runs aux_classifier whenever it exists): all nodes count.
-EVERY_OUTPUT_RUNS = {f"{h}_resnet{d}" for h in ("fcn", "deeplabv3") for d in (50, 101)}
 # init_weights=False: skip scipy truncnorm init (pointless on meta). GoogLeNet without aux
 # heads is what torchvision publishes (num_params 6624904); Inception v3 keeps AuxLogits,
 # whose params torchvision's num_params includes although eval mode never runs it.
@@ -136,15 +134,6 @@ class TorchvisionTwin:
         self.shapes.append(tuple(out.shape))
 
 
-def eval_path(graph: Graph) -> set[str]:
-    """Nodes that eval mode runs: the ancestors of the main output. With several outputs
-    (aux classifiers) the main one is the deepest, i.e. the one with the most ancestors."""
-    ancestors = {}
-    for node in graph:
-        ancestors[node.name] = {node.name}.union(*(ancestors[i] for i in node.inputs))
-    return max((ancestors[o] for o in graph.outputs), key=len)
-
-
 def our_side(name: str, size: int) -> tuple[Graph, ModelReport]:
     path = SPECS / f"{name}.yaml"
     if not path.exists():
@@ -163,7 +152,7 @@ def test_spec_twins_torchvision(name, size):
     params only, and only when both sides have them."""
     graph, report = our_side(name, size)
     twin = TorchvisionTwin(TWINS[name], size)
-    main = {n.name for n in graph} if name in EVERY_OUTPUT_RUNS else eval_path(graph)
+    main = eval_path(graph, name in EVERY_OUTPUT_RUNS)
     rows = [row for row in report.layers if row.name in main]
     assert sum(row.params or 0 for row in rows) == twin.main_params, "params on the eval path"
     if twin.has_aux and len(main) < len(graph.nodes):
