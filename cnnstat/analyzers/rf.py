@@ -296,16 +296,20 @@ def _crop(node, fields, ins, out, notes):
 @RF.register_trait(L.MERGE)
 def _merge(node, fields, ins, out, notes):
     """The union of the inputs' fields, unit by unit; notes when the inputs' strides
-    differ or the centres of their unit 0 do not coincide."""
-    image = fields[0].image
-    if len(out) != 4 or any(len(s) != 4 or s[2:] != out[2:] for s in ins):
+    differ or the centres of their unit 0 do not coincide. H and W may be wherever a
+    permute put them (Swin's residual adds on [N, H, W, C]), the same in every input."""
+    image, layout = fields[0].image, fields[0].layout
+    if any(f.layout != layout for f in fields):
+        raise RfUnsupported("its inputs hold H and W at different dims")
+    spatial = [out[d] for d in layout] if len(out) == 4 else None
+    if spatial is None or any(len(s) != 4 or [s[d] for d in layout] != spatial for s in ins):
         notes.append("an input is broadcast over space or concatenated along a spatial "
                      "axis, so units do not see shifted copies of one region; treated as "
                      "global")
         return global_field(image)
     axes = [_union([f.axes[i] for f in fields], name, node.inputs, notes)
             for i, name in enumerate("hw")]
-    return ReceptiveField(axes[0], axes[1], image)
+    return ReceptiveField(axes[0], axes[1], image, layout=layout)
 
 
 def _union(axes: list[AxisField], axis: str, sources: tuple[str, ...],
@@ -381,11 +385,12 @@ def receptive_fields(graph: Graph, shapes: dict[str, Shape]
 # Kinds whose field rule holds wherever a permute put H and W: element-wise kinds and those
 # whose rule reads the layout.
 _ANY_LAYOUT = (L.Permute, L.LayerNorm, L.Linear, L.LayerScale, L.DropPath, L.Dropout,
-               L.Identity, L.GroupNorm, L.Pad, *L.PARTS, *L.REDUCTIONS, *L.ATTENTION)
+               L.Identity, L.GroupNorm, L.Pad, *L.PARTS, *L.REDUCTIONS, *L.ATTENTION,
+               *L.WINDOW_KINDS)
 
 
 def _follows_layout(kind: type[L.Layer]) -> bool:
-    return issubclass(kind, _ANY_LAYOUT) or L.POINTWISE in kind.traits
+    return issubclass(kind, _ANY_LAYOUT) or bool({L.POINTWISE, L.MERGE} & kind.traits)
 
 
 @lru_cache(maxsize=1)

@@ -2,6 +2,7 @@
 YAML/zoo path may import it (tests/test_no_torch.py guards that)."""
 
 from cnnstat.builder import tensor_modules  # noqa: F401  (registers its kinds' modules)
+from cnnstat.builder import window_modules  # noqa: F401  (Swin's kinds)
 from cnnstat.builder.torch_module import GraphModule, build_module
 
 __all__ = ["GraphModule", "build_module"]

@@ -49,7 +49,8 @@ _CANONICAL = {"iadd": "add", "radd": "add", "imul": "mul", "rmul": "mul", "multi
 _TRUSTED_MODULES = ("torch", "_operator", "operator")
 # Functions from outside torch that are known by what they compute, by qualified name:
 # torchvision wraps them with fx.wrap, so fx keeps the call instead of tracing into it.
-_KNOWN_FUNCTIONS = {"torchvision.ops.stochastic_depth.stochastic_depth": "stochastic_depth"}
+_KNOWN_FUNCTIONS = {"torchvision.ops.stochastic_depth.stochastic_depth": "stochastic_depth",
+                    "torchvision.models.swin_transformer._patch_merging_pad": "patch_merge"}
 # Ops whose converter reads module tensors (weights, running stats) passed as arguments:
 # those arguments may be constants, their sizes checked as a module's are.
 READS_WEIGHTS: set[str] = set()
@@ -431,3 +432,5 @@ from cnnstat.frontends import tensor_converters  # noqa: E402, F401
 from cnnstat.frontends.converters_nd import FIRST_OUTPUT_MODULES  # noqa: E402,F401  isort: skip
 # Converters of calls that read module tensors, and of torchvision's own functions.
 from cnnstat.frontends import weighted  # noqa: E402,F401 - registers them
+# Swin's window attention and patch merge (torchvision's modules and the builder's).
+from cnnstat.frontends import swin_converters  # noqa: E402,F401 - registers them

@@ -603,6 +603,11 @@ from cnnstat.ir.tensor_layers import (  # noqa: E402, F401
     Sum,
     Unbind,
 )
+from cnnstat.ir.window_layers import (  # noqa: E402, F401
+    WINDOW_KINDS,
+    PatchMerge,
+    WindowAttention,
+)
 
 ELEMENTWISE_ACTIVATIONS: tuple[type[Layer], ...] = kinds_with(POINTWISE)
 MERGES: tuple[type[Layer], ...] = kinds_with(MERGE)

@@ -172,6 +172,14 @@ def _nd_kinds() -> tuple[KindSpec, ...]:
 
 
 KINDS.update((spec.name, spec) for spec in _nd_kinds())
+# Swin's kinds on tokens [N, H, W, C] (ir/window_layers.py).
+KINDS.update((spec.name, spec) for spec in (
+    KindSpec(L.WindowAttention, {"num_heads": INT, "window_size": PAIR,
+                                 "shift_size": NONNEG_PAIR, "qkv_bias": BOOL,
+                                 "proj_bias": BOOL, "version": INT},
+             "num_heads", ("num_heads", "window_size"), auto_name="attn"),
+    KindSpec(L.PatchMerge, {}, auto_name="merge"),
+))
 # Pools whose stride defaults to the kernel, as in torch.
 STRIDE_IS_KERNEL = frozenset({"max_pool2d", "avg_pool2d", "max_pool1d", "avg_pool1d",
                               "max_pool3d", "avg_pool3d"})
@@ -223,6 +231,7 @@ KIND_ALIASES: dict[str, tuple[str, dict[str, Any]]] = {
     "bn3d": ("batch_norm3d", {}),
     "sdpa": ("scaled_dot_product_attention", {}),
     "mha": ("multihead_attention", {}),
+    "shifted_window_attention": ("window_attention", {}),
 }
 
 # Short keys accepted for a kind's fields, when the kind has that field.
