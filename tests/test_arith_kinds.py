@@ -1,4 +1,4 @@
-"""Arithmetic by a number (`scalar`), `stack`, global response norm (`grn`) and the
+"""Arithmetic by a number (`scalar`), `tensor_stack`, global response norm (`grn`) and the
 convolutions with a fixed filter buffer (`fixed_conv2d`) or a standardized weight
 (`std_conv2d`), checked against torch on modules written here, each as the networks that
 have it write it (Inception-ResNet's `x * 0.17`, SK attention's torch.stack, PoolFormer's
@@ -150,8 +150,8 @@ class SelectiveKernel(nn.Module):
 
 def test_sk_attention_stacks_with_torchs_counts_and_no_opaque_node() -> None:
     graph, report = _traced(SelectiveKernel(), (8, 9, 7))
-    assert "opaque" not in _kinds(graph) and "stack" in _kinds(graph)
-    stack = next(r for r in report.layers if r.kind == "stack")
+    assert "opaque" not in _kinds(graph) and "tensor_stack" in _kinds(graph)
+    stack = next(r for r in report.layers if r.kind == "tensor_stack")
     assert stack.output_shape == (1, 2, 8, 9, 7) and (stack.macs, stack.other_ops) == (0, 0)
     _assert_torchs_counts(SelectiveKernel(), (8, 9, 7), report)
 
@@ -187,7 +187,7 @@ def test_stack_shapes_and_refusals_are_torchs() -> None:
         (1, 2, 2, 11, 11)
     with pytest.raises(CnnstatError, match="one shape"):
         analyze_graph(_load("  - {conv: 4, k: 1}\n  - {conv: 2, k: 1, from: input}\n"
-                            "  - {stack: 1, from: [conv1, conv2]}\n"), None)
+                            "  - {tensor_stack: 1, from: [conv1, conv2]}\n"), None)
     with pytest.raises(ValueError, match="batch"):
         L.Stack(dim=0)
 
@@ -344,7 +344,7 @@ SPEC = """\
   - {std_conv2d: 8, k: 3, p: 1, gain: true}
   - {scalar: mul, learned: true, value: 0.0}
   - {conv: 8, k: 1, from: res, name: b}
-  - {stack: 1, from: [scalar2, b]}
+  - {tensor_stack: 1, from: [scalar2, b]}
   - {sum: [1]}
   - {fixed_conv2d: 8, k: 3, s: 2, groups: 8}
   - {scalar: rdiv, value: 2}
@@ -379,7 +379,7 @@ def test_the_built_module_traces_back_to_the_same_kinds() -> None:
 def test_every_kind_exports_and_loads_back() -> None:
     graph = _load(SPEC, "[8, 12, 10]")
     exported = spec_from_graph(graph)
-    for word in ("scalar", "std_conv2d", "stack", "fixed_conv2d", "grn", "learned"):
+    for word in ("scalar", "std_conv2d", "tensor_stack", "fixed_conv2d", "grn", "learned"):
         assert word in exported.text
     again = build_graph(parse(exported.text, "e.yaml"), default_name="t", source=None)
     assert analyze_graph(again, (8, 12, 10)).totals == analyze_graph(graph, (8, 12, 10)).totals

@@ -1,5 +1,5 @@
 """Every analyzer's rules for the kinds of `cnnstat/ir/arith_layers.py`: arithmetic by a
-number (`scalar`), `stack`, global response norm (`grn`), and the convolutions whose
+number (`scalar`), `tensor_stack`, global response norm (`grn`), and the convolutions whose
 weight is a fixed buffer (`fixed_conv2d`) or standardized at each forward (`std_conv2d`).
 
 Registered into each analyzer's registry (imported by the package). `scalar` takes all

@@ -3,7 +3,7 @@ convolutions whose weight is not a plain parameter:
 
 - `scalar`: x * 0.17, x / 2, x + eps, 1 - x (a Python number in the model's code), or x
   times one learned number (NFNet's skipinit gain);
-- `stack`: torch.stack of same-shaped tensors along a new dim (SK attention's branches);
+- `tensor_stack`: torch.stack of same-shaped tensors along a new dim (SK attention's branches);
 - `grn`: ConvNeXt V2's global response norm;
 - `fixed_conv2d`: a convolution with a fixed filter held in a buffer (anti-alias blur);
 - `std_conv2d`: a convolution whose weight is standardized from its parameter at each
@@ -55,7 +55,7 @@ class Scalar(Layer):
 class Stack(Layer):
     """torch.stack(xs, dim): inputs of one shape, a new dim of len(xs) at `dim`."""
 
-    kind: ClassVar[str] = "stack"
+    kind: ClassVar[str] = "tensor_stack"
     traits: ClassVar[frozenset[str]] = frozenset({MERGE, NO_PARAMS})
     dim: int = 1
 

@@ -134,7 +134,7 @@ KINDS: dict[str, KindSpec] = {
         # (ir/arith_layers.py).
         KindSpec(L.Scalar, {"op": STR, "value": FLOAT, "learned": BOOL}, "op", ("op",),
                  choices={"op": L.SCALAR_OPS}, auto_name="scalar"),
-        KindSpec(L.Stack, {"dim": SIGNED}, "dim", auto_name="stack"),
+        KindSpec(L.Stack, {"dim": SIGNED}, "dim", auto_name="tensor_stack"),
         KindSpec(L.GlobalResponseNorm, {"eps": FLOAT, "channels_last": BOOL},
                  auto_name="grn"),
         KindSpec(L.FixedConv2d, _CONV, "out_channels", ("out_channels", "kernel_size"),
