@@ -379,7 +379,7 @@ def test_sub_is_a_two_input_merge_that_broadcasts_as_torch() -> None:
 
 def test_the_torch_frontend_reads_x_minus_y_as_sub() -> None:
     """torch's `y - y.mean(1, keepdim=True)` becomes the sub kind (no opaque node), with
-    torch's output shape and counts; `x - 1` stays opaque (not a merge of two tensors)."""
+    torch's output shape and counts; `x - 1` is no merge of two tensors but the scalar kind."""
     traced = graph_from_module(Difference(), (8, 12, 10))
     kinds = [n.kind for n in traced.graph]
     assert "opaque" not in kinds and kinds[-1] == "sub", traced.diagnostics
@@ -387,4 +387,4 @@ def test_the_torch_frontend_reads_x_minus_y_as_sub() -> None:
     shape, macs = _torch(Difference().to("meta").eval(), (8, 12, 10))
     assert (report.layers[-1].output_shape, report.totals.macs) == (shape, macs)
     scalar = [n.kind for n in graph_from_module(Part(lambda x: x - 1), (3, 4, 5)).graph]
-    assert scalar[1:] == ["opaque"]
+    assert scalar[1:] == ["scalar"]

@@ -695,7 +695,8 @@ def test_a_users_own_module_converts_through_the_public_registry():
 
     model = nn.Sequential(nn.Conv2d(3, 4, 3), MyGate())
     before = graph_from_module(model, (3, 8, 8)).graph
-    assert {node.kind for node in before if node.name.startswith("1.")} == {"opaque"}
+    # x / 6 and + 0.5 are scalar kinds, the clamp stays opaque: no hardsigmoid yet
+    assert "opaque" in {node.kind for node in before if node.name.startswith("1.")}
     register_module(MyGate)(lambda module, call: L.Hardsigmoid())
     try:
         with pytest.raises(ValueError, match="registered twice"):

@@ -71,6 +71,7 @@ class _Const:
 
     tensor_names: tuple[str, ...]
     flops: int = 0
+    ops: frozenset[str] = frozenset()  # the ops that computed it (none: an attribute as is)
 
 
 class Assembler:
@@ -181,7 +182,8 @@ class Assembler:
             self._constant_work(step, tensors)
             return
         if not values:
-            self._entries[step.key] = _Const(tuple(tensors), step.flops)
+            self._entries[step.key] = _Const(tuple(tensors), step.flops,
+                                             self._const_ops(step) | {step.call.op or ""})
             return
         if step.call.op in ALIASES and len({v.name for v in values}) == 1 \
                 and not self._uncounted(tensors):
@@ -291,8 +293,9 @@ class Assembler:
         if step.module_path is not None:
             layer = convert_module(self.root.get_submodule(step.module_path), call)
         else:
-            layer = convert_function(dataclasses.replace(call, constants=constants)) \
-                if call.op else None
+            layer = convert_function(dataclasses.replace(
+                call, constants=constants, owned=(params, buffers),
+                weight_ops=self._const_ops(step))) if call.op else None
         if layer is None:
             return None
         distinct = {v.name for v in values}
@@ -333,6 +336,11 @@ class Assembler:
                 f"only its edge from {values[0].name} (receptive fields through it are partial)")
         return L.Opaque(op=label, in_shape=values[0].shape, out_shape=tuple(out.shape),
                         macs=flops // 2, params=params, buffers=buffers)
+
+    def _const_ops(self, step: Step) -> frozenset[str]:
+        """The ops that computed the constants `step` reads (a standardized weight)."""
+        entries = [self._entries.get(key) for key in step.arg_keys]
+        return frozenset().union(*(e.ops for e in entries if isinstance(e, _Const)))
 
     def _with_constant_work(self, step: Step) -> Step:
         """The step with the torch count of the constants it reads, each counted once."""

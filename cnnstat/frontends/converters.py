@@ -22,6 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from cnnstat.frontends.scalar_calls import scalar_layer
 from cnnstat.ir import layers as L
 
 ModuleConverter = Callable[[nn.Module, "Call"], L.Layer | None]
@@ -60,13 +61,17 @@ READS_WEIGHTS: set[str] = set()
 class Call:
     """One call as it ran: concrete args/kwargs (meta tensors, ints) and output.
     `constants`: how many tensor arguments are module tensors rather than values computed
-    from the input (set for the ops of READS_WEIGHTS)."""
+    from the input (set for the ops of READS_WEIGHTS); `owned`: the (parameter, buffer)
+    elements among them no earlier node counted; `weight_ops`: the ops that computed those
+    tensors from module tensors (empty: read as they are), for function calls."""
 
     op: str
     args: tuple[Any, ...] = ()
     kwargs: dict[str, Any] = field(default_factory=dict)
     out: Any = None
     constants: int = 0
+    owned: tuple[int, int] = (0, 0)
+    weight_ops: frozenset[str] = frozenset()
 
     def arg(self, index: int, name: str, default: Any = None) -> Any:
         """Positional `index` (counting the input tensor as 0) or keyword `name`."""
@@ -301,10 +306,10 @@ def two_tensors(call: Call) -> bool:
 @register_function("sub")
 def _sub(call: Call) -> L.Layer | None:
     """x - y of two tensors (a DoG, PoolFormer's pool(x) - x); x - alpha * y and x - 1 stay
-    opaque. (`rsub`, a scalar minus a tensor, is never a merge.)"""
-    if call.kwargs.get("alpha", 1) != 1 or not two_tensors(call):
-        return None
-    return L.Sub()
+    opaque; x - 1 is the scalar kind. (`rsub`, a number minus a tensor, is never a merge.)"""
+    if not two_tensors(call):
+        return scalar_layer(call)  # x - 1
+    return L.Sub() if call.kwargs.get("alpha", 1) == 1 else None
 
 
 @register_function("add")
@@ -315,7 +320,9 @@ def _add(call: Call) -> L.Layer | None:
         return L.Add()
     # `out = 0; out += branch(x)`, a branch a model leaves out (timm's MobileOne): x + 0
     others = [a for a in call.args[:2] if not isinstance(a, torch.Tensor)]
-    return L.Identity() if len(call.args) == 2 and others in ([0], [0.0]) else None
+    if len(call.args) == 2 and others in ([0], [0.0]):
+        return L.Identity()
+    return scalar_layer(call)  # x + eps
 
 
 @register_function("cat")
@@ -428,6 +435,8 @@ def _interpolate(call: Call) -> L.Layer | None:
 # registers here through the decorators above, so it is imported last.
 from cnnstat.frontends import tensor_converters  # noqa: E402, F401
 
+# Arithmetic by a number, stack, GRN and the convs with a fixed or standardized weight.
+from cnnstat.frontends import arith_converters  # noqa: E402,F401  isort: skip
 # 1-D / 3-D kinds and attention: their converters register into the registries above.
 from cnnstat.frontends.converters_nd import FIRST_OUTPUT_MODULES  # noqa: E402,F401  isort: skip
 # Converters of calls that read module tensors, and of torchvision's own functions.

@@ -19,6 +19,8 @@ from cnnstat.frontends.converters import (
     register_function,
     two_tensors,
 )
+from cnnstat.frontends.arith_converters import computed_weight_conv
+from cnnstat.frontends.scalar_calls import scalar_layer
 from cnnstat.ir import layers as L
 
 
@@ -28,14 +30,17 @@ def _given(value: object) -> bool:
 
 @register_function("mul", reads_weights=True)
 def _mul(call: Call) -> L.Layer | None:
-    """x * y of two values; x * gamma by a per-channel module tensor is a layer scale."""
+    """x * y of two values; x * gamma by a per-channel module tensor is a layer scale, by
+    a 0-d one a learned scalar gain (NFNet's skipinit); x * 0.5 a scalar."""
     if not two_tensors(call):
-        return None
+        return scalar_layer(call)
     if call.constants == 0:
         return L.Multiply()
     x, gamma = sorted(call.args[:2], key=lambda t: t.shape != call.out.shape)
     if call.constants != 1 or x.shape != call.out.shape or x.dim() < 2:
         return None
+    if gamma.dim() == 0:
+        return L.Scalar(op="mul", learned=True)
     per_channel = (1, x.shape[1], *[1] * (x.dim() - 2))
     aligned = (1,) * (x.dim() - gamma.dim()) + tuple(gamma.shape)
     return L.LayerScale() if aligned == per_channel else None
@@ -75,9 +80,10 @@ def _conv2d(call: Call) -> L.Layer | None:
     weight = call.arg(1, "weight")
     if not _given(weight) or weight.dim() != 4:
         return None
-    return conv_layer(weight.shape[0], tuple(weight.shape[2:]), call.arg(3, "stride", 1),
+    conv = conv_layer(weight.shape[0], tuple(weight.shape[2:]), call.arg(3, "stride", 1),
                       call.arg(4, "padding", 0), call.arg(5, "dilation", 1),
                       call.arg(6, "groups", 1), _given(call.arg(2, "bias")))
+    return computed_weight_conv(call, conv)  # a weight buffer, or standardized
 
 
 @register_function("linear", reads_weights=True)

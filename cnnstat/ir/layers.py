@@ -609,6 +609,17 @@ from cnnstat.ir.window_layers import (  # noqa: E402, F401
     WindowAttention,
 )
 
+# Arithmetic by a number, stack, GRN and the convs with a computed or fixed weight.
+from cnnstat.ir.arith_layers import (  # noqa: E402, F401
+    COMPUTED_WEIGHT_CONVS,
+    SCALAR_OPS,
+    FixedConv2d,
+    GlobalResponseNorm,
+    Scalar,
+    Stack,
+    StdConv2d,
+)
+
 ELEMENTWISE_ACTIVATIONS: tuple[type[Layer], ...] = kinds_with(POINTWISE)
 MERGES: tuple[type[Layer], ...] = kinds_with(MERGE)
 WEIGHT_LAYERS: tuple[type[Layer], ...] = (Conv2d, ConvTranspose2d, Linear, Conv1d, Conv3d)

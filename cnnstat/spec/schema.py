@@ -130,6 +130,17 @@ KINDS: dict[str, KindSpec] = {
         KindSpec(L.Sub, {}, auto_name="sub"),
         KindSpec(L.GroupNorm, {"num_groups": INT, "eps": FLOAT, "affine": BOOL}, "num_groups",
                  ("num_groups",), auto_name="gn"),
+        # Arithmetic by a number, stack, GRN, convs with a fixed / standardized weight
+        # (ir/arith_layers.py).
+        KindSpec(L.Scalar, {"op": STR, "value": FLOAT, "learned": BOOL}, "op", ("op",),
+                 choices={"op": L.SCALAR_OPS}, auto_name="scalar"),
+        KindSpec(L.Stack, {"dim": SIGNED}, "dim", auto_name="tensor_stack"),
+        KindSpec(L.GlobalResponseNorm, {"eps": FLOAT, "channels_last": BOOL},
+                 auto_name="grn"),
+        KindSpec(L.FixedConv2d, _CONV, "out_channels", ("out_channels", "kernel_size"),
+                 auto_name="conv"),
+        KindSpec(L.StdConv2d, {**_CONV, "gain": BOOL}, "out_channels",
+                 ("out_channels", "kernel_size"), auto_name="conv"),
     )
 }
 
