@@ -307,3 +307,19 @@ def test_torchvision_video_fields_equal_gradient(name: str) -> None:
         assert field is not None and not field.is_global, (stage, last)
         assert field.region(unit, clipped=True) == spans, (stage, field.to_dict(), spans)
     assert fields[graph.outputs[0]].is_global
+
+
+@pytest.mark.parametrize("model", ["resnet18", "CLIP"])
+@pytest.mark.parametrize("text", ["3xabc", "16x", "3*224*224"])
+def test_a_bad_input_says_every_form_accepted(tmp_path, model: str, text: str) -> None:
+    """An image model and a clip alike: exit 2, one line naming CxL, CxHxW and CxTxHxW, no
+    traceback (the message once said only 'CxHxW, HxW or a size', even for video)."""
+    if model == "CLIP":
+        model = str(tmp_path / "clip.yaml")
+        (tmp_path / "clip.yaml").write_text(CLIP)
+    result = CliRunner().invoke(app, ["params", model, "--input", text])
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and f"got '{text}'" in lines[0], result.stderr
+    assert all(form in lines[0] for form in ("CxL", "CxHxW", "CxTxHxW"))
+    assert "Traceback" not in result.output
