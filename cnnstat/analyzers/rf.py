@@ -28,6 +28,7 @@ from functools import lru_cache
 from cnnstat.analyzers.registry import Registry
 from cnnstat.analyzers.rf_fields import (  # noqa: F401  (Span: re-exported)
     IDENTITY_AXIS,
+    NATURAL_LAYOUTS,
     AxisField,
     ReceptiveField,
     Span,
@@ -429,7 +430,7 @@ def _local(node: Node, ins: tuple[ReceptiveField, ...], shapes: dict[str, Shape]
     field = None
     if handler is None:
         notes.append("no receptive-field rule for this kind; later fields are unknown")
-    elif (any(f.layout != natural_layout(f.rank) for f in ins)
+    elif (any(f.layout not in NATURAL_LAYOUTS for f in ins)
           and not _follows_layout(type(node.layer))):
         notes.append("the spatial axes are not at dims 2, 3, ... here (a permute moved "
                      "them) and this kind's field is known only there; later fields are "

@@ -93,6 +93,8 @@ def natural_layout(rank: int) -> tuple[int, ...]:
 
 
 _NATURAL = {rank: tuple(range(2, 2 + rank)) for rank in (1, 2, 3)}
+# The natural layouts, for a set lookup on the per-layer path (no call per input).
+NATURAL_LAYOUTS = frozenset(_NATURAL.values())
 
 
 @record(kw_only=False)
@@ -191,7 +193,13 @@ class ReceptiveField(Record):
 
     def _json_values(self) -> tuple:
         axes = self.axes
-        if axes is not None:  # most layers: read the tables, no Fraction made
+        if axes is not None and len(axes) == 2:  # most layers: an image's, written out
+            h, w = axes
+            size = [h.size, w.size]
+            return (size, [number(h.jump), number(w.jump)], [_centre(h), _centre(w)],
+                    [_padding(h), _padding(w)], False,
+                    size[0] > self.image[0] or size[1] > self.image[1])
+        if axes is not None:  # read the tables, no Fraction made
             size = [a.size for a in axes]
             return (size, [number(a.jump) for a in axes], [_centre(a) for a in axes],
                     [_padding(a) for a in axes], False,
