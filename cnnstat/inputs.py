@@ -8,6 +8,10 @@ from cnnstat.errors import UsageError
 
 Dims = tuple[int, ...]
 
+# What `--input` accepts, said in every parse error (an image, a sequence and a clip alike).
+ACCEPTED = ("sizes without the batch joined by 'x': CxHxW, HxW or one size (an image), CxL "
+            "(a sequence), CxTxHxW or TxHxW (a video clip)")
+
 
 def parse_dims(value: Dims | int | str) -> Dims:
     """The sizes `value` gives, each a positive int (text: `3x224x224`, `224`)."""
@@ -16,7 +20,7 @@ def parse_dims(value: Dims | int | str) -> Dims:
         try:
             value = tuple(int(p) for p in parts)
         except ValueError:
-            raise UsageError(f"--input takes CxHxW, HxW or a size, got '{value}'") from None
+            raise UsageError(f"--input takes {ACCEPTED}, got '{value}'") from None
     dims = (value,) if isinstance(value, int) else tuple(value)
     if not dims or any(isinstance(d, bool) or not isinstance(d, int) or d <= 0 for d in dims):
         raise UsageError(f"input sizes must be positive integers, got {list(dims)}")

@@ -237,12 +237,6 @@ def test_torch_frontend_converts_every_call(module, shape) -> None:
     assert report.totals.macs == counter.get_total_flops() // 2
 
 
-def test_receptive_fields_of_a_sequence_are_said_to_be_not_computed() -> None:
-    report = analyze_graph(load_spec_text(SPEC_3D, "t.yaml"))
-    assert all(row.receptive_field is None for row in report.layers)
-    assert any("not computed" in d for d in report.diagnostics)
-
-
 def test_avg_pool3d_refuses_an_input_smaller_than_its_kernel_as_torch_does() -> None:
     """torch's avg_pool3d checks the input against the kernel before padding (a padded
     1x3x1 window on a 2-high input would otherwise give 2 outputs); max_pool3d does not."""

@@ -6,12 +6,14 @@ larger receptive field is neither), so ratios can say "20.9x fewer" without colo
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
 from cnnstat.analyzers.results import ModelReport
+from cnnstat.analyzers.rf_fields import axis_names
 from cnnstat.ir import Graph
 from cnnstat.ir.layers import Conv1d, Conv2d, Conv3d, ConvTranspose2d, Linear
 
@@ -69,30 +71,37 @@ def _params_of(report: ModelReport, kinds: tuple[str, ...]) -> int:
 
 
 def last_spatial_rf(report: ModelReport) -> tuple[int | None, str | None]:
-    """The larger side of the receptive field of the last spatial layer (a 4-D output,
-    past the pooled head whose fields are global), and a note where that number needs one.
-    Behind gates (squeeze-and-excitation) the field is global; the number is then the
-    field of the convolution path, noted. A field that is unknown there gives no number,
-    never one taken from an earlier layer."""
-    if len(report.input_shape) != 4:
-        return None, None  # not an image: fields are not computed (docs/receptive-field.md)
+    """The largest side of the receptive field of the last spatial layer (an output of
+    the input's rank, past the pooled head whose fields are global), and a note where that
+    number needs one. Behind gates (squeeze-and-excitation) the field is global; the
+    number is then the field of the convolution path, noted. A field that is unknown there
+    gives no number, never one taken from an earlier layer. A sequence's or a clip's note
+    gives the field per axis (`d x h x w: 3x11x11`)."""
+    rank = len(report.input_shape)
+    if rank < 3:
+        return None, None  # no spatial axis: no field (docs/receptive-field.md)
     for row in reversed(report.layers):
         shape, rf = row.output_shape, row.rf
         pooled = rf is None or (rf["global"] and not rf.get("local"))
-        if len(shape) != 4 or (pooled and shape[2] * shape[3] == 1):
+        if len(shape) != rank or (pooled and math.prod(shape[2:]) == 1):
             continue  # the head: pooled to one unit
         if rf is None or ("local" in rf and rf["local"] is None):
             return None, f"unknown at '{row.name}' (see the diagnostics)"
         if rf["global"] and "local" not in rf:
             return None, f"global at '{row.name}': every unit sees the whole input"
+        notes = [] if rank == 4 else [_per_axis(rf.get("local") or rf, rank - 2)]
         if "local" in rf:
-            return _larger(rf["local"]["size"]), "convolution path; gates add global context"
-        return _larger(rf["size"]), None
+            notes.append("convolution path; gates add global context")
+        return _larger((rf.get("local") or rf)["size"]), "; ".join(notes) or None
     return None, None
 
 
 def _larger(size: list) -> int:
     return max(int(Fraction(str(s))) for s in size)
+
+
+def _per_axis(rf: dict, rank: int) -> str:
+    return f"{' x '.join(axis_names(rank))}: {'x'.join(str(s) for s in rf['size'])}"
 
 
 def _region_values(report: ModelReport) -> dict[str, int | None]:

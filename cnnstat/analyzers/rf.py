@@ -28,10 +28,13 @@ from functools import lru_cache
 from cnnstat.analyzers.registry import Registry
 from cnnstat.analyzers.rf_fields import (  # noqa: F401  (Span: re-exported)
     IDENTITY_AXIS,
+    NATURAL_LAYOUTS,
     AxisField,
     ReceptiveField,
     Span,
     UnitMap,
+    axis_names,
+    natural_layout,
     number,
 )
 from cnnstat.analyzers.shapes import Shape, conv_padding, permutation
@@ -151,17 +154,22 @@ Handler = Callable[[Node, tuple[ReceptiveField, ...], tuple[Shape, ...], Shape, 
 RF: Registry[Handler] = Registry("rf")
 
 
-def _per_axis(field: ReceptiveField, maps: tuple[UnitMap, UnitMap]) -> ReceptiveField:
-    h, w = (compose(a, m) for a, m in zip(field.axes, maps, strict=True))
-    return ReceptiveField(h, w, field.image)
+def _per_axis(field: ReceptiveField, maps: tuple[UnitMap, ...]) -> ReceptiveField:
+    """One unit map per spatial axis of the input (L; H, W; D, H, W), in that order."""
+    if len(maps) != len(field.axes):  # type: ignore[arg-type]
+        raise RfUnsupported(f"a {len(maps)}-axis window on a {len(field.axes)}-axis "
+                            "input (after a reshape of the spatial axes)")
+    return ReceptiveField(tuple(compose(a, m) for a, m in zip(field.axes, maps)),
+                          field.image, field.layout)
 
 
-def global_field(image: tuple[int, int]) -> ReceptiveField:
-    return ReceptiveField(None, None, image)
+def global_field(image: tuple[int, ...]) -> ReceptiveField:
+    return ReceptiveField(None, image, natural_layout(len(image)))
 
 
 def _windows(field: ReceptiveField, make: Callable[..., UnitMap], *pairs) -> ReceptiveField:
-    """One unit map per axis from [h, w] attribute pairs (kernel, stride, padding, ...)."""
+    """One unit map per axis from per-axis attributes (kernel, stride, padding, ...:
+    [h, w] for 2-D kinds, [l] or [d, h, w] for 1-D and 3-D ones)."""
     return _per_axis(field, tuple(make(*values) for values in zip(*pairs, strict=True)))
 
 
@@ -196,7 +204,7 @@ def _upsample(node, fields, ins, out, notes):
     """jump * scale, with torch's source indexing (resample_map)."""
     layer = node.layer
     maps = []
-    for axis in range(2):
+    for axis in range(len(out) - 2):
         n_in, n_out = ins[0][2 + axis], out[2 + axis]
         if layer.align_corners:
             scale = Fraction(n_in - 1, n_out - 1) if n_out > 1 else Fraction(0)
@@ -254,16 +262,14 @@ def _permute(node, fields, ins, out, notes):
     layer that reads space (conv, pool, merge) needs them back at dims 2, 3 (_field_of)."""
     dims = permutation(node.layer.dims, len(ins[0]))
     field = fields[0]
-    return dataclasses.replace(field, layout=(dims.index(field.layout[0]),
-                                              dims.index(field.layout[1])))
+    return dataclasses.replace(field, layout=tuple(dims.index(d) for d in field.layout))
 
 
 @RF.register(L.Softmax)
 def _softmax(node, fields, ins, out, notes):
-    """Across channels: unchanged; across a spatial axis: every output sees the whole axis."""
-    if len(ins[0]) == 4 and node.layer.dim % 4 == 1:
-        return fields[0]
-    return global_field(fields[0].image)
+    """Across a spatial axis every output sees the whole axis: global; across channels
+    (or another dim): unchanged."""
+    return _mixing(fields[0], node.layer.dim % len(ins[0]))
 
 
 @RF.register(L.Opaque)
@@ -296,20 +302,21 @@ def _crop(node, fields, ins, out, notes):
 @RF.register_trait(L.MERGE)
 def _merge(node, fields, ins, out, notes):
     """The union of the inputs' fields, unit by unit; notes when the inputs' strides
-    differ or the centres of their unit 0 do not coincide. H and W may be wherever a
-    permute put them (Swin's residual adds on [N, H, W, C]), the same in every input."""
+    differ or the centres of their unit 0 do not coincide. The spatial axes may be wherever
+    a permute put them (Swin's residual adds on [N, H, W, C]), the same in every input."""
     image, layout = fields[0].image, fields[0].layout
     if any(f.layout != layout for f in fields):
-        raise RfUnsupported("its inputs hold H and W at different dims")
-    spatial = [out[d] for d in layout] if len(out) == 4 else None
-    if spatial is None or any(len(s) != 4 or [s[d] for d in layout] != spatial for s in ins):
+        raise RfUnsupported("its inputs hold the spatial axes at different dims")
+    rank = len(image) + 2
+    spatial = [out[d] for d in layout] if len(out) == rank else None
+    if spatial is None or any(len(s) != rank or [s[d] for d in layout] != spatial for s in ins):
         notes.append("an input is broadcast over space or concatenated along a spatial "
                      "axis, so units do not see shifted copies of one region; treated as "
                      "global")
         return global_field(image)
-    axes = [_union([f.axes[i] for f in fields], name, node.inputs, notes)
-            for i, name in enumerate("hw")]
-    return ReceptiveField(axes[0], axes[1], image, layout=layout)
+    axes = tuple(_union([f.axes[i] for f in fields], name, node.inputs, notes)
+                 for i, name in enumerate(axis_names(len(image))))
+    return ReceptiveField(axes, image, layout)
 
 
 def _union(axes: list[AxisField], axis: str, sources: tuple[str, ...],
@@ -364,18 +371,14 @@ def _check_alignment(axes: list[AxisField], axis: str, sources: tuple[str, ...],
 
 def receptive_fields(graph: Graph, shapes: dict[str, Shape]
                      ) -> tuple[dict[str, ReceptiveField | None], tuple[str, ...]]:
-    """Every node's field (None when the input is not an image, or after a layer whose field
-    is unknown) and the diagnostics, each starting with its location and layer path."""
-    image_shape = shapes[graph.input_node.name]
-    if len(image_shape) != 4:
-        notes = ()
-        if len(image_shape) in (3, 5):  # a sequence or a volume: said, not left blank
-            notes = (f"note: receptive fields are computed for image inputs [N, C, H, W]; "
-                     f"this input is {list(image_shape)}: not computed",)
-        return {node.name: None for node in graph}, notes
-    image = (image_shape[2], image_shape[3])
-    fields: dict[str, ReceptiveField | None] = {
-        graph.input_node.name: ReceptiveField(IDENTITY_AXIS, IDENTITY_AXIS, image)}
+    """Every node's field (None when the input has no spatial axis, or after a layer whose
+    field is unknown) and the diagnostics, each starting with its location and layer path.
+    The input is [N, C, *spatial]: a sequence, an image, a volume or a clip."""
+    image = tuple(shapes[graph.input_node.name][2:])
+    if not image:  # [N, C] (features, not a signal): no field to speak of
+        return {node.name: None for node in graph}, ()
+    fields: dict[str, ReceptiveField | None] = {graph.input_node.name: ReceptiveField(
+        (IDENTITY_AXIS,) * len(image), image, natural_layout(len(image)))}
     diagnostics: list[str] = []
     for node in graph.nodes[1:]:
         fields[node.name] = _field_of(node, fields, shapes, diagnostics)
@@ -433,9 +436,11 @@ def _local(node: Node, ins: tuple[ReceptiveField, ...], shapes: dict[str, Shape]
     field = None
     if handler is None:
         notes.append("no receptive-field rule for this kind; later fields are unknown")
-    elif any(f.layout != (2, 3) for f in ins) and not _follows_layout(type(node.layer)):
-        notes.append("H and W are not at dims 2, 3 here (a permute moved them) and this "
-                     "kind's field is known only there; later fields are unknown")
+    elif (any(f.layout not in NATURAL_LAYOUTS for f in ins)
+          and not _follows_layout(type(node.layer))):
+        notes.append("the spatial axes are not at dims 2, 3, ... here (a permute moved "
+                     "them) and this kind's field is known only there; later fields are "
+                     "unknown")
     else:
         try:
             field = handler(node, ins, tuple(shapes[i] for i in node.inputs),
@@ -463,7 +468,7 @@ def _gated(node: Node, ins: tuple[ReceptiveField, ...], shapes: dict[str, Shape]
         items = [(name, f) for name, f in items if not f.is_global or f.gated]
     if not items or any(f.is_global and not f.gated for _, f in items):
         return global_field(image)
-    unknown = ReceptiveField(None, None, image, gated=True)
+    unknown = ReceptiveField(None, image, natural_layout(len(image)), gated=True)
     if any(f.is_global and f.local is None for _, f in items):
         return unknown  # noted where the path became unknown
     names = tuple(name for name, _ in items)
@@ -475,7 +480,7 @@ def _gated(node: Node, ins: tuple[ReceptiveField, ...], shapes: dict[str, Shape]
                   + n.replace("later fields", "later paths") for n in path_notes[:1]]
         return unknown
     return global_field(image) if local.is_global else ReceptiveField(
-        None, None, image, local=local, gated=True)
+        None, image, natural_layout(len(image)), local=local, gated=True)
 
 
 # Attention and 1-D / 3-D kinds: their rules register into RF above.

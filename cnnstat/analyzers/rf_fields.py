@@ -1,5 +1,7 @@
 """The receptive-field records (docs/receptive-field.md): per axis, the exact field of
-every unit (`AxisField`), and per layer, both axes or a global field (`ReceptiveField`).
+every unit (`AxisField`), and per layer, every spatial axis of the input (one for a
+sequence, two for an image, three for a volume or clip) or a global field
+(`ReceptiveField`).
 The rules that compute them are in `cnnstat.analyzers.rf`.
 """
 
@@ -76,20 +78,40 @@ class AxisField(Record):
 IDENTITY_AXIS = AxisField(jump=Fraction(1), period=1, lo=(0,), hi=(0,))
 
 
+# The axes' names, as a field's rank gives them: a sequence [N, C, L], an image
+# [N, C, H, W], a volume or clip [N, C, D, H, W] (D: depth, or time).
+AXIS_NAMES: dict[int, tuple[str, ...]] = {1: ("l",), 2: ("h", "w"), 3: ("d", "h", "w")}
+
+
+def axis_names(rank: int) -> tuple[str, ...]:
+    return AXIS_NAMES.get(rank) or tuple(f"x{i}" for i in range(rank))
+
+
+def natural_layout(rank: int) -> tuple[int, ...]:
+    """The dims holding the spatial axes before any permute: 2, 3, ... (after N, C)."""
+    return _NATURAL.get(rank) or tuple(range(2, 2 + rank))
+
+
+_NATURAL = {rank: tuple(range(2, 2 + rank)) for rank in (1, 2, 3)}
+# The natural layouts, for a set lookup on the per-layer path (no call per input).
+NATURAL_LAYOUTS = frozenset(_NATURAL.values())
+
+
 @record(kw_only=False)
 class ReceptiveField(Record):
-    """One layer's field on both axes. `h`/`w` are None when the field is global (it
-    depends on the whole input image: global pooling, flatten, linear).
+    """One layer's field on every spatial axis of the input: `axes` holds one AxisField
+    per axis (L; H, W; D, H, W), or is None when the field is global (it depends on the
+    whole input: global pooling, flatten, linear). `image` is the input's spatial size
+    and `layout` the tensor dims holding the axes (a permute moves them).
 
     `gated` marks a global field that only gates made global (a squeeze-and-excitation
     `x * gate`, a pooled branch added in); `local` is then the field of the convolution
     path, which the gates' global context is added to, or None where that path's field is
     unknown (after an op without a rule). Both unset on every other field."""
 
-    h: AxisField | None
-    w: AxisField | None
-    image: tuple[int, int]
-    layout: tuple[int, int] = (2, 3)  # the tensor dims holding H and W; a permute moves them
+    axes: tuple[AxisField, ...] | None
+    image: tuple[int, ...]
+    layout: tuple[int, ...]
     local: ReceptiveField | None = None
     gated: bool = False
     # to_dict's values, made at its first call: the layers after a conv (norm, activation)
@@ -99,35 +121,42 @@ class ReceptiveField(Record):
 
     @property
     def is_global(self) -> bool:
-        return self.h is None or self.w is None
+        return self.axes is None
 
     @property
-    def axes(self) -> tuple[AxisField, AxisField]:
-        if self.h is None or self.w is None:
-            raise ValueError("a global field has no per-axis table")
-        return self.h, self.w
-
-    def _pair(self, attr: str, whole: tuple) -> tuple:
-        return whole if self.is_global else (getattr(self.h, attr), getattr(self.w, attr))
+    def rank(self) -> int:
+        return len(self.image)
 
     @property
-    def size(self) -> tuple[int, int]:
+    def h(self) -> AxisField | None:
+        """The H axis (the second to last spatial axis) of an image or a volume."""
+        return None if self.axes is None or len(self.axes) < 2 else self.axes[-2]
+
+    @property
+    def w(self) -> AxisField | None:
+        return None if self.axes is None or len(self.axes) < 2 else self.axes[-1]
+
+    def _each(self, attr: str, whole: tuple) -> tuple:
+        return whole if self.axes is None else tuple(getattr(a, attr) for a in self.axes)
+
+    @property
+    def size(self) -> tuple[int, ...]:
         """Global: the image."""
-        return self._pair("size", self.image)
+        return self._each("size", self.image)
 
     @property
-    def stride(self) -> tuple[Fraction | None, Fraction | None]:
+    def stride(self) -> tuple[Fraction | None, ...]:
         """The jump; global: None (one unit, or units that all see the whole image)."""
-        return self._pair("jump", (None, None))
+        return self._each("jump", (None,) * self.rank)
 
     @property
-    def start(self) -> tuple[Fraction | None, Fraction | None]:
+    def start(self) -> tuple[Fraction | None, ...]:
         """Global: the centre of the image."""
-        return self._pair("start", tuple(Fraction(n - 1, 2) for n in self.image))
+        return self._each("start", tuple(Fraction(n - 1, 2) for n in self.image))
 
     @property
-    def padding(self) -> tuple[int | None, int | None]:
-        return self._pair("padding", (0, 0))
+    def padding(self) -> tuple[int | None, ...]:
+        return self._each("padding", (0,) * self.rank)
 
     @property
     def exceeds_input(self) -> bool:
@@ -136,24 +165,22 @@ class ReceptiveField(Record):
         return not self.is_global and any(
             s > n for s, n in zip(self.size, self.image, strict=True))
 
-    def region(self, unit: tuple[int, int], *, clipped: bool) -> tuple[Span, Span] | None:
-        """Input rows and columns (inclusive) that output unit (y, x) sees."""
-        if self.is_global:
-            return (0, self.image[0] - 1), (0, self.image[1] - 1)
+    def region(self, unit: tuple[int, ...], *, clipped: bool) -> tuple[Span, ...] | None:
+        """Input pixels (inclusive) that output unit `unit` sees, per axis: for an image,
+        its rows and columns."""
+        if self.axes is None:
+            return tuple((0, n - 1) for n in self.image)
         spans = [a.span(u) for a, u in zip(self.axes, unit, strict=True)]
-        if spans[0] is None or spans[1] is None:
-            return None
         if clipped:
-            spans = [_clip(s, n) for s, n in zip(spans, self.image, strict=True)]
-            if spans[0] is None or spans[1] is None:
-                return None
-        return spans[0], spans[1]  # type: ignore[return-value]
+            spans = [s and _clip(s, n) for s, n in zip(spans, self.image, strict=True)]
+        return None if any(s is None for s in spans) else tuple(spans)  # type: ignore[arg-type]
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON form: Fractions as ints when integral, else as "p/q" strings."""
+        """The JSON form: one value per axis; Fractions as ints when integral, else as
+        "p/q" strings."""
         values = self._json
         if values is None:
-            values = tuple(self._json_values().values())
+            values = self._json_values()
             object.__setattr__(self, "_json", values)
         size, stride, start, padding, is_global, exceeds = values
         out = {"size": list(size), "stride": list(stride), "start": list(start),
@@ -164,21 +191,21 @@ class ReceptiveField(Record):
                 k: local[k] for k in ("size", "stride", "start", "padding")}
         return out
 
-    def _json_values(self) -> dict[str, Any]:
-        h, w = self.h, self.w
-        if h is not None and w is not None:  # most layers: read the tables, no Fraction made
+    def _json_values(self) -> tuple:
+        axes = self.axes
+        if axes is not None and len(axes) == 2:  # most layers: an image's, written out
+            h, w = axes
             size = [h.size, w.size]
-            return {
-                "size": size, "stride": [number(h.jump), number(w.jump)],
-                "start": [_centre(h), _centre(w)], "padding": [_padding(h), _padding(w)],
-                "global": False,
-                "exceeds_input": size[0] > self.image[0] or size[1] > self.image[1],
-            }
-        return {
-            "size": list(self.size), "stride": [number(v) for v in self.stride],
-            "start": [number(v) for v in self.start], "padding": list(self.padding),
-            "global": self.is_global, "exceeds_input": self.exceeds_input,
-        }
+            return (size, [number(h.jump), number(w.jump)], [_centre(h), _centre(w)],
+                    [_padding(h), _padding(w)], False,
+                    size[0] > self.image[0] or size[1] > self.image[1])
+        if axes is not None:  # read the tables, no Fraction made
+            size = [a.size for a in axes]
+            return (size, [number(a.jump) for a in axes], [_centre(a) for a in axes],
+                    [_padding(a) for a in axes], False,
+                    any(s > n for s, n in zip(size, self.image, strict=True)))
+        return ([*self.image], [None] * self.rank, [number(v) for v in self.start],
+                [0] * self.rank, True, False)
 
 
 def _centre(axis: AxisField) -> int | str | None:

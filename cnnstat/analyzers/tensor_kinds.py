@@ -93,9 +93,9 @@ def _part_form(layer: L.Layer, ins: tuple[M.Dims, ...]) -> M.Dims:
 
 @R.RF.register(*L.PARTS)
 def _part_field(node, fields, ins, out, notes):
-    """A part of the channels: unchanged. A part of H or W starting at offset o: unit j is
-    input unit j + o (a window k=1, s=1, p=-o). An unbind of H or W leaves one row or
-    column of units: not described here."""
+    """A part of the channels: unchanged. A part of a spatial axis (H, W, L, D) starting
+    at offset o: unit j is input unit j + o (a window k=1, s=1, p=-o). An unbind of a
+    spatial axis leaves one row or column of units: not described here."""
     field, layer = fields[0], node.layer
     axis = _axis(layer.dim, len(ins[0]))
     if isinstance(layer, L.Unbind):
@@ -109,10 +109,10 @@ def _part_field(node, fields, ins, out, notes):
 
 
 def _shifted(field: R.ReceptiveField, offsets: dict[int, int]) -> R.ReceptiveField:
-    """Output unit j of dim d is input unit j + offsets[d] along H and W."""
-    h, w = (R.compose(a, R.window_map(1, 1, -offsets.get(d, 0)))
-            for a, d in zip(field.axes, field.layout, strict=True))
-    return dataclasses.replace(field, h=h, w=w)
+    """Output unit j of dim d is input unit j + offsets[d] along each spatial axis."""
+    axes = tuple(R.compose(a, R.window_map(1, 1, -offsets.get(d, 0)))
+                 for a, d in zip(field.axes, field.layout, strict=True))
+    return dataclasses.replace(field, axes=axes)
 
 
 # --- reductions ---------------------------------------------------------------------------

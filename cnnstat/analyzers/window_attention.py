@@ -152,7 +152,7 @@ def _attention_rf(node, fields, ins, out, notes):
     shifts = effective_shift(node.layer, h, w)
     axes = (compose(a, window_unit_map(window, shift)) for a, window, shift in
             zip(field.axes, node.layer.window_size, shifts, strict=True))
-    return ReceptiveField(*axes, field.image, layout=field.layout)
+    return ReceptiveField(tuple(axes), field.image, field.layout)
 
 
 @RF.register(L.PatchMerge)
@@ -161,7 +161,7 @@ def _merge_rf(node, fields, ins, out, notes):
     field = fields[0]
     _token_axes(node, field)
     axes = (compose(a, window_map(2, 2, 0)) for a in field.axes)
-    return ReceptiveField(*axes, field.image, layout=field.layout)
+    return ReceptiveField(tuple(axes), field.image, field.layout)
 
 
 # --- minimum input ------------------------------------------------------------------------

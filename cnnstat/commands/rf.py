@@ -37,7 +37,8 @@ from cnnstat.errors import AnalysisError, UsageError, did_you_mean
 LayerOpt = Annotated[str | None, typer.Option(
     "--layer", "-l", help="Show this layer only (its full dotted name).", show_default=False)]
 UnitOpt = Annotated[str | None, typer.Option(
-    "--unit", "-u", help="Y,X: the input region that output unit (Y, X) of --layer sees.",
+    "--unit", "-u", help="Y,X: the input region that output unit (Y, X) of --layer sees "
+    "(D,Y,X for a volume or clip, L for a sequence).",
     show_default=False)]
 EmpiricalOpt = Annotated[bool, typer.Option(
     "--empirical", help="Also measure fields by gradient on the built module (needs torch; "
@@ -73,9 +74,12 @@ def rf(model: ModelArg, input: InputOpt = None, layer: LayerOpt = None, unit: Un
     if unit is not None:
         if layer is None:
             raise UsageError("--unit needs --layer: which layer's unit?")
-        _emit_unit(graph.meta.name, layer, _parse_unit(unit), fields[layer], shapes[layer], fmt,
-                   no_color)
+        _emit_unit(graph.meta.name, layer, _parse_unit(unit, len(shape) - 1), fields[layer],
+                   shapes[layer], fmt, no_color)
         return
+    if empirical and len(shape) != 3:
+        raise UsageError("--empirical measures image models [C, H, W]; this input is "
+                         f"{'x'.join(map(str, shape))}")
     rows = [_row(graph.node(n), shapes[n], fields[n]) for n in ([layer] if layer else names)]
     extra: dict[str, Any] = {}
     if empirical:
@@ -102,15 +106,16 @@ def _fields(graph, size: str | None, strict: bool):
 
 def _emit_fields(graph, shape, rows, extra, diagnostics, depth, fmt: Format,
                  no_color: bool) -> None:
+    from cnnstat.analyzers.rf_fields import axis_names
     from cnnstat.report import rf_render as out
 
     head = {"schema": out.SCHEMA, "model": graph.meta.name, "source": graph.meta.source,
-            "input_shape": [1, *shape]}
+            "input_shape": [1, *shape], "axes": list(axis_names(len(shape) - 1))}
     folded = None
     if fmt is not Format.json:  # JSON always lists every layer
         rows, folded = out.fold_to_fit(rows, depth, fmt is Format.table)
     emit(fmt, no_color, json=lambda: out.fields_json(head, rows, extra, diagnostics),
-         csv=lambda: out.fields_csv(rows, "erf" in extra),
+         csv=lambda: out.fields_csv(rows, "erf" in extra, tuple(head["axes"])),
          markdown=lambda: out.fields_markdown(head, rows, extra),
          table=lambda console: console.print(out.fields_table(head, rows, extra, folded)))
 
@@ -138,12 +143,17 @@ def _row(node, out_shape: tuple[int, ...], field) -> dict[str, Any]:
             "rf": None if field is None else field.to_dict()}
 
 
-def _parse_unit(text: str) -> tuple[int, int]:
+def _parse_unit(text: str, rank: int) -> tuple[int, ...]:
+    """Y,X for an image; L for a sequence; D,Y,X for a volume or clip."""
+    forms = {1: "L (one integer)", 2: "Y,X (two integers)", 3: "D,Y,X (three integers)"}
     try:
-        y, x = (int(part) for part in text.split(","))
+        unit = tuple(int(part) for part in text.split(","))
     except ValueError:
-        raise UsageError(f"--unit takes Y,X (two integers), got '{text}'") from None
-    return y, x
+        unit = ()
+    if len(unit) != rank:
+        raise UsageError(f"--unit takes {forms.get(rank, f'{rank} integers')} for this "
+                         f"input, got '{text}'")
+    return unit
 
 
 def _measure(graph, shape, layer, fields, shapes, rows) -> dict[str, Any]:
@@ -170,24 +180,28 @@ def _measure(graph, shape, layer, fields, shapes, rows) -> dict[str, Any]:
                     "input": erf.input_side, "clipped": erf.clipped, "seeds": erf.seeds}}
 
 
-def _emit_unit(model: str, layer: str, unit: tuple[int, int], field, out_shape, fmt: Format,
+def _emit_unit(model: str, layer: str, unit: tuple[int, ...], field, out_shape, fmt: Format,
                no_color: bool) -> None:
     import json
 
+    from cnnstat.analyzers.rf_fields import axis_names
     from cnnstat.report import rf_render as out
 
-    limits = tuple(out_shape[2:]) if len(out_shape) == 4 else (1, 1)
+    rank = len(unit)
+    limits = tuple(out_shape[2:]) if len(out_shape) == rank + 2 else (1,) * rank
     if not all(0 <= u < n for u, n in zip(unit, limits, strict=True)):
-        raise UsageError(f"unit {unit[0]},{unit[1]} is outside layer '{layer}', whose output "
-                         f"is {limits[0]}x{limits[1]}")
+        raise UsageError(f"unit {','.join(map(str, unit))} is outside layer '{layer}', whose "
+                         f"output is {'x'.join(map(str, limits))}")
     if field is None:
         raise UsageError(f"layer '{layer}' has no receptive field (see the diagnostics)")
+    axes = axis_names(rank)
     unclipped = field.region(unit, clipped=False)
     clipped = field.region(unit, clipped=True)
     data = {"schema": out.SCHEMA, "model": model, "layer": layer, "unit": list(unit),
             "global": field.is_global, "image": list(field.image),
-            "unclipped": out.region_dict(unclipped), "clipped": out.region_dict(clipped)}
-    cells = out.unit_cells(unclipped, clipped)
+            "unclipped": out.region_dict(unclipped, axes),
+            "clipped": out.region_dict(clipped, axes)}
+    cells = out.unit_cells(unclipped, clipped, axes)
     emit(fmt, no_color, json=lambda: json.dumps(data, indent=2), csv=lambda: out.unit_csv(cells),
          markdown=lambda: out.unit_markdown(layer, unit, cells),
          table=lambda console: console.print(out.unit_table(model, layer, unit, field.image,

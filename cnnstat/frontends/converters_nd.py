@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
 from torch import nn
 
 from cnnstat.frontends.converters import Call, register_function, register_module
@@ -39,6 +40,25 @@ def _conv(m: nn.Conv1d | nn.Conv3d, call: Call) -> L.Layer | None:
                 stride=_sizes(m.stride, rank),
                 padding=(0,) * rank if padding == "valid" else padding,
                 dilation=_sizes(m.dilation, rank), groups=m.groups, bias=m.bias is not None)
+
+
+@register_function("conv1d", "conv3d", reads_weights=True)
+def _conv_function(call: Call) -> L.Layer | None:
+    """F.conv1d / F.conv3d(x, weight, bias, stride, padding, dilation, groups): what a
+    traced-through subclass calls (torchvision's Conv3DSimple, Conv2Plus1D's parts)."""
+    weight = call.arg(1, "weight")
+    if not isinstance(weight, torch.Tensor) or weight.dim() not in (3, 5):
+        return None
+    rank = weight.dim() - 2
+    kind = L.Conv1d if rank == 1 else L.Conv3d
+    padding = call.arg(4, "padding", 0)
+    padding = padding if isinstance(padding, str) else _sizes(padding, rank)
+    return kind(out_channels=weight.shape[0], kernel_size=tuple(weight.shape[2:]),
+                stride=_sizes(call.arg(3, "stride", 1), rank),
+                padding=(0,) * rank if padding == "valid" else padding,
+                dilation=_sizes(call.arg(5, "dilation", 1), rank),
+                groups=call.arg(6, "groups", 1),
+                bias=isinstance(call.arg(2, "bias"), torch.Tensor))
 
 
 _MAX_POOLS = {nn.MaxPool1d: (L.MaxPool1d, 1), nn.MaxPool3d: (L.MaxPool3d, 3)}

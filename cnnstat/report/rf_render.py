@@ -17,7 +17,7 @@ SCHEMA = "cnnstat.rf/1"
 SWEEP_SCHEMA = "cnnstat.rf-sweep/1"
 CAPTION = (
     "Sizes, strides (jumps), starts and paddings are in input pixels, one value when h and w "
-    "agree, else 'h, w'. Start: centre of output unit (0, 0)'s field; padding: how far that "
+    "agree, else 'h, w' (1-D: l; 3-D: d x h x w, as 3x7x7). Start: centre of output unit (0, 0)'s field; padding: how far that "
     "field reaches before pixel 0 (Araujo et al., Distill 2019). 'global': the whole image "
     "(global pooling, flatten, linear, attention); 'conv path + global (gates)': behind a "
     "squeeze-and-excitation gate, the convolution path's field, the gate adding the whole "
@@ -27,8 +27,16 @@ CAPTION = (
 )
 COLUMNS = ("Layer", "Kind", "Output", "RF size", "Stride", "Start", "Eff. padding",
            "Exceeds input")
-CSV_FIELDS = ("name", "kind", "output_shape", "size_h", "size_w", "stride_h", "stride_w",
-              "start_h", "start_w", "padding_h", "padding_w", "global", "exceeds_input")
+QUANTITIES = ("size", "stride", "start", "padding")
+
+
+def csv_fields(axes: tuple[str, ...]) -> tuple[str, ...]:
+    """A column per quantity and axis: size_h, size_w, ... (size_l; size_d, size_h, ...)."""
+    per_axis = tuple(f"{q}_{a}" for q in QUANTITIES for a in axes)
+    return ("name", "kind", "output_shape", *per_axis, "global", "exceeds_input")
+
+
+CSV_FIELDS = csv_fields(("h", "w"))
 
 Row = dict[str, Any]
 
@@ -82,8 +90,12 @@ def _value(v: Any) -> str:
 
 
 def _pair(values: list[Any]) -> str:
-    a, b = (_value(v) for v in values)
-    return a if a == b else f"{a}, {b}"
+    """One value per axis: an image's 'h, w' (one value when they agree), a sequence's l,
+    a volume's or clip's d x h x w (as 3x7x7; one value when all agree)."""
+    texts = [_value(v) for v in values]
+    if len(set(texts)) == 1:
+        return texts[0]
+    return ", ".join(texts) if len(texts) == 2 else "x".join(texts)
 
 
 def _cells(row: Row, empirical: bool) -> list[str]:
@@ -109,19 +121,29 @@ def _headers(empirical: bool) -> list[str]:
 
 # --- one input ---------------------------------------------------------------------------
 
+def title(head: dict, bold: str = "", code: str = "") -> str:
+    """`vgg16: receptive fields at input 1x3x224x224`; for a sequence or a clip the axes
+    the values are given in: `(d x h x w)`."""
+    axes = head.get("axes", ["h", "w"])
+    per_axis = "" if len(axes) == 2 else f" ({' x '.join(axes)})"
+    shape = "x".join(map(str, head["input_shape"]))
+    return f"{bold}{head['model']}{bold}: receptive fields{per_axis} at input {code}{shape}{code}"
+
+
 def fields_json(head: dict, rows: list[Row], extra: dict, diagnostics: list[str]) -> str:
     return json.dumps({**head, "layers": rows, **extra, "diagnostics": diagnostics}, indent=2)
 
 
-def fields_csv(rows: list[Row], empirical: bool) -> str:
+def fields_csv(rows: list[Row], empirical: bool, axes: tuple[str, ...] = ("h", "w")) -> str:
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(CSV_FIELDS + (("measured_h", "measured_w", "agrees") if empirical else ()))
+    writer.writerow(csv_fields(axes)
+                    + (("measured_h", "measured_w", "agrees") if empirical else ()))
     for row in rows:
         rf = row["rf"] or {}
         cells = [row["name"], row["kind"], "x".join(map(str, row["output_shape"]))]
-        for key in ("size", "stride", "start", "padding"):
-            cells += ["" if v is None else v for v in rf.get(key, [None, None])]
+        for key in QUANTITIES:
+            cells += ["" if v is None else v for v in rf.get(key, [None] * len(axes))]
         cells += [_flag(rf.get("global")), _flag(rf.get("exceeds_input"))]
         if empirical:
             m = row.get("measured")
@@ -137,8 +159,7 @@ def _flag(value: bool | None) -> str:
 def fields_markdown(head: dict, rows: list[Row], extra: dict) -> str:
     empirical = "erf" in extra
     headers = _headers(empirical)
-    lines = [f"**{head['model']}**: receptive fields at input "
-             f"`{'x'.join(map(str, head['input_shape']))}`", "",
+    lines = [title(head, "**", "`"), "",
              "| " + " | ".join(headers) + " |",
              "|" + "|".join(["---"] * 3 + ["---:"] * (len(headers) - 3)) + "|"]
     for row in rows:
@@ -157,8 +178,7 @@ def fields_table(head: dict, rows: list[Row], extra: dict, folded: str | None):
     from rich.text import Text
 
     empirical = "erf" in extra
-    shape = "x".join(map(str, head["input_shape"]))
-    table = _table(f"{head['model']}: receptive fields at input {shape}", _headers(empirical),
+    table = _table(title(head), _headers(empirical),
                    [_cells(row, empirical) for row in rows], left=3)
     lines = [line for line in (folded, erf_line(extra["erf"]) if empirical else None) if line]
     return Group(table, *(Text(line) for line in lines))
@@ -239,8 +259,16 @@ def sweep_plain(model: str, runs: list[dict], depth: int | str | None, table: bo
 
 # --- one unit ----------------------------------------------------------------------------
 
-def region_dict(region) -> dict[str, list[int]] | None:
-    return None if region is None else {"rows": list(region[0]), "cols": list(region[1])}
+# The keys of one unit's region in JSON, and the rows of its table, by the input's rank.
+_REGION_KEYS = {2: ("rows", "cols")}
+_REGION_ROWS = {2: ("rows (h)", "cols (w)")}
+
+
+def region_dict(region, axes: tuple[str, ...] = ("h", "w")) -> dict[str, list[int]] | None:
+    """An image's {"rows", "cols"}; a sequence's {"l"}; a volume's {"d", "h", "w"}."""
+    keys = _REGION_KEYS.get(len(axes), axes)
+    return None if region is None else {k: list(span) for k, span in zip(keys, region,
+                                                                         strict=True)}
 
 
 def _span(region, axis: int) -> str:
@@ -250,24 +278,24 @@ def _span(region, axis: int) -> str:
     return f"{lo}..{hi} ({hi - lo + 1} px)"
 
 
-def unit_cells(unclipped, clipped) -> list[list[str]]:
+def unit_cells(unclipped, clipped, axes: tuple[str, ...] = ("h", "w")) -> list[list[str]]:
     return [[name, _span(unclipped, i), _span(clipped, i)]
-            for i, name in enumerate(("rows (h)", "cols (w)"))]
+            for i, name in enumerate(_REGION_ROWS.get(len(axes), axes))]
 
 
 def unit_csv(cells: list[list[str]]) -> str:
     return "axis,unclipped,clipped\n" + "".join(",".join(c) + "\n" for c in cells)
 
 
-def unit_markdown(layer: str, unit: tuple[int, int], cells: list[list[str]]) -> str:
-    return (f"`{layer}` unit ({unit[0]}, {unit[1]}) sees:\n\n"
+def unit_markdown(layer: str, unit: tuple[int, ...], cells: list[list[str]]) -> str:
+    return (f"`{layer}` unit ({', '.join(map(str, unit))}) sees:\n\n"
             "| Axis | Unclipped | Clipped to the image |\n|---|---|---|\n"
             + "".join(f"| {' | '.join(c)} |\n" for c in cells))
 
 
-def unit_table(model: str, layer: str, unit: tuple[int, int], image: tuple[int, int],
+def unit_table(model: str, layer: str, unit: tuple[int, ...], image: tuple[int, ...],
                cells: list[list[str]]):
-    title = (f"{model}: input region of {layer} unit ({unit[0]}, {unit[1]}) "
-             f"(image {image[0]}x{image[1]}, pixels inclusive)")
+    title = (f"{model}: input region of {layer} unit ({', '.join(map(str, unit))}) "
+             f"(input {'x'.join(map(str, image))}, pixels inclusive)")
     return Plain(title, ["Axis", "Unclipped", "Clipped to the image"], cells, left=3,
                  caption=False).table()

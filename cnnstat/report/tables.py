@@ -71,16 +71,17 @@ def layer_table(report: ModelReport, view: str, depth: int | None = None,
 
 
 def rf_text(rf: dict | None) -> str:
-    """`212` for a square field, `7x3` otherwise, `global` once it spans the input;
-    behind gates, the convolution path's field and the gates' context: `851 + global`."""
+    """`212` for a square field, `7x3` otherwise (`3x7x7` for D x H x W, one value when
+    every axis agrees), `global` once it spans the input; behind gates, the convolution
+    path's field and the gates' context: `851 + global`."""
     if rf is None:
         return "n/a"
     if rf.get("local"):
         return f"{rf_text(rf['local'])} + global"
     if rf.get("global"):
         return "global"
-    h, w = (str(s) for s in rf["size"])
-    return h if h == w else f"{h}x{w}"
+    sizes = [str(s) for s in rf["size"]]
+    return sizes[0] if len(set(sizes)) == 1 else "x".join(sizes)
 
 
 def _title(view: str) -> str:
