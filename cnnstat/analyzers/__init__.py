@@ -6,6 +6,8 @@ from cnnstat.analyzers.results import LayerStats, ModelReport, Totals
 
 # Handlers of the 1-D / 3-D kinds and attention, in their own modules: registered on import.
 from cnnstat.analyzers import attention, windows_nd  # noqa: E402,F401  isort: skip
+# Handlers of slice, select, class_token and position_embedding: registered on import.
+from cnnstat.analyzers import index_kinds  # noqa: E402,F401  isort: skip
 
 __all__ = ["LayerStats", "ModelReport", "Totals", "analyze_graph", "infer_shapes",
            "weight_depth"]

@@ -381,7 +381,8 @@ def receptive_fields(graph: Graph, shapes: dict[str, Shape]
 # Kinds whose field rule holds wherever a permute put H and W: element-wise kinds and those
 # whose rule reads the layout.
 _ANY_LAYOUT = (L.Permute, L.LayerNorm, L.Linear, L.LayerScale, L.DropPath, L.Dropout,
-               L.Identity, L.GroupNorm, L.Pad, *L.PARTS, *L.REDUCTIONS, *L.ATTENTION)
+               L.Identity, L.GroupNorm, L.Pad, *L.PARTS, *L.REDUCTIONS, *L.ATTENTION,
+               *L.INDEX_KINDS)
 
 
 def _follows_layout(kind: type[L.Layer]) -> bool:

@@ -1,7 +1,7 @@
 """Graph -> torch.nn.Module. Importing this package imports torch; nothing on the
 YAML/zoo path may import it (tests/test_no_torch.py guards that)."""
 
-from cnnstat.builder import tensor_modules  # noqa: F401  (registers its kinds' modules)
+from cnnstat.builder import index_modules, tensor_modules  # noqa: F401  (register modules)
 from cnnstat.builder.torch_module import GraphModule, build_module
 
 __all__ = ["GraphModule", "build_module"]

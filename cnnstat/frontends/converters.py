@@ -306,8 +306,10 @@ def _sub(call: Call) -> L.Layer | None:
     return L.Sub()
 
 
-@register_function("add")
+@register_function("add", reads_weights=True)
 def _add(call: Call) -> L.Layer | None:
+    if call.constants:  # x + self.pos_embedding (index_converters.py)
+        return position_embedding(call)
     if call.kwargs.get("alpha", 1) != 1:
         return None  # x + alpha * y: not a plain merge
     if two_tensors(call):
@@ -317,8 +319,10 @@ def _add(call: Call) -> L.Layer | None:
     return L.Identity() if len(call.args) == 2 and others in ([0], [0.0]) else None
 
 
-@register_function("cat")
-def _cat(call: Call) -> L.Layer:
+@register_function("cat", reads_weights=True)
+def _cat(call: Call) -> L.Layer | None:
+    if call.constants:  # torch.cat([self.class_token.expand(n, -1, -1), x], 1)
+        return learned_tokens(call)
     return L.Concat(dim=call.arg(1, "dim", 0))
 
 
@@ -426,6 +430,12 @@ def _interpolate(call: Call) -> L.Layer | None:
 # The converters of the kinds declared in ir/tensor_layers.py, in their own module: it
 # registers here through the decorators above, so it is imported last.
 from cnnstat.frontends import tensor_converters  # noqa: E402, F401
+
+# Indexing, and the learned tokens / embedding that `_cat` and `_add` hand on to.
+from cnnstat.frontends.index_converters import (  # noqa: E402  isort: skip
+    learned_tokens,
+    position_embedding,
+)
 
 # 1-D / 3-D kinds and attention: their converters register into the registries above.
 from cnnstat.frontends.converters_nd import FIRST_OUTPUT_MODULES  # noqa: E402,F401  isort: skip

@@ -130,6 +130,13 @@ KINDS: dict[str, KindSpec] = {
         KindSpec(L.Sub, {}, auto_name="sub"),
         KindSpec(L.GroupNorm, {"num_groups": INT, "eps": FLOAT, "affine": BOOL}, "num_groups",
                  ("num_groups",), auto_name="gn"),
+        # Indexing and a vision transformer's learned tokens (ir/index_layers.py).
+        KindSpec(L.Slice, {"dim": SIGNED, "start": SIGNED, "stop": SIGNED, "step": INT}, "dim",
+                 auto_name="slice"),
+        KindSpec(L.Select, {"index": SIGNED, "dim": SIGNED}, "index", ("index",),
+                 auto_name="select"),
+        KindSpec(L.ClassToken, {"tokens": INT}, "tokens", auto_name="cls"),
+        KindSpec(L.PositionEmbedding, {}, auto_name="pos_embed"),
     )
 }
 
