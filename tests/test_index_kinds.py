@@ -219,3 +219,29 @@ def test_spec_entries_export_and_load_back() -> None:
     again = build_graph(parse(spec_from_graph(graph).text, "e.yaml"), default_name="t",
                         source=None)
     assert analyze_graph(again).totals == report.totals
+
+
+@pytest.mark.oracle
+@pytest.mark.parametrize("name", ["vit_b_16", "vit_b_32", "vit_l_16", "vit_l_32", "vit_h_14"])
+def test_torchvision_vits_have_no_opaque_node_and_torchvisions_numbers(name) -> None:
+    """Class token, position embedding and x[:, 0] convert: no opaque node; params equal
+    parameters() and the published num_params, MACs the published `_ops` (GFLOPS there are
+    GMACs; FlopCounterMode on CPU misses fused attention, so the published figure is the
+    oracle), torchvision's model docs via `weights.meta`. The field after the patch
+    tokens is global, never a number."""
+    models = pytest.importorskip("torchvision.models")
+    from cnnstat.frontends.torch_ref import load, parse_reference
+
+    loaded = load(parse_reference(f"torchvision:{name}"), {})
+    # The weights of the model as built (224 x 224): vit_h_14's DEFAULT is at 518, with a
+    # longer position embedding; its SWAG_LINEAR weights are at 224.
+    which = "IMAGENET1K_SWAG_LINEAR_V1" if name == "vit_h_14" else "IMAGENET1K_V1"
+    weights = models.get_model_weights(name)[which]
+    graph = graph_from_module(loaded.module, loaded.default_input or (3, 224, 224)).graph
+    assert [n.name for n in graph if n.kind == "opaque"] == []
+    report = analyze_graph(graph)
+    assert report.totals.params == sum(p.numel() for p in loaded.module.parameters()) \
+        == weights.meta["num_params"]
+    assert round(report.totals.macs / 1e9, 3) == weights.meta["_ops"]
+    token = next(r for r in report.layers if r.kind in ("select", "class_token"))
+    assert token.receptive_field is not None and token.receptive_field.is_global
