@@ -22,12 +22,12 @@ pytestmark = pytest.mark.oracle
 
 # Opaque ops that no layer kind stands for (measured with benchmarks/torch_coverage.py):
 # indexing by a tensor or along several dims at once (LeViT's attention-bias table; one
-# dim sliced or indexed is the slice / select kind), a bias or scale by a constant,
-# matmul and einsum outside attention, a norm over a vector, F.group_norm with its
-# weights passed as tensors, an unbind after a permute of tokens, Swin's window attention kept whole by torchvision,
-# a module called twice (shared weights), a layer run on a tensor computed from module
-# attributes only (Swin v2's position-bias MLP, EdgeNeXt's positional encoding). Any other
-# opaque op is a regression.
+# dim sliced or indexed is the slice / select kind), a bias or scale by a constant, matmul
+# and einsum outside attention, a norm over a vector, F.group_norm with its weights passed
+# as tensors, an unbind after a permute of tokens, Swin's window attention kept whole by
+# torchvision, a module called twice (shared weights), a layer run on a tensor computed
+# from module attributes only (Swin v2's position-bias MLP, EdgeNeXt's positional
+# encoding). Any other opaque op is a regression.
 NO_KIND_YET = (
     "Tensor.norm", "F.normalize", "unbind[", "F.group_norm", "torch.stack",
     "getitem", "operator.add", "Tensor.add",
