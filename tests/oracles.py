@@ -86,3 +86,17 @@ def eval_path(graph: Graph, every_output: bool = False) -> set[str]:
     for node in graph:
         ancestors[node.name] = {node.name}.union(*(ancestors[i] for i in node.inputs))
     return max((ancestors[o] for o in graph.outputs), key=len)
+
+
+def gradient_and_field_spans(graph: Graph, units=((0, 0), (1, 1), (2, 0))):
+    """(measured by gradient, our field) of the output's `units`, each a (h, w) span
+    clipped to the image: equal when our receptive-field rules are right."""
+    from cnnstat import empirical_rf
+    from cnnstat.analyzers.engine import infer_shapes
+    from cnnstat.analyzers.rf import receptive_fields
+
+    fields, _ = receptive_fields(graph, infer_shapes(graph, graph.meta.input))
+    last = graph.outputs[0]
+    measured = empirical_rf.unit_spans(graph, last, list(units))
+    expected = [fields[last].region(u, clipped=True) for u in units]
+    return measured, [tuple(e) if e else (None, None) for e in expected]

@@ -389,7 +389,7 @@ def receptive_fields(graph: Graph, shapes: dict[str, Shape]
 # whose rule reads the layout.
 _ANY_LAYOUT = (L.Permute, L.LayerNorm, L.Linear, L.LayerScale, L.DropPath, L.Dropout,
                L.Identity, L.GroupNorm, L.Pad, *L.PARTS, *L.REDUCTIONS, *L.ATTENTION,
-               L.GlobalResponseNorm, L.Stack, *L.WINDOW_KINDS)
+               L.GlobalResponseNorm, L.Stack, *L.WINDOW_KINDS, *L.INDEX_KINDS)
 
 
 def _follows_layout(kind: type[L.Layer]) -> bool:

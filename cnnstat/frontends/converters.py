@@ -312,8 +312,10 @@ def _sub(call: Call) -> L.Layer | None:
     return L.Sub() if call.kwargs.get("alpha", 1) == 1 else None
 
 
-@register_function("add")
+@register_function("add", reads_weights=True)
 def _add(call: Call) -> L.Layer | None:
+    if call.constants:  # x + self.pos_embedding (index_converters.py)
+        return position_embedding(call)
     if call.kwargs.get("alpha", 1) != 1:
         return None  # x + alpha * y: not a plain merge
     if two_tensors(call):
@@ -325,8 +327,10 @@ def _add(call: Call) -> L.Layer | None:
     return scalar_layer(call)  # x + eps
 
 
-@register_function("cat")
-def _cat(call: Call) -> L.Layer:
+@register_function("cat", reads_weights=True)
+def _cat(call: Call) -> L.Layer | None:
+    if call.constants:  # torch.cat([self.class_token.expand(n, -1, -1), x], 1)
+        return learned_tokens(call)
     return L.Concat(dim=call.arg(1, "dim", 0))
 
 
@@ -437,6 +441,12 @@ from cnnstat.frontends import tensor_converters  # noqa: E402, F401
 
 # Arithmetic by a number, stack, GRN and the convs with a fixed or standardized weight.
 from cnnstat.frontends import arith_converters  # noqa: E402,F401  isort: skip
+# Indexing, and the learned tokens / embedding that `_cat` and `_add` hand on to.
+from cnnstat.frontends.index_converters import (  # noqa: E402  isort: skip
+    learned_tokens,
+    position_embedding,
+)
+
 # 1-D / 3-D kinds and attention: their converters register into the registries above.
 from cnnstat.frontends.converters_nd import FIRST_OUTPUT_MODULES  # noqa: E402,F401  isort: skip
 # Converters of calls that read module tensors, and of torchvision's own functions.

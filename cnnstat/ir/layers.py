@@ -571,6 +571,14 @@ class Crop(Layer):
 
 # Kinds declared in their own modules (they import this one's base and helpers): imported
 # here, before the derived tuples below and ALL_KINDS, so they are kinds like every other.
+from cnnstat.ir.index_layers import (  # noqa: E402, F401
+    INDEX_KINDS,
+    INDEXING,
+    ClassToken,
+    PositionEmbedding,
+    Select,
+    Slice,
+)
 from cnnstat.ir.layers_nd import (  # noqa: E402, F401
     ATTENTION,
     ND_NORMS,

@@ -141,6 +141,13 @@ KINDS: dict[str, KindSpec] = {
                  auto_name="conv"),
         KindSpec(L.StdConv2d, {**_CONV, "gain": BOOL}, "out_channels",
                  ("out_channels", "kernel_size"), auto_name="conv"),
+        # Indexing and a vision transformer's learned tokens (ir/index_layers.py).
+        KindSpec(L.Slice, {"dim": SIGNED, "start": SIGNED, "stop": SIGNED, "step": INT}, "dim",
+                 auto_name="slice"),
+        KindSpec(L.Select, {"index": SIGNED, "dim": SIGNED}, "index", ("index",),
+                 auto_name="select"),
+        KindSpec(L.ClassToken, {"tokens": INT}, "tokens", auto_name="cls"),
+        KindSpec(L.PositionEmbedding, {}, auto_name="pos_embed"),
     )
 }
 
