@@ -9,7 +9,7 @@ import cnnstat
 from cnnstat.report.export import to_json
 
 # Plain convolution chains, squeeze-and-excitation gates (fields with a "local" path),
-# transposed convolutions and crops (fractional strides), detection regions.
+# upsampling heads, branches and concatenations.
 MODELS = ["vgg16", "resnet50", "mobilenet_v3_large", "efficientnet_b0", "fcn_resnet50",
           "inception_v3", "densenet121"]
 
