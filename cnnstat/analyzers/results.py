@@ -10,6 +10,7 @@ from typing import Any
 
 from cnnstat.ir import ModelMeta
 from cnnstat.ir.record import Record, record
+from cnnstat.nogc import without_gc
 
 SCHEMA = "cnnstat.report/1"
 DTYPE_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2, "fp64": 8, "int8": 1}
@@ -52,7 +53,9 @@ class LayerStats(Record):
         """{"size", "stride", "start", "padding", "global", "exceeds_input"} or None."""
         return None if self.receptive_field is None else self.receptive_field.to_dict()
 
-    def to_dict(self, dtype_bytes: int) -> dict[str, Any]:
+    def to_dict(self, dtype_bytes: int, rf: Any = None) -> dict[str, Any]:
+        """The row's JSON form. `rf`, when given, stands in for the receptive field's
+        dict (the JSON writer splices in the field's text, encoded once per field)."""
         out = {
             "name": self.name, "kind": self.kind, "inputs": list(self.inputs),
             "output_shape": list(self.output_shape), "params": self.params,
@@ -68,9 +71,8 @@ class LayerStats(Record):
         if self.regions > 1:
             out["regions"] = self.regions
             out["macs_per_region"] = self.per_region(self.macs)
-        rf = self.rf
-        if rf is not None:
-            out["rf"] = rf
+        if self.receptive_field is not None:
+            out["rf"] = self.rf if rf is None else rf
         if self.unsupported:
             out["unsupported"] = list(self.unsupported)
         return out
@@ -159,6 +161,7 @@ class ModelReport(Record):
                 return row
         raise KeyError(name)
 
+    @without_gc  # 100,000 rows: full collections would walk the growing heap again and again
     def to_dict(self, *, layers: bool = True) -> dict[str, Any]:
         """The JSON report (docs/json.md); integers stay exact. `layers=False` leaves the
         per-layer rows out (an empty list) for a writer that streams them."""

@@ -3,6 +3,8 @@
 # No `from __future__ import annotations`: typer reads these signatures at every start
 # (see check.py).
 
+from contextlib import nullcontext
+
 from cnnstat.commands.app import app, note
 from cnnstat.commands.options import (
     BatchOpt,
@@ -31,6 +33,7 @@ from cnnstat.commands.torch_cmds import (
     with_diagnostics,
 )
 from cnnstat.errors import UsageError
+from cnnstat.nogc import paused
 
 
 def _run_view(view: str, model: str, input: list[str] | None, batch: int, format: Format,
@@ -133,8 +136,12 @@ def _command(view: str, doc: str):
         if regions is not None and proposals is not None and regions != proposals:
             raise UsageError(f"--regions {regions} and --proposals {proposals} disagree; "
                              "they set the same count")
-        _run_view(view, model, input, batch, format, as_json, depth, dtype, no_color, strict,
-                  min_input, kwargs, crosscheck, regions or proposals)
+        # A spec makes no cyclic garbage: the collector stays paused from loading to the
+        # last line written, rather than walking each phase's new objects when it resumes
+        # (a tracing torch frontend does make some, and collects as usual).
+        with paused() if ":" not in model else nullcontext():
+            _run_view(view, model, input, batch, format, as_json, depth, dtype, no_color,
+                      strict, min_input, kwargs, crosscheck, regions or proposals)
 
     command.__doc__ = doc
     app.command(view)(command)

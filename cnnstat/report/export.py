@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Iterator
+from itertools import chain
 
 from cnnstat import fmt
 from cnnstat.analyzers.results import ModelReport, fold
@@ -20,6 +21,14 @@ _ROWS_PER_CALL = 1000
 # Between two rows of a compact list of rows; nowhere else: a row's first key is "name",
 # no dict inside a row starts with it, and a '"' inside a string is always escaped.
 _BETWEEN_ROWS = '}, {"name": '
+# The same between two receptive fields' dicts, whose first key is "size" (a nested
+# "local" dict follows a key, never '}, ').
+_FIELD_START = '{"size": '
+_BETWEEN_FIELDS = "}, " + _FIELD_START
+_RF_HOLE = "\x00rf"  # a row's stand-in for its field's dict
+_RF_HOLE_JSON = json.dumps(_RF_HOLE)
+# The C encoder, without the check for cycles (a report has none): json.dumps's defaults.
+_encode = json.JSONEncoder(check_circular=False).encode
 
 
 @without_gc
@@ -39,11 +48,35 @@ def to_json(report: ModelReport, extra: dict | None = None) -> str:
 
 
 def _rows(report: ModelReport) -> Iterator[str]:
-    """The compact JSON of each layer's row, in order."""
+    """The compact JSON of each layer's row, in order. A norm or activation shares its
+    conv's receptive field: each field is encoded once per batch and its text spliced into
+    the rows that show it (the field is two fifths of a row's JSON)."""
     layers, size = report.layers, report.dtype_bytes
     for start in range(0, len(layers), _ROWS_PER_CALL):
-        batch = json.dumps([row.to_dict(size) for row in layers[start:start + _ROWS_PER_CALL]])
-        yield batch[1:-1].replace(_BETWEEN_ROWS, '},\n    {"name": ')
+        batch = layers[start:start + _ROWS_PER_CALL]
+        fields = [row.receptive_field for row in batch if row.receptive_field is not None]
+        text = _encode([row.to_dict(size, _RF_HOLE) for row in batch])
+        parts = text.split(_RF_HOLE_JSON)
+        if len(parts) != len(fields) + 1:  # a name holding the marker: encode plainly
+            text = _encode([row.to_dict(size) for row in batch])
+        else:
+            texts = _field_texts(fields)
+            text = "".join([parts[0], *chain.from_iterable(
+                zip(map(texts.__getitem__, map(id, fields)), parts[1:], strict=True))])
+        yield text[1:-1].replace(_BETWEEN_ROWS, '},\n    {"name": ')
+
+
+def _field_texts(fields: list) -> dict[int, str]:
+    """The JSON of each distinct field (by identity: the rows keep them alive), encoded in
+    one call and cut apart where one field's dict ends and the next begins."""
+    distinct = {id(f): f for f in fields}
+    text = _encode([f.to_dict() for f in distinct.values()])[1:-1]
+    parts = text.split(_BETWEEN_FIELDS)
+    if len(parts) != len(distinct):  # a field whose dict starts otherwise: one by one
+        return {key: _encode(f.to_dict()) for key, f in distinct.items()}
+    last = len(parts) - 1
+    return {key: ("" if i == 0 else _FIELD_START) + part + ("" if i == last else "}")
+            for i, (key, part) in enumerate(zip(distinct, parts, strict=True))}
 
 
 def to_csv(report: ModelReport, depth: int | None = None) -> str:
