@@ -79,12 +79,12 @@ def _slice_field(node, fields, ins, out, notes):
     the step."""
     field, layer = fields[0], node.layer
     axis = axis_of(layer.dim, len(ins[0]))
-    if axis not in field.layout:
+    if field.is_global or axis not in field.layout:
         return field
     kept = layer.span(ins[0][axis])
     axes = tuple(R.compose(a, R.window_map(1, kept.step, -kept.start)) if d == axis else a
                  for a, d in zip(field.axes, field.layout, strict=True))
-    return dataclasses.replace(field, h=axes[0], w=axes[1])
+    return dataclasses.replace(field, axes=axes)
 
 
 @R.RF.register(L.Select)
