@@ -11,11 +11,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from cnnstat.analyzers.engine import resolve_input
 from cnnstat.builder import build_module
 from cnnstat.ir import Graph
+from cnnstat.spec.loader import build_graph
+from cnnstat.spec.yaml_tree import parse
 
 
 @dataclass(frozen=True)
@@ -100,3 +103,19 @@ def gradient_and_field_spans(graph: Graph, units=((0, 0), (1, 1), (2, 0))):
     measured = empirical_rf.unit_spans(graph, last, list(units))
     expected = [fields[last].region(u, clipped=True) for u in units]
     return measured, [tuple(e) if e else (None, None) for e in expected]
+
+
+class FnModule(nn.Module):
+    """A function as a module, so a test can trace one call (`x[:, 0]`, `x * 0.5`)."""
+
+    def __init__(self, fn):
+        super().__init__()
+        self.fn = fn
+
+    def forward(self, x):
+        return self.fn(x)
+
+
+def spec_graph(text: str) -> Graph:
+    """The graph of a spec written in a test."""
+    return build_graph(parse(text, "t.yaml"), default_name="t", source="t.yaml")

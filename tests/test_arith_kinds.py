@@ -14,6 +14,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from oracles import FnModule
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -99,20 +100,12 @@ def test_arithmetic_by_a_number_is_the_scalar_kind_with_torchs_counts() -> None:
     assert [r.params for r in rows][-1] == 1
 
 
-class Call(nn.Module):
-    def __init__(self, fn):
-        super().__init__()
-        self.fn = fn
-
-    def forward(self, x):
-        return self.fn(x)
-
 
 @pytest.mark.parametrize("fn", [lambda x: torch.div(x, 2, rounding_mode="floor"),
                                 lambda x: x.add(1, alpha=2), lambda x: x / x.sum(1, True)])
 def test_calls_other_than_x_op_number_are_not_scalar(fn) -> None:
     """A rounding division, x + alpha * 1, a tensor divided by a tensor: not this kind."""
-    graph, _ = _traced(Call(fn), (3, 4, 4))
+    graph, _ = _traced(FnModule(fn), (3, 4, 4))
     assert "scalar" not in _kinds(graph)
 
 
@@ -291,7 +284,8 @@ def test_computed_weight_convs_have_conv2ds_shape_field_and_minimum_input() -> N
     args = {"out_channels": 4, "kernel_size": (3, 3), "stride": (2, 2), "dilation": (2, 1)}
     for layer in (L.FixedConv2d(**args), L.StdConv2d(**args, gain=True)):
         ours = Graph((Node(name="input", layer=L.Input()),
-                      Node(name="c", layer=layer, inputs=("input",))), ("c",), ModelMeta(name="t", input=(4, 15, 14)))
+                      Node(name="c", layer=layer, inputs=("input",))), ("c",),
+                     ModelMeta(name="t", input=(4, 15, 14)))
         plain = Graph((Node(name="input", layer=L.Input()),
                        Node(name="c", layer=L.Conv2d(**args), inputs=("input",))), ("c",),
                       ModelMeta(name="t", input=(4, 15, 14)))

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from oracles import torch_truth
+from oracles import spec_graph, torch_truth
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -25,8 +25,6 @@ from cnnstat.analyzers.shapes import SHAPES
 from cnnstat.frontends import graph_from_module
 from cnnstat.ir import layers as L
 from cnnstat.ir.graph import Graph, ModelMeta, Node
-from cnnstat.spec.loader import build_graph
-from cnnstat.spec.yaml_tree import parse
 from cnnstat.writer import spec_from_graph
 
 
@@ -131,12 +129,8 @@ layers:
 """
 
 
-def _load(text: str) -> Graph:
-    return build_graph(parse(text, "t.yaml"), default_name="t", source="t.yaml")
-
-
 def test_spec_with_attention_equals_the_built_torch_module_and_exports() -> None:
-    graph = _load(SPEC)
+    graph = spec_graph(SPEC)
     report = analyze_graph(graph)
     truth = torch_truth(graph)
     assert report.totals.params == truth.params
@@ -144,7 +138,7 @@ def test_spec_with_attention_equals_the_built_torch_module_and_exports() -> None
     shapes = {row.name: row.output_shape for row in report.layers}
     assert shapes["heads"] == truth.shapes["heads"] == (1, 4, 16, 12)
     assert shapes["cross"] == (1, 16, 32)
-    again = analyze_graph(_load(spec_from_graph(graph).text))
+    again = analyze_graph(spec_graph(spec_from_graph(graph).text))
     assert again.totals == report.totals
 
 

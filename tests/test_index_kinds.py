@@ -10,7 +10,7 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from oracles import gradient_and_field_spans
+from oracles import FnModule, gradient_and_field_spans
 from torch import nn
 
 from cnnstat.analyzers import analyze_graph
@@ -31,14 +31,6 @@ def _graph(layers: list[L.Layer], input_shape=None) -> Graph:
         nodes.append(Node(name=f"l{i}", layer=layer, inputs=(nodes[-1].name,)))
     return Graph(tuple(nodes), (nodes[-1].name,), ModelMeta(name="t", input=input_shape))
 
-
-class Fn(nn.Module):
-    def __init__(self, fn):
-        super().__init__()
-        self.fn = fn
-
-    def forward(self, x):
-        return self.fn(x)
 
 
 def _torch_shape(fn, shape):
@@ -90,7 +82,7 @@ def test_stacks_of_slices_match_torch(c, h, picks) -> None:
         ours += [L.Slice(dim=dim, start=start, stop=stop, step=step),
                  L.Conv2d(out_channels=c, kernel_size=(1, 1))]
         key = (*[slice(None)] * dim, slice(start, stop, step))
-        theirs += [Fn(lambda x, key=key: x[key]), nn.LazyConv2d(c, 1)]
+        theirs += [FnModule(lambda x, key=key: x[key]), nn.LazyConv2d(c, 1)]
     net = nn.Sequential(*theirs)
     x = torch.zeros(1, c, h, h)
     try:
@@ -190,7 +182,7 @@ def test_learned_tokens_build_and_trace_back() -> None:
     (lambda x: x.select(2, -1), "select"), (lambda x: x[:, :2, :, :], "slice"),
 ])
 def test_indexing_calls_convert(fn, kind) -> None:
-    traced = graph_from_module(Fn(fn), (4, 6, 6))
+    traced = graph_from_module(FnModule(fn), (4, 6, 6))
     assert [n.kind for n in traced.graph][1:] == [kind]
     shape = infer_shapes(traced.graph, (4, 6, 6), batch=2)[traced.graph.outputs[0]]
     assert shape == _torch_shape(fn, (4, 6, 6))
@@ -201,7 +193,7 @@ def test_indexing_calls_convert(fn, kind) -> None:
     lambda x: x[:, x.new_ones(4, dtype=torch.bool)], lambda x: x.narrow(0, 0, 1),
 ])
 def test_other_indexing_stays_opaque(fn) -> None:
-    kinds = [n.kind for n in graph_from_module(Fn(fn), (4, 6, 6)).graph]
+    kinds = [n.kind for n in graph_from_module(FnModule(fn), (4, 6, 6)).graph]
     assert kinds[1:] and set(kinds[1:]) == {"opaque"}
 
 

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
-from oracles import gradient_and_field_spans
+from oracles import FnModule, gradient_and_field_spans
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -50,14 +50,6 @@ def _torch(fn, shape, params: int = 0):
     return tuple(out.shape), counter.get_total_flops() // 2
 
 
-class Part(nn.Module):
-    def __init__(self, how):
-        super().__init__()
-        self.how = how
-
-    def forward(self, x):
-        return self.how(x)
-
 
 def _kinds(c: int):
     """(our layer, torch's module) pairs on a [N, c, H, W] input, c even."""
@@ -65,14 +57,14 @@ def _kinds(c: int):
         "gn": (L.GroupNorm(num_groups=2), nn.GroupNorm(2, c)),
         "gn_plain": (L.GroupNorm(num_groups=1, affine=False), nn.GroupNorm(1, c, affine=False)),
         "zero_pad": (L.Pad(padding=(1, 2, 0, 3)), nn.ZeroPad2d((1, 2, 0, 3))),
-        "crop_pad": (L.Pad(padding=(-1, 0, 1, -1)), Part(lambda x: F.pad(x, (-1, 0, 1, -1)))),
+        "crop_pad": (L.Pad(padding=(-1, 0, 1, -1)), FnModule(lambda x: F.pad(x, (-1, 0, 1, -1)))),
         "reflect": (L.Pad(padding=(1, 1, 2, 0), mode="reflect"), nn.ReflectionPad2d((1, 1, 2, 0))),
         "replicate": (L.Pad(padding=(2, 2, 2, 2), mode="replicate"), nn.ReplicationPad2d(2)),
         "circular": (L.Pad(padding=(1, 0, 1, 0), mode="circular"), nn.CircularPad2d((1, 0, 1, 0))),
-        "chunk1": (L.Chunk(chunks=2, index=1), Part(lambda x: x.chunk(2, 1)[1])),
-        "split_h": (L.Split(split_size=(2,), dim=2, index=0), Part(lambda x: x.split(2, 2)[0])),
-        "mean_c": (L.Mean(dims=(1,), keepdim=True), Part(lambda x: x.mean(1, keepdim=True))),
-        "sum_w": (L.Sum(dims=(-1,), keepdim=True), Part(lambda x: x.sum(-1, keepdim=True))),
+        "chunk1": (L.Chunk(chunks=2, index=1), FnModule(lambda x: x.chunk(2, 1)[1])),
+        "split_h": (L.Split(split_size=(2,), dim=2, index=0), FnModule(lambda x: x.split(2, 2)[0])),
+        "mean_c": (L.Mean(dims=(1,), keepdim=True), FnModule(lambda x: x.mean(1, keepdim=True))),
+        "sum_w": (L.Sum(dims=(-1,), keepdim=True), FnModule(lambda x: x.sum(-1, keepdim=True))),
     }
 
 
@@ -342,7 +334,7 @@ def test_module_and_function_calls_become_the_kinds() -> None:
 @pytest.mark.parametrize("fn", [lambda x: x.chunk(2, 0)[0], lambda x: x.mean(),
                                 lambda x: torch.split(x, 1)[0]])
 def test_calls_that_touch_the_batch_stay_opaque(fn) -> None:
-    kinds = [n.kind for n in graph_from_module(Part(fn), (3, 4, 5)).graph]
+    kinds = [n.kind for n in graph_from_module(FnModule(fn), (3, 4, 5)).graph]
     assert kinds[1:] and set(kinds[1:]) == {"opaque"}
 
 
@@ -381,5 +373,5 @@ def test_the_torch_frontend_reads_x_minus_y_as_sub() -> None:
     report = analyze_graph(traced.graph, (8, 12, 10), batch=2)  # _torch runs batch 2
     shape, macs = _torch(Difference().to("meta").eval(), (8, 12, 10))
     assert (report.layers[-1].output_shape, report.totals.macs) == (shape, macs)
-    scalar = [n.kind for n in graph_from_module(Part(lambda x: x - 1), (3, 4, 5)).graph]
+    scalar = [n.kind for n in graph_from_module(FnModule(lambda x: x - 1), (3, 4, 5)).graph]
     assert scalar[1:] == ["scalar"]

@@ -12,7 +12,7 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from oracles import torch_truth
+from oracles import spec_graph, torch_truth
 from torch.utils.flop_counter import FlopCounterMode
 
 from cnnstat.analyzers import analyze_graph
@@ -22,9 +22,6 @@ from cnnstat.analyzers.shapes import SHAPES
 from cnnstat.builder.window_modules import PatchMerge, WindowAttention
 from cnnstat.frontends import graph_from_module
 from cnnstat.ir import layers as L
-from cnnstat.ir.graph import Graph
-from cnnstat.spec.loader import build_graph
-from cnnstat.spec.yaml_tree import parse
 from cnnstat.writer import spec_from_graph
 
 
@@ -124,19 +121,15 @@ layers:
 """
 
 
-def _load(text: str) -> Graph:
-    return build_graph(parse(text, "t.yaml"), default_name="t", source="t.yaml")
-
-
 def test_spec_equals_the_built_module_exports_and_traces_back() -> None:
-    graph = _load(SPEC)
+    graph = spec_graph(SPEC)
     report = analyze_graph(graph)
     truth = torch_truth(graph)
     assert (report.totals.params, report.totals.buffers, report.totals.macs) == \
         (truth.params, truth.buffers, truth.macs)
     shapes = {row.name: row.output_shape for row in report.layers}
     assert shapes["merge"] == (1, 8, 9, 32) and shapes["head"] == (1, 10)
-    again = analyze_graph(_load(spec_from_graph(graph).text))
+    again = analyze_graph(spec_graph(spec_from_graph(graph).text))
     assert again.totals == report.totals
     from cnnstat.builder import build_module
 
@@ -170,7 +163,7 @@ def test_receptive_fields_equal_gradients_token_by_token() -> None:
     from cnnstat.analyzers.rf import receptive_fields
     from cnnstat.builder import build_module
 
-    graph = _load(SPEC)
+    graph = spec_graph(SPEC)
     shapes = infer_shapes(graph, (3, 30, 34))
     fields, notes = receptive_fields(graph, shapes)
     assert notes == ()

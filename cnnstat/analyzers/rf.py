@@ -159,7 +159,7 @@ def _per_axis(field: ReceptiveField, maps: tuple[UnitMap, ...]) -> ReceptiveFiel
     if len(maps) != len(field.axes):  # type: ignore[arg-type]
         raise RfUnsupported(f"a {len(maps)}-axis window on a {len(field.axes)}-axis "
                             "input (after a reshape of the spatial axes)")
-    return ReceptiveField(tuple(compose(a, m) for a, m in zip(field.axes, maps)),
+    return ReceptiveField(tuple(compose(a, m) for a, m in zip(field.axes, maps, strict=True)),
                           field.image, field.layout)
 
 

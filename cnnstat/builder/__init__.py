@@ -1,7 +1,8 @@
 """Graph -> torch.nn.Module. Importing this package imports torch; nothing on the
 YAML/zoo path may import it (tests/test_no_torch.py guards that)."""
 
-from cnnstat.builder import arith_modules, index_modules, tensor_modules  # noqa: F401  (register their kinds' modules)
+# Importing these registers their kinds' modules.
+from cnnstat.builder import arith_modules, index_modules, tensor_modules  # noqa: F401
 from cnnstat.builder import window_modules  # noqa: F401  (Swin's kinds)
 from cnnstat.builder.torch_module import GraphModule, build_module
 
