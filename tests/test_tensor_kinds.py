@@ -72,9 +72,10 @@ def _kinds(c: int):
 @given(c=st.sampled_from([2, 4, 6]), h=st.integers(4, 12), w=st.integers(4, 12),
        picks=st.lists(st.sampled_from(sorted(_kinds(2))), min_size=1, max_size=4))
 @example(c=2, h=4, w=4, picks=["sum_w", "crop_pad"])  # W 1, cropped by 1: empty in torch
+@example(c=4, h=4, w=4, picks=["chunk1", "gn"])  # half the channels, then a conv back to c
 def test_stacks_of_tensor_kinds_match_torch(c, h, w, picks) -> None:
     """Shapes, params and MACs of random stacks equal torch's (each conv keeps c channels,
-    so a channel reduction is followed by a conv back to c)."""
+    so a channel reduction or a chunk is followed by a conv back to c)."""
     ours: list[L.Layer] = [L.Conv2d(out_channels=c, kernel_size=(3, 3), padding=(1, 1))]
     theirs: list[nn.Module] = [nn.Conv2d(c, c, 3, padding=1)]
     channels = c
@@ -85,7 +86,7 @@ def test_stacks_of_tensor_kinds_match_torch(c, h, w, picks) -> None:
             theirs.append(nn.Conv2d(channels, c, 1))
         ours.append(layer)
         theirs.append(module)
-        channels = 1 if pick == "mean_c" else c
+        channels = {"mean_c": 1, "chunk1": c // 2}.get(pick, c)  # c is even
     net = nn.Sequential(*theirs)
     try:
         shape, macs = _torch(net.to("meta").eval(), (c, h, w))
