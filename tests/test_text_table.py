@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import io
 
+import pytest
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from rich.console import Console
@@ -149,3 +151,49 @@ def test_unmeasured_print_equals_rich_at_the_measured_width() -> None:
     ours = _UncutConsole(file=io.StringIO(), width=80, highlight=False, emoji=False)
     ours.print(group)
     assert ours.file.getvalue() == oracle.file.getvalue()
+
+
+def test_footer_row_matches_rich() -> None:
+    """Catches: the totals row of a per-layer table without the blank foot rule above it,
+    or a footer wider than every cell not widening its column."""
+    t = sample("m: parameters", "caption", [("conv1", "1.00", "3x3x3x64"), ("fc", "22", "")])
+    t.columns[0] = type(t.columns[0])("C0", False, "Total")
+    t.columns[1] = type(t.columns[1])("C1", True, "123456789.00")
+    assert t.plain() == rich_plain(t)
+
+
+_CELL = st.text(st.sampled_from("abcXYZ019 .,:;-_[]/()%+*×…"), max_size=20)
+
+
+_WORDS = _CELL.filter(lambda s: s.strip() != "")
+
+
+@settings(max_examples=60, deadline=None)
+@given(first=st.tuples(_WORDS, _WORDS, _WORDS),
+       rows=st.lists(st.tuples(_CELL, _CELL, _CELL), max_size=8), width=st.integers(10, 200))
+def test_any_grid_matches_rich(first, rows, width) -> None:
+    """Catches: the headline grid padded at its edges, more or fewer than two blanks between
+    columns, or a value justified the wrong way, at any console width. (Every column has
+    words, as every headline's do: rich measures an all-blank column narrower than it
+    draws it.)"""
+    from cnnstat.report.text_table import TextGrid
+
+    grid = TextGrid(right=(False, True, False), rows=[first, *rows])
+    assert grid.plain() == rich_plain(grid, width)
+
+
+@pytest.mark.parametrize("name", ["lenet5", "vgg16", "googlenet", "resnet50",
+                                  "mobilenet_v3_large", "faster_rcnn"])
+def test_model_tables_plain_equal_rich(name) -> None:
+    """Catches: a per-layer table or headline (params, flops, shapes, summary; folded and
+    whole; a plain chain, branches, gated fields, per-region counts) whose plain text
+    differs from what rich prints."""
+    import cnnstat
+    from cnnstat.report.tables import render
+
+    report = cnnstat.analyze(name)
+    for view in ("params", "flops", "shapes", "summary"):
+        for depth in (None, "all", 1):
+            doc = render(report, view, depth)
+            assert doc.plain_ok(), (view, depth)
+            assert doc.plain() == rich_plain(doc), (view, depth)

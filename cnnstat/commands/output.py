@@ -64,8 +64,8 @@ def sweep_sizes(input: str | None) -> list[str | None]:
 
 
 class Stdout:
-    """What a table is printed on: the rich stdout console, made on first use. A TextTable
-    bound for a pipe is written as text without it: the same characters, without the
+    """What a table is printed on: the rich stdout console, made on first use. A plain-data
+    table (report/text_table.py) bound for a pipe is written as text without it: the same characters, without the
     cost of importing rich and laying out each cell through it."""
 
     def __init__(self, no_color: bool = False):
@@ -81,10 +81,10 @@ class Stdout:
         return self._console
 
     def print(self, *objects: Any) -> None:
-        from cnnstat.report.text_table import TextTable, plain_stream
+        from cnnstat.report.text_table import PLAIN, plain_stream
 
         if objects and plain_stream(sys.stdout) and all(
-                isinstance(o, TextTable) and o.plain_ok() for o in objects):
+                isinstance(o, PLAIN) and o.plain_ok() for o in objects):
             from cnnstat.report.streams import Rstripped
 
             Rstripped(sys.stdout).write("".join(o.plain() for o in objects))

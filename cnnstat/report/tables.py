@@ -1,38 +1,32 @@
-"""Rich renderables for one model: the per-layer table and the headline totals (its
-columns are in columns.py)."""
+"""One model's per-layer table and headline totals, as plain data (report/text_table.py:
+text on a pipe, rich on a terminal); the columns are in columns.py."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from rich import box
-from rich.console import Group
-from rich.table import Table
-from rich.text import Text
-
 from cnnstat import fmt
 from cnnstat.analyzers.results import LayerStats, ModelReport, fold
 from cnnstat.report.columns import CONVENTION, columns_for, has_regions
+from cnnstat.report.text_table import TextGrid, TextGroup, TextLine, TextTable
 
 
 def layer_table(report: ModelReport, view: str, depth: int | None = None,
-                top: int = 3, limit: int | None = None) -> Table:
+                top: int = 3, limit: int | None = None) -> TextTable:
     """One row per layer (or per folded block) with one SI unit per numeric column; past
     `limit` rows, the rest is one line saying how many (the totals count them)."""
     rows = fold(report.layers, depth)
     cols = columns_for(view, report)
     ranked = _top(rows, cols[0].value, top)
-    table = Table(box=box.SIMPLE_HEAD, caption=CONVENTION, caption_justify="left",
-                  title=f"{report.model}: {_title(view)} at input {fmt.shape(report.input_shape)}",
-                  title_justify="left", show_footer=True)
-    # Names are what users search for: other columns fold before a name is split.
-    name_width = min(max((len(r.name) for r in rows), default=5), 48)
-    table.add_column("Layer", overflow="fold", footer="Total", min_width=name_width)
-    table.add_column("Kind", overflow="fold")
-    table.add_column("Output", overflow="fold", no_wrap=False)
+    # No cell is ever folded: the stdout console prints a table at its natural width.
+    table = TextTable(caption=CONVENTION,
+                      title=f"{report.model}: {_title(view)} at input {fmt.shape(report.input_shape)}")
+    table.add_column("Layer", footer="Total")
+    table.add_column("Kind")
+    table.add_column("Output")
     runs = has_regions(report)
     if runs:
-        table.add_column("Runs", justify="right")  # x R: once per region
+        table.add_column("Runs", right=True)  # x R: once per region
     units = []
     for col in cols:
         values = [col.value(r) for r in rows]
@@ -40,15 +34,14 @@ def layer_table(report: ModelReport, view: str, depth: int | None = None,
         units.append(scale)
         header = f"{col.header} ({suffix})" if suffix else col.header
         total = sum(v or 0 for v in values)
-        table.add_column(header, justify="right", overflow="fold",
-                         footer=fmt.scaled(total, scale))
+        table.add_column(header, right=True, footer=fmt.scaled(total, scale))
         if col.share_of is not None:
-            table.add_column(f"% {col.header}", justify="right", overflow="fold")
+            table.add_column(f"% {col.header}", right=True)
     if view == "params":
-        table.add_column("Formula (k x in x out + bias)", overflow="fold")
+        table.add_column("Formula (k x in x out + bias)")
     if view == "summary":
-        table.add_column("RF (px)", justify="right", overflow="fold")
-    table.add_column("Top", justify="right")
+        table.add_column("RF (px)", right=True)
+    table.add_column("Top", right=True)
     shown = rows if limit is None else rows[:limit]
     for row in shown:
         cells = [row.name, row.kind, fmt.shape(row.output_shape)]
@@ -95,13 +88,10 @@ def _top(rows: tuple[LayerStats, ...], value: Callable[[LayerStats], int | None]
     return {name: i + 1 for i, (v, name) in enumerate(scored[:n]) if v > 0}
 
 
-def headline(report: ModelReport, view: str = "params") -> Table:
+def headline(report: ModelReport, view: str = "params") -> TextGrid:
     """Totals, exact and in human units, with the unit named on every line."""
     t = report.totals
-    grid = Table.grid(padding=(0, 2))
-    grid.add_column(style="bold")
-    grid.add_column(justify="right")
-    grid.add_column()
+    grid = TextGrid(right=(False, True, False))
     source = f" ({report.source})" if report.source else ""
     grid.add_row("Model", report.model, f"{report.meta.title or ''}{source}".strip())
     grid.add_row("Input", fmt.shape(report.input_shape), f"batch {report.input_shape[0]}")
@@ -128,12 +118,11 @@ def headline(report: ModelReport, view: str = "params") -> Table:
             grid.add_row(*row)
     if report.unsupported:
         names = ", ".join(sorted({f"{u.layer} ({u.kind})" for u in report.unsupported}))
-        grid.add_row("Unsupported", str(len(report.unsupported)),
-                     Text(f"not counted: {names}"))
+        grid.add_row("Unsupported", str(len(report.unsupported)), f"not counted: {names}")
     return grid
 
 
-def _region_rows(grid: Table, report: ModelReport) -> None:
+def _region_rows(grid: TextGrid, report: ModelReport) -> None:
     """Per-region part: one region's MACs x R = per image, and what runs once per image."""
     inside = [r for r in report.layers if r.regions > 1 and not r.train_only]
     outside = sum(r.macs or 0 for r in report.layers if r.regions == 1 and not r.train_only)
@@ -164,20 +153,21 @@ def fold_line(depth: int, layers: int, cut: str = "") -> str:
     return f"folded to depth {depth} ({layers} layers){cut}: --depth all shows every layer"
 
 
-def fold_note(report: ModelReport, view: str, depth: int) -> Text:
+def fold_note(report: ModelReport, view: str, depth: int) -> TextLine:
     """One line saying the table is folded, naming the heaviest layers inside the blocks."""
     value = columns_for(view, report)[0].value
     top = ", ".join(f"#{i} {name}" for name, i in _top(report.layers, value, 3).items())
     rows = len(fold(report.layers, depth))
     cut = (f", the first {SCREEN_ROWS} of its {rows} rows shown" if rows > SCREEN_ROWS
            else "")
-    return Text(fold_line(depth, len(report.layers), cut) + (f"; heaviest: {top}" if top else ""))
+    return TextLine(fold_line(depth, len(report.layers), cut)
+                    + (f"; heaviest: {top}" if top else ""))
 
 
-def render(report: ModelReport, view: str, depth: int | str | None = None) -> Group:
+def render(report: ModelReport, view: str, depth: int | str | None = None) -> TextGroup:
     """`depth`: an int folds; 'all' shows every layer; None folds a long table to fit."""
     if depth == "all":
-        return Group(layer_table(report, view), Text(""), headline(report, view))
+        return TextGroup((layer_table(report, view), TextLine(""), headline(report, view)))
     layers = report.layers
     auto = None if depth is not None else \
         fit_depth([r.name for r in layers], lambda d: len(fold(layers, d)))
@@ -186,4 +176,4 @@ def render(report: ModelReport, view: str, depth: int | str | None = None) -> Gr
     parts = [layer_table(report, view, auto or depth, limit=None if auto is None else SCREEN_ROWS)]
     if auto is not None:
         parts.append(fold_note(report, view, auto))
-    return Group(*parts, Text(""), headline(report, view))
+    return TextGroup((*parts, TextLine(""), headline(report, view)))
