@@ -30,6 +30,7 @@ from cnnstat.frontends.assemble import Assembler, Step
 from cnnstat.frontends.converters import Call, canonical_op, module_converter, op_label
 from cnnstat.frontends.eager import Recorder, is_leaf
 from cnnstat.frontends.nodynamo import no_dynamo_import
+from cnnstat.frontends.nosympy import no_sympy_import
 from cnnstat.ir import Graph, ModelMeta
 
 # The real-tensor fallback materialises the weights: only for models this small.
@@ -100,7 +101,7 @@ def trace_module(module: nn.Module, input_chw: tuple[int, ...], *, name: str,
     module.eval()  # the graph of inference: dropout off, BN on running stats, no aux heads
     info = ModelMeta(name=name, source=source, input=tuple(input_chw), **(meta or {}))
     try:
-        with no_dynamo_import():
+        with no_dynamo_import(), no_sympy_import():
             return _trace(module, (tuple(input_chw), *map(tuple, more_inputs)), info, source)
     finally:
         module.train(was_training)
