@@ -40,6 +40,9 @@ def _real(name: str) -> types.ModuleType:
     return importlib.import_module(name)
 
 
+_SHAPE_TYPES = (tuple, list, torch.Size)
+
+
 def _is_bool(a) -> bool:
     return type(a) is bool
 
@@ -85,6 +88,9 @@ def sym_or(x, *others):
 
 
 def sym_eq(x, y):
+    if type(x) in _SHAPE_TYPES and type(y) in _SHAPE_TYPES and len(x) == len(y) \
+            and all(type(v) is int for v in x) and all(type(v) is int for v in y):
+        return tuple(x) == tuple(y)  # two shapes: the common case, without recursion
     same = _plain_eq(x, y)
     return _real(_SHAPES).sym_eq(x, y) if same is None else same
 
