@@ -2,16 +2,20 @@
 
 Every `torch._check` in a meta kernel (the first is `meta_conv`'s shape check) imports
 `torch.fx.experimental.symbolic_shapes` for `expect_true`, and with it sympy: about 0.5 s
-and 30 MiB, to learn that a plain `True` is true. Symbolic sizes (`SymInt`, `SymBool`) only
-exist where a ShapeEnv made them, which is that module's; a trace of cnnstat's on meta
-tensors has plain ints and bools. While `no_sympy_import()` is active and the module has
-not been imported, a stand-in answers the handful of names meta kernels ask for (those
-below: a trace over torchvision's classifiers and segmenters asks for nothing else) on
-plain values, as the real functions do, and hands anything else, or any argument that is
-not plain, to the real module, imported then (PEP 562 `__getattr__`). On exit the stand-in
-is removed; a function of it that a module imported meanwhile keeps working, since it
-defers to the real one for every value that is not plain. Not for threads that run
-symbolic shapes (a compile, an export) while a trace runs.
+and 30 MiB, to learn that a plain `True` is true; batch norm's decomposition imports sympy
+itself, for `isinstance(x, sympy.Basic)`. Symbolic sizes (`SymInt`, `SymBool`) only exist
+where a ShapeEnv made them, which is that module's; a trace of cnnstat's on meta tensors
+has plain ints and bools. While `no_sympy_import()` is active and neither module has been
+imported, stand-ins hold their places. That of symbolic_shapes answers the handful of
+names meta kernels ask for (those below: traces over torchvision's classifiers,
+segmenters and video networks ask for nothing else) on plain values, as the real
+functions do; that of sympy answers `Basic` with a class nothing is an instance of (the
+real one once sympy is loaded). Anything else, and any argument that is not plain, goes
+to the real module, imported then (both stand-ins step aside). On exit they are removed;
+a function of theirs that a module imported meanwhile keeps working, since it defers to
+the real one for every value that is not plain. Limits: importing a submodule of sympy
+(`import sympy.abc`) while the stand-in holds its place fails (it is no package); not for
+threads that run symbolic shapes (a compile, an export) while a trace runs.
 """
 
 from __future__ import annotations

@@ -25,8 +25,7 @@ _BATCH_NORMS = {cls: (ranks, cls.forward) for cls, ranks in (
 
 def batch_norm_output(module: nn.Module, args: tuple, kwargs: dict) -> torch.Tensor | None:
     ranks, forward = _BATCH_NORMS.get(type(module), ((), None))
-    if forward is None or type(module).forward is not forward or "forward" in vars(module) \
-            or module.training or kwargs or len(args) != 1 or _hooked(module):
+    if forward is None or not _plain_call(module, forward, args, kwargs):
         return None
     x = args[0]
     if type(x) is not torch.Tensor or not x.is_meta or x.dim() not in ranks \
@@ -34,11 +33,20 @@ def batch_norm_output(module: nn.Module, args: tuple, kwargs: dict) -> torch.Ten
         return None
     stats = (module.running_mean, module.running_var)
     affine = tuple(t for t in (module.weight, module.bias) if t is not None)
-    if any(t is None for t in stats) or not all(
-            type(t) in (torch.Tensor, nn.Parameter) and t.is_meta and t.dtype == x.dtype
-            and t.shape == (x.shape[1],) for t in stats + affine):
+    if any(t is None for t in stats) or not all(_per_channel(t, x) for t in stats + affine):
         return None
     return torch.empty(x.shape, dtype=x.dtype, device="meta")
+
+
+def _plain_call(module: nn.Module, forward, args: tuple, kwargs: dict) -> bool:
+    """`module(*args)` would run the class's own forward on one input, in inference."""
+    return type(module).forward is forward and "forward" not in vars(module) \
+        and not module.training and not kwargs and len(args) == 1 and not _hooked(module)
+
+
+def _per_channel(t: torch.Tensor, x: torch.Tensor) -> bool:
+    return type(t) in (torch.Tensor, nn.Parameter) and t.is_meta and t.dtype == x.dtype \
+        and t.shape == (x.shape[1],)
 
 
 def _row_major(shape: torch.Size) -> tuple[int, ...]:
