@@ -1,12 +1,14 @@
-"""The torch frontend never imports `torch._dynamo` (issue 23), and counts the same.
+"""The torch frontend never imports `torch._dynamo` nor sympy (issue 23), and counts the same.
 
-torch 2.13 imports `torch._dynamo` (1-2 s, ~40 MiB) at the first meta op or dispatch mode;
-`cnnstat.frontends.nodynamo` stands in for it while a module is traced. A fresh process
-traces modules covering every op that carries MACs (convolution, transposed and grouped
-convolution, addmm, mm, bmm, baddbmm, matmul, scaled dot-product attention), through fx
-and through the recorded-forward fallback; its per-layer MACs must equal, op by op, what
-the same trace gives here with the real `torch._dynamo` loaded, and the fx trace's total
-torch's FlopCounterMode / 2 on meta tensors.
+torch 2.13 imports `torch._dynamo` (1-2 s, ~40 MiB) at the first meta op or dispatch mode,
+and `torch.fx.experimental.symbolic_shapes` with sympy (~0.5 s) at the first `torch._check`
+of a meta kernel; `cnnstat.frontends.nodynamo` and `.nosympy` stand in for them while a
+module is traced. A fresh process traces modules covering every op that carries MACs
+(convolution, transposed and grouped convolution, addmm, mm, bmm, baddbmm, matmul, scaled
+dot-product attention) and batch norm, broadcasting and attention's shape checks, through
+fx and through the recorded-forward fallback; its per-layer MACs and output shapes must
+equal, op by op, what the same trace gives here with the real modules loaded, and the fx
+trace's total torch's FlopCounterMode / 2 on meta tensors.
 """
 
 from __future__ import annotations
@@ -57,30 +59,33 @@ MODULES = textwrap.dedent("""
         traced = graph_from_module(cls(), (3, 8, 8))
         report = analyze_graph(traced.graph)
         return {"method": traced.method, "macs": report.totals.macs,
-                "layers": {row.name: row.macs for row in report.layers}}
+                "layers": {row.name: [row.macs, list(row.output_shape)]
+                           for row in report.layers}}
 """)
 
-CHILD = MODULES + textwrap.dedent("""
+STOOD_IN = ("torch._dynamo", "torch.fx.experimental.symbolic_shapes", "sympy")
+CHILD = f"STOOD_IN = {STOOD_IN!r}" + MODULES + textwrap.dedent("""
     import json, sys
     out = {name: per_layer(cls) for name, cls in (("ops", Ops), ("branchy", Branchy))}
-    out["dynamo_imported"] = "torch._dynamo" in sys.modules
+    out["imported"] = [name for name in STOOD_IN if name in sys.modules]
     print(json.dumps(out))
 """)
 
 
 def _here() -> dict:
     import torch._dynamo  # noqa: F401 - the real one, as any compiling process has it
+    import torch.fx.experimental.symbolic_shapes  # noqa: F401 - and the real sympy
 
     space: dict = {}
     exec(compile(MODULES, "<modules>", "exec"), space)
     return space
 
 
-def test_fresh_process_never_imports_dynamo_and_counts_the_same():
+def test_fresh_process_never_imports_dynamo_or_sympy_and_counts_the_same():
     child = subprocess.run([sys.executable, "-c", CHILD], capture_output=True, text=True,
                            check=True)
     got = json.loads(child.stdout.strip().splitlines()[-1])
-    assert got["dynamo_imported"] is False
+    assert got["imported"] == []
     space = _here()
     for name, cls in (("ops", space["Ops"]), ("branchy", space["Branchy"])):
         assert got[name] == space["per_layer"](cls), name

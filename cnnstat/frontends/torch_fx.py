@@ -7,7 +7,8 @@
    `@1` suffix.
 2. One forward on meta tensors through the traced graph (`functional_call` with meta
    copies of every parameter and buffer, so the user's module is left as it was) gives
-   each node's output shape, and torch's FlopCounterMode counts each node on the way.
+   each node's output shape, and torch's FLOP formulas count each node on the way
+   (`counting.FlopCount`, FlopCounterMode's counts without its per-module bookkeeping).
 3. When fx cannot trace (control flow on values or shapes), the forward is run once with
    module hooks and a TorchFunctionMode recording what ran (`eager.py`), on meta tensors,
    or, if the forward reads tensor values, on real tensors for small models. The report's
@@ -27,9 +28,12 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from cnnstat.errors import AnalysisError, Location
 from cnnstat.frontends.assemble import Assembler, Step
+from cnnstat.frontends.counting import FlopCount
 from cnnstat.frontends.converters import Call, canonical_op, module_converter, op_label
 from cnnstat.frontends.eager import Recorder, is_leaf
 from cnnstat.frontends.nodynamo import no_dynamo_import
+from cnnstat.frontends.nosympy import no_sympy_import
+from cnnstat.frontends.shortcuts import batch_norm_output
 from cnnstat.ir import Graph, ModelMeta
 
 # The real-tensor fallback materialises the weights: only for models this small.
@@ -49,18 +53,22 @@ class _Tracer(fx.Tracer):
 
 
 class _Runner(fx.Interpreter):
-    """Keeps every value and the FlopCounterMode count of each node."""
+    """Keeps every value and torch's FLOP count of each node."""
 
-    def __init__(self, gm: fx.GraphModule, counter: FlopCounterMode):
+    def __init__(self, gm: fx.GraphModule, counter: FlopCount):
         super().__init__(gm, garbage_collect_values=False)
         self.counter = counter
         self.flops: dict[fx.Node, int] = {}
 
     def run_node(self, n: fx.Node):
-        before = self.counter.get_total_flops()
+        before = self.counter.total_flops
         out = super().run_node(n)
-        self.flops[n] = self.counter.get_total_flops() - before
+        self.flops[n] = self.counter.total_flops - before
         return out
+
+    def call_module(self, target, args, kwargs):
+        out = batch_norm_output(self.fetch_attr(target), args, kwargs)  # no meta kernel
+        return super().call_module(target, args, kwargs) if out is None else out
 
 
 class _Host(nn.Module):
@@ -100,7 +108,7 @@ def trace_module(module: nn.Module, input_chw: tuple[int, ...], *, name: str,
     module.eval()  # the graph of inference: dropout off, BN on running stats, no aux heads
     info = ModelMeta(name=name, source=source, input=tuple(input_chw), **(meta or {}))
     try:
-        with no_dynamo_import():
+        with no_dynamo_import(), no_sympy_import():
             return _trace(module, (tuple(input_chw), *map(tuple, more_inputs)), info, source)
     finally:
         module.train(was_training)
@@ -203,7 +211,7 @@ def _fx_run(gm: fx.GraphModule, module: nn.Module, inputs: tuple[tuple[int, ...]
             value = _attr(gm, node.target)
             if isinstance(value, torch.Tensor):
                 state[node.target] = torch.empty_like(value, device="meta")
-    counter = FlopCounterMode(display=False)
+    counter = FlopCount()
 
     def run(inner: fx.GraphModule, *xs: torch.Tensor) -> _Runner:
         runner = _Runner(inner, counter)
