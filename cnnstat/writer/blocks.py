@@ -207,8 +207,8 @@ def _own_name(scope: Scope) -> str:
 
 # The names the loader refuses for a block, and the other keys of the entries the writer
 # puts a call in (a block called `as` would be read as a repeat's index name).
-_KEYS = frozenset({*S.COMMON_KEYS, *STRUCTURE_KEYS, "merge", "as", "args", "until", "patch",
-                   "dim"})
+_KEYS = frozenset({*S.COMMON_KEYS, *STRUCTURE_KEYS, "merge", "as", "each", "args", "until",
+                   "patch", "dim"})
 
 
 def _repeat(scope: Scope, plan: Plan) -> Repeat | None:
