@@ -12,10 +12,13 @@ import keyword
 from typing import Any
 
 from cnnstat.spec import schema as S
+from cnnstat.spec.expr import evaluate
 from cnnstat.writer.entries import Entry
 from cnnstat.writer.numbers import substitute, without_defaults
 
 RESERVED = {"i", "input"} | set(keyword.kwlist) | set(S.all_kind_words())
+# The largest divisor a rate formula is searched for (a network of 1,000 blocks).
+MAX_RATE_DIVISOR = 1000
 
 def infer(body: list[Entry], labels: list[str], calls: list[list[Any]],
           flags: dict[str, list[bool]] | None = None
@@ -25,19 +28,24 @@ def infer(body: list[Entry], labels: list[str], calls: list[list[Any]],
     `flags` are boolean parameters given outright (an optional group's `when:`)."""
     params: list[str] = list(flags or {})
     columns: list[tuple] = [tuple(v) for v in (flags or {}).values()]
-    formulas: list[Any] = []
-    for label, column in zip(labels, zip(*calls, strict=True), strict=True):
+    numbers = list(zip(*calls, strict=True)) or [() for _ in labels]
+    formulas: list[Any] = [None] * len(labels)
+    # Numbers every call has come first: one an optional group alone has (RegNet's
+    # projection width) is then written as the argument it equals where present.
+    order = sorted(range(len(labels)), key=lambda n: None in numbers[n])
+    for n in order:
+        column = numbers[n]
         known = {repr(v) for v in column if v is not None}
         if len(known) == 1:
-            formulas.append(next(v for v in column if v is not None))
+            formulas[n] = next(v for v in column if v is not None)
             continue
         formula = _derived(column, params, columns)
         if formula is None:
             first = next(v for v in column if v is not None)
-            params.append(_param_name(label, params))
+            params.append(_param_name(labels[n], params))
             columns.append(tuple(first if v is None else v for v in column))
             formula = params[-1]
-        formulas.append(formula)
+        formulas[n] = formula
     written = without_defaults(substitute(body, iter(formulas)))
     per_call = [{p: col[k] for p, col in zip(params, columns, strict=True)}
                 for k in range(len(calls))]
@@ -75,6 +83,8 @@ def index_formula(values: list[Any]) -> Any:
     first, rest = values[0], values[1:]
     if all(v == first and type(v) is type(first) for v in rest):
         return first
+    if all(type(v) is float for v in values):
+        return rate_formula(values)
     if all(v == rest[0] and type(v) is type(rest[0]) for v in rest):
         if isinstance(first, bool):
             return "i == 0" if first else "i != 0"
@@ -94,3 +104,29 @@ def _linear(start: int, step: int) -> str:
     if start == 0:
         return term if step > 0 else f"-{term}"
     return f"{start} {'+' if step > 0 else '-'} {term}"
+
+
+def rate_formula(values: list[float]) -> str | None:
+    """Rates that grow linearly with the block's number, as torchvision computes them:
+    `p * (k + i) / d` (ConvNeXt: `prob * block_id / (total - 1.0)`; EfficientNet:
+    `prob * block_id / total`). Found by search over small `d`, kept only where the
+    spec's own evaluator gives every value bit for bit, so rounding can never differ."""
+    step = values[1] - values[0]
+    if step <= 0:
+        return None
+    for digits in range(1, 7):  # the shortest rate first: 0.1 over 17, not 0.00588 over 1
+        for d in range(1, MAX_RATE_DIVISOR + 1):
+            p = round(step * d, digits)
+            k = round(values[0] * d / p) if p > 0 else -1
+            if k < 0 or abs(k * p / d - values[0]) > 1e-9 * max(1.0, values[0]):
+                continue
+            index = "i" if k == 0 else f"({k} + i)"
+            text = f"{p!r} * {index}" + ("" if d == 1 else f" / {d}")
+            if all(_evaluates(text, i, v) for i, v in enumerate(values)):
+                return text
+    return None
+
+
+def _evaluates(text: str, index: int, value: float) -> bool:
+    got = evaluate(text, {"i": index})
+    return type(got) is float and got == value

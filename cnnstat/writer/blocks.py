@@ -22,10 +22,11 @@ from typing import Any
 
 from cnnstat.spec import schema as S
 from cnnstat.spec.syntax import STRUCTURE_KEYS
-from cnnstat.writer.arguments import RESERVED, index_formula, infer
-from cnnstat.writer.emit import Call, Emitter, Plan, Repeat
+from cnnstat.writer.arguments import RESERVED, infer
+from cnnstat.writer.emit import Call, Emitter, Plan
 from cnnstat.writer.entries import Entry
 from cnnstat.writer.numbers import numbers, shape_key
+from cnnstat.writer.repeats import numbering, plan_repeats
 from cnnstat.writer.tree import Scope
 
 
@@ -148,7 +149,8 @@ def _choose(root: Scope, candidates: dict[int, _Candidate],
             cand = candidates.get(id(child))
             holds_call = any(id(s) in taken for s in child.scopes())
             if cand is not None and cand.key not in refused and not holds_call and \
-                    len(by_key[cand.key]) >= min_count and len(child.nodes()) >= 3:
+                    len(by_key[cand.key]) >= min_count and len(child.nodes()) >= 3 and \
+                    not _sequence_of_one_shape(child, candidates, refused):
                 chosen.append(cand)
                 taken.update(id(s) for s in child.scopes())
                 continue
@@ -158,6 +160,23 @@ def _choose(root: Scope, candidates: dict[int, _Candidate],
     visit(root, 3)
     visit(root, 2)
     return chosen
+
+
+def _sequence_of_one_shape(scope: Scope, candidates: dict[int, _Candidate],
+                           refused: set[str]) -> bool:
+    """Children that are all one shape, each fed by the one before and numbered (an
+    `nn.Sequential` of equal blocks): the children are the blocks, so the scope can be
+    a repeat, rather than the scope a block whose body spells each child out (ConvNeXt's
+    stages of 3, 3, 9 and 3 blocks: a repeat each, not a stage block called 3 times)."""
+    kids = scope.children
+    cands = [candidates.get(id(k)) for k in kids]
+    if len(kids) < 2 or any(c is None or len(c.scope.nodes()) < 3 for c in cands):
+        return False
+    keys = {c.key for c in cands}
+    counted = numbering(kids[0].local, kids[1].local)
+    return len(keys) == 1 and not keys & refused and counted is not None and all(
+        kid.local == counted.name(n) and (n == 0 or kid.entry == kids[n - 1].nodes()[-1].name)
+        for n, kid in enumerate(kids))
 
 
 def _plan(root: Scope, uses: dict[str, list[_Candidate]], emitter: Emitter
@@ -174,10 +193,7 @@ def _plan(root: Scope, uses: dict[str, list[_Candidate]], emitter: Emitter
         blocks.append(Block(name, params, body, [".".join(c.scope.path) for c in cands]))
         for cand, args in zip(cands, per_call, strict=True):
             plan.calls[id(cand.scope)] = Call(name, args)
-    for scope in root.scopes()[1:]:
-        repeat = _repeat(scope, plan)
-        if repeat is not None:
-            plan.repeats[id(scope)] = repeat
+    plan_repeats(root, plan)
     emitter.plan = plan
     return plan, blocks
 
@@ -209,25 +225,3 @@ def _own_name(scope: Scope) -> str:
 # puts a call in (a block called `as` would be read as a repeat's index name).
 _KEYS = frozenset({*S.COMMON_KEYS, *STRUCTURE_KEYS, "merge", "as", "each", "args", "until",
                    "patch", "dim"})
-
-
-def _repeat(scope: Scope, plan: Plan) -> Repeat | None:
-    """A group of calls `0..n-1` of one block, each fed by the one before."""
-    kids = scope.children
-    if len(kids) < 2 or not all(isinstance(k, Scope) and id(k) in plan.calls for k in kids):
-        return None
-    calls = [plan.calls[id(k)] for k in kids]
-    if len({c.block for c in calls}) != 1:
-        return None
-    for index, kid in enumerate(kids):
-        if kid.local != str(index):
-            return None
-        if index and kid.entry != kids[index - 1].nodes()[-1].name:
-            return None
-    args = {}
-    for param in calls[0].args:
-        formula = index_formula([c.args[param] for c in calls])
-        if formula is None:
-            return None
-        args[param] = formula
-    return Repeat(calls[0].block, len(kids), args)
