@@ -87,19 +87,51 @@ class ConvNeXtLike(nn.Module):
 
 
 class EfficientNetLike(nn.Module):
-    """One flat Sequential: a stage's first block has no residual, the next three are
-    equal, with EfficientNet's rates `prob * float(block_id) / total`."""
+    """A flat Sequential with EfficientNet's rates `prob * float(block_id) / total` over
+    the whole network: blocks 1 to 3 are equal, then a stage whose first block has no
+    residual (its stride and width change), as every EfficientNet stage starts."""
 
     def __init__(self, prob: float = 0.2):
         super().__init__()
+
+        def rate(block_id: int) -> float:
+            return prob * float(block_id) / 6
+
         self.features = nn.Sequential(
             nn.Conv2d(3, 8, 3, 1, 1),
-            Residual(8, 16, 2, 0.0, residual=False),
-            *[Residual(16, 16, 1, prob * float(i) / 5) for i in (1, 2, 3)],
+            *[Residual(8, 8, 1, rate(i)) for i in (0, 1, 2)],
+            nn.Sequential(Residual(8, 16, 2, rate(3), residual=False),
+                          Residual(16, 16, 1, rate(4)), Residual(16, 16, 1, rate(5))),
             nn.Conv2d(16, 4, 1))
 
     def forward(self, x):
         return self.features(x)
+
+
+def repeats(text: str) -> list[tuple[int, str | None, str | None]]:
+    """(count, name, each) of every `repeat` entry of a spec, in order."""
+    import yaml
+
+    found: list[tuple[int, str | None, str | None]] = []
+
+    def walk(value) -> None:
+        if isinstance(value, dict):
+            if "repeat" in value:
+                found.append((value["repeat"], value.get("name"), value.get("each")))
+            for item in value.values():
+                walk(item)
+        elif isinstance(value, list):
+            for item in value:
+                walk(item)
+
+    walk(yaml.safe_load(text)["layers"])
+    return found
+
+
+def rates(module: nn.Module, path: Path) -> tuple[list[float], list[float]]:
+    """The dropout rates of the module and of the loaded spec, in order."""
+    loaded = [n.layer.p for n in load_spec(path) if n.layer.kind in ("dropout", "drop_path")]
+    return [m.p for m in module.modules() if isinstance(m, nn.Dropout)], loaded
 
 
 def exported(module: nn.Module, tmp_path: Path) -> tuple[str, Path, object]:
@@ -138,22 +170,24 @@ def test_convnext_stages_are_repeats_with_their_rate_formula(tmp_path):
     the rate is written as torchvision computes it, and loads back bit for bit."""
     module = ConvNeXtLike()
     text, path, traced = exported(module, tmp_path)
-    repeats = re.findall(r'\{repeat: (\d+), \w+: \{\w+: "([^"]+)"\}, name: "(\d)"\}', text)
-    assert repeats == [("2", "0.1 * i / 6", "1"), ("3", "0.1 * (2 + i) / 6", "3"),
-                       ("2", "0.1 * (5 + i) / 6", "5")], text
-    rates = [m.p for m in module.modules() if isinstance(m, nn.Dropout)]
-    loaded = [n.layer.p for n in load_spec(path) if n.layer.kind == "dropout"]
-    assert loaded == rates  # exactly, not approximately
+    found = re.findall(r'\{repeat: (\d+), \w+: \{\w+: "([^"]+)"\}, name: "(\d)"\}', text)
+    assert found == [("2", "0.1 * i / 6", "1"), ("3", "0.1 * (2 + i) / 6", "3"),
+                     ("2", "0.1 * (5 + i) / 6", "5")], text
+    mine, loaded = rates(module, path)
+    assert loaded == mine  # exactly, not approximately
     assert_same_as_torch(module, path, traced)
 
 
-def test_a_run_of_equal_blocks_inside_a_group_is_an_unnamed_repeat(tmp_path):
-    """`features.2..4` (after a first block of another shape) keep their names through
-    `each: "{i + 2}"`; the group's other children stay as they were."""
+def test_runs_inside_a_group_and_stages_without_a_first_residual_are_repeats(tmp_path):
+    """`features.1..3` (between layers of other kinds) keep their names through
+    `each: "{i + 1}"`; the stage whose first block has no residual add is one repeat
+    whose add carries `when: residual`, `residual: "i != 0"`."""
     module = EfficientNetLike()
     text, path, traced = exported(module, tmp_path)
-    assert re.search(r'\{repeat: 3, \w+: \{.*"0.2 \* \(1 \+ i\) / 5".*\}, each: "\{i \+ 2\}"\}',
-                     text), text
+    assert repeats(text) == [(3, None, "{i + 1}"), (3, "4", None)], text
+    assert 'residual: "i != 0"' in text and "when: residual" in text, text
+    mine, loaded = rates(module, path)
+    assert loaded == mine  # exactly, not approximately
     assert_same_as_torch(module, path, traced)
 
 
@@ -217,34 +251,15 @@ def test_bad_each_is_a_located_error(pattern, message):
 
 # --- torchvision's own models ------------------------------------------------------------
 
-def repeats(text: str) -> list[tuple[int, str | None, str | None]]:
-    """(count, name, each) of every `repeat` entry of a spec, in order."""
-    import yaml
-
-    found: list[tuple[int, str | None, str | None]] = []
-
-    def walk(value) -> None:
-        if isinstance(value, dict):
-            if "repeat" in value:
-                found.append((value["repeat"], value.get("name"), value.get("each")))
-            for item in value.values():
-                walk(item)
-        elif isinstance(value, list):
-            for item in value:
-                walk(item)
-
-    walk(yaml.safe_load(text)["layers"])
-    return found
-
-
 TORCHVISION_REPEATS = {
     "regnet_y_400mf": [(3, "block2", "block2-{i}"), (6, "block3", "block3-{i}"),
                        (6, "block4", "block4-{i}")],
     "convnext_tiny": [(3, "1", None), (3, "3", None), (9, "5", None), (3, "7", None)],
-    "efficientnet_b0": [(2, None, "{i + 1}"), (2, None, "{i + 1}"), (3, None, "{i + 1}")],
+    "efficientnet_b0": [(2, "2", None), (2, "3", None), (3, "4", None), (3, "5", None),
+                        (4, "6", None)],
     "resnet50": [(3, "layer1", None), (4, "layer2", None), (6, "layer3", None),
                  (3, "layer4", None)],
-    "mobilenet_v3_large": [(3, None, "{i + 8}"), (2, None, "{i + 14}")],
+    "mobilenet_v3_large": [(3, None, "{i + 4}"), (3, None, "{i + 8}"), (3, None, "{i + 13}")],
 }
 
 

@@ -20,6 +20,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from cnnstat.ir import Node
 from cnnstat.spec import schema as S
 from cnnstat.spec.syntax import STRUCTURE_KEYS
 from cnnstat.writer.arguments import RESERVED, infer
@@ -55,6 +56,7 @@ def plan_blocks(root: Scope, emitter: Emitter) -> tuple[Plan, list[Block]]:
     for cand in candidates.values():
         by_key.setdefault(cand.key, []).append(cand)
     _merge_optional(by_key, emitter)
+    _merge_residual(by_key, emitter)
     refused: set[str] = set()
     while True:  # drop keys that end up with one call once outer blocks took the rest
         chosen = _choose(root, candidates, by_key, refused)
@@ -100,6 +102,61 @@ def _merge_optional(by_key: dict[str, list[_Candidate]], emitter: Emitter) -> No
             for cand in by_key[merged]:
                 cand.key = merged
             break
+
+
+def _merge_residual(by_key: dict[str, list[_Candidate]], emitter: Emitter) -> None:
+    """Merge shape A with shape B when B is A without its residual tail (the stochastic
+    depth and the add of the block's input): one block whose tail carries
+    `when: residual`, as EfficientNet's and MobileNet's first block of a stage (no
+    residual: the shapes differ) and the others are one block. A skipped add stands for
+    its first input, a skipped stochastic depth for its input (docs/spec.md)."""
+    for key in list(by_key):
+        group_a = by_key.get(key)
+        if not group_a or any(c.flags for c in group_a):
+            continue
+        scope = group_a[0].scope
+        start = _residual_tail(scope)
+        if start is None:
+            continue
+        rest = Scope(scope.path, scope.children[:start], scope.entry)
+        reduced = shape_key(emitter.block_body(rest))
+        group_b = by_key.get(reduced)
+        if reduced == key or not group_b or any(c.flags for c in group_b):
+            continue
+        flag = "residual"
+        body = emitter.block_body(scope, optional={id(n): flag for n in scope.children[start:]})
+        width = len(list(numbers(group_a[0].body[start:], ())))
+        for cand in group_a:
+            cand.body, cand.flags = body, {flag: True}
+        for cand in group_b:
+            cand.values = [*cand.values, *[None] * width]
+            cand.body, cand.labels, cand.flags = body, group_a[0].labels, {flag: False}
+        merged = f"residual: {reduced}"
+        by_key[merged] = [*by_key.pop(key), *by_key.pop(reduced)]
+        for cand in by_key[merged]:
+            cand.key = merged
+
+
+def _residual_tail(scope: Scope) -> int | None:
+    """The index of the first child of the trailing `x + drop_path(f(x))`, if any."""
+    kids = scope.children
+    add = kids[-1] if kids else None
+    if not isinstance(add, Node) or add.layer.kind != "add" or len(add.inputs) != 2 or \
+            scope.entry not in add.inputs:
+        return None
+    start = len(kids) - 1
+    while start > 1 and isinstance(kids[start - 1], Node) and \
+            kids[start - 1].layer.kind == "drop_path":
+        start -= 1
+    if start < 1:
+        return None
+    out = kids[start - 1].nodes()[-1] if isinstance(kids[start - 1], Scope) else kids[start - 1]
+    for node in kids[start:-1]:
+        if node.inputs != (out.name,):
+            return None
+        out = node
+    other = [i for i in add.inputs if i != scope.entry]
+    return start if other == [out.name] else None
 
 
 def _optional_ok(scope: Scope, group: Scope | Any) -> bool:
@@ -188,11 +245,11 @@ def _plan(root: Scope, uses: dict[str, list[_Candidate]], emitter: Emitter
     for cands in ordered:
         name = _block_name([c.scope for c in cands], taken)
         flags = {f: [c.flags[f] for c in cands] for f in cands[0].flags}
-        params, body, per_call = infer(cands[0].body, cands[0].labels,
-                                       [c.values for c in cands], flags)
+        params, body, per_call, free = infer(cands[0].body, cands[0].labels,
+                                             [c.values for c in cands], flags)
         blocks.append(Block(name, params, body, [".".join(c.scope.path) for c in cands]))
-        for cand, args in zip(cands, per_call, strict=True):
-            plan.calls[id(cand.scope)] = Call(name, args)
+        for cand, args, unused in zip(cands, per_call, free, strict=True):
+            plan.calls[id(cand.scope)] = Call(name, args, unused)
     plan_repeats(root, plan)
     emitter.plan = plan
     return plan, blocks

@@ -28,6 +28,7 @@ class Call:
 
     block: str
     args: dict[str, Any]
+    free: frozenset[str] = frozenset()  # arguments only a part the call skips reads
 
 
 @dataclass(slots=True)
@@ -54,8 +55,9 @@ class Emitter:
         self.plan = plan or Plan()
         self.known = {n.name for n in graph.nodes} | {".".join(s.path) for s in root.scopes()}
         self.full = False  # write default numbers too (block bodies, before arguments)
-        # For an optional group (`when:`; blocks.py): inputs written as another tensor,
-        # inputs always written out (as the given text), and the groups' flags.
+        # For an optional part (`when:`; blocks.py): inputs written as another tensor,
+        # inputs always written out (as the given text), and the flags of the groups and
+        # layers that carry one (by id).
         self.alias: dict[str, str] = {}
         self.forced: dict[str, str] = {}
         self.optional: dict[int, str] = {}
@@ -141,6 +143,9 @@ class Emitter:
         else:
             entry["name"] = local
         entry[LOCAL] = local
+        flag = self.optional.get(id(node))
+        if flag is not None:  # a residual tail (blocks.py): skipped, it stands for its input
+            entry["name"], entry["when"] = local, flag
         if node.frozen:  # a layer frozen in part (torch) has no spec equivalent: trainable
             entry["frozen"] = True
         inputs = tuple(self.alias.get(i, i) for i in node.inputs)

@@ -115,7 +115,9 @@ def _index_args(kids: list[Scope], plan: Plan) -> dict[str, Any] | None:
     calls = [plan.calls[id(k)] for k in kids]
     args = {}
     for param in calls[0].args:
-        formula = index_formula([c.args[param] for c in calls])
+        values = [None if param in c.free else c.args[param] for c in calls]
+        formula = index_formula(values) if any(v is not None for v in values) else \
+            calls[0].args[param]
         if formula is None:
             return None
         args[param] = formula
