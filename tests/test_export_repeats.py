@@ -191,6 +191,17 @@ def test_runs_inside_a_group_and_stages_without_a_first_residual_are_repeats(tmp
     assert_same_as_torch(module, path, traced)
 
 
+def test_rates_no_formula_gives_stay_calls_with_their_own_rates(tmp_path):
+    """Rates that do not grow by one step are written call by call, each exact."""
+    module = nn.Sequential(nn.Conv2d(3, 8, 1),
+                           nn.Sequential(*[Residual(8, 8, 1, p) for p in (0.1, 0.3, 0.31)]))
+    text, path, traced = exported(module, tmp_path)
+    assert "repeat:" not in text and "0.31" in text, text
+    mine, loaded = rates(module, path)
+    assert loaded == mine
+    assert_same_as_torch(module, path, traced)
+
+
 def test_two_calls_told_apart_by_the_index_stay_two_calls(tmp_path):
     """Two blocks that differ in their first call (stride, projection) inside a larger
     group: `x if i == 0 else y` in every argument would only hide that they differ."""

@@ -3,15 +3,16 @@
 Two scopes share a block when their bodies are written alike except for numbers (channel
 counts, strides, kernel sizes). The numbers that differ between calls become the block's
 arguments; one that is always a fixed multiple of another is written as an expression of
-it (`"4 * conv1_out"`), as a person would. A group whose children are calls `0..n-1` of
-one block, each taking the previous one's output, becomes a named repeat whose arguments
-are expressions of the index (`"2 if i == 0 else 1"`, `"64 * 2 ** i"`).
+it (`"4 * conv1_out"`), as a person would. Calls in a row become repeats (repeats.py).
 
 Two shapes that differ by one named group fed by the call's input (torchvision's
-`downsample`) are one block whose group carries `when: with_<group>`. Scopes are chosen
-outermost first, shapes with three or more calls before those with two (so ResNet's
-bottlenecks win over a pair of similar stages); the scopes inside a chosen block are
-written as groups in its body. A block has at least three layers.
+`downsample`) are one block whose group carries `when: with_<group>`; two that differ by
+the residual tail (`x + drop_path(f(x))`: EfficientNet's first block of a stage has none)
+are one block whose tail carries `when: residual`. Scopes are chosen outermost first,
+shapes with three or more calls before those with two (so ResNet's bottlenecks win over
+a pair of similar stages), and a scope whose children are all one shape in a row is left
+to be a repeat of them; the scopes inside a chosen block are written as groups in its
+body. A block has at least three layers.
 """
 
 from __future__ import annotations

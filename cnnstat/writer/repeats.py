@@ -47,10 +47,11 @@ class Numbering:
 def plan_repeats(root: Scope, plan: Plan) -> None:
     """Find the repeats of every group whose children are calls (`plan.calls`)."""
     for scope in root.scopes():
-        # Two calls told apart by `if i == 0` read better as two calls, unless they
-        # are a whole `nn.Sequential` (ResNet-18's stages of two blocks).
+        # Two calls whose arguments differ read better as two calls (any two values fit
+        # a formula of the index), unless they are a whole `nn.Sequential` (ResNet-18's
+        # stages of two blocks).
         runs = [run for run in _runs(scope, plan) if run[1] > 2 or not any(
-            _first_apart(a) for a in run[3].values())
+            isinstance(a, str) for a in run[3].values())
             or (run[1] == len(scope.children) and run[4].pattern() is None)]
         if len(runs) == 1 and runs[0][1] == len(scope.children) and scope is not root:
             _, count, block, args, counted = runs[0]
@@ -123,8 +124,3 @@ def _index_args(kids: list[Scope], plan: Plan) -> dict[str, Any] | None:
         args[param] = formula
     return args
 
-
-def _first_apart(formula: Any) -> bool:
-    """A formula that sets the first call apart (index_formula's `a if i == 0 else b`)."""
-    return isinstance(formula, str) and (formula in ("i == 0", "i != 0")
-                                         or " if i == 0 else " in formula)
