@@ -48,11 +48,11 @@ def plan_repeats(root: Scope, plan: Plan) -> None:
     """Find the repeats of every group whose children are calls (`plan.calls`)."""
     for scope in root.scopes():
         # Two calls whose arguments differ read better as two calls (any two values fit
-        # a formula of the index), unless they are a whole `nn.Sequential` (ResNet-18's
-        # stages of two blocks).
+        # a formula of the index), unless they are a whole `nn.Sequential`, numbered from
+        # 0 (ResNet-18's stages of two blocks, RegNet's `block2-0`, `block2-1`).
         runs = [run for run in _runs(scope, plan) if run[1] > 2 or not any(
             isinstance(a, str) for a in run[3].values())
-            or (run[1] == len(scope.children) and run[4].pattern() is None)]
+            or (run[1] == len(scope.children) and run[4].start == 0)]
         if len(runs) == 1 and runs[0][1] == len(scope.children) and scope is not root:
             _, count, block, args, counted = runs[0]
             plan.repeats[id(scope)] = Repeat(block, count, args, counted.pattern())
