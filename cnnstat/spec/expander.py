@@ -23,6 +23,7 @@ from cnnstat.spec import schema as S
 from cnnstat.spec import syntax as Y
 from cnnstat.spec import values as V
 from cnnstat.spec.blocks import REF_PREFIX, Block, Call, LayerArg
+from cnnstat.spec.iterations import IterationNames
 from cnnstat.spec.layer_entry import LayerEntry
 from cnnstat.spec.scope import BLOCK_INPUT, Scope
 from cnnstat.spec.suggest import suggestion
@@ -187,16 +188,19 @@ class Expander:
         if count > MAX_STEPS:
             raise LimitError(f"repeat {count} is more than {MAX_STEPS} iterations", node.loc)
         base = scope.child(name) if name else scope
+        each = IterationNames(node.items["each"]) if "each" in node.items else None
+        scoped = bool(name) or each is not None  # each iteration is a scope
         for index in range(count):
             self.steps += 1  # an iteration is a step: nested empty repeats must end too
             if self.steps > MAX_STEPS:
                 raise LimitError(f"the spec takes more than {MAX_STEPS} expansion steps",
                                  node.loc)
             env = {**scope.env, var: index}
-            iteration = base.child(str(index), env, inp) if name else \
+            local = str(index) if each is None else each.name(env, index)
+            iteration = base.child(local, env, inp) if scoped else \
                 scope.with_env(env).entered(inp)
             before = len(self.nodes)
-            inp = self.iteration(body, iteration, inp, inline=bool(name))
+            inp = self.iteration(body, iteration, inp, inline=scoped)
             per_iteration = len(self.nodes) - before
             if per_iteration == 0:
                 self.empty_iterations += 1
@@ -218,7 +222,7 @@ class Expander:
             Y.check_keys(node, Y.REPEAT_KEYS, "repeat")
             plan.body = Y.as_seq(node.items["layers"], "layers")
         else:
-            body = Y.without(node, ("repeat", "as", *S.COMMON_KEYS))
+            body = Y.without(node, ("repeat", "as", "each", *S.COMMON_KEYS))
             if not body.items:
                 raise SpecError("repeat needs 'layers' or a layer kind or block", node.loc)
             plan.body = body

@@ -3,15 +3,16 @@
 Two scopes share a block when their bodies are written alike except for numbers (channel
 counts, strides, kernel sizes). The numbers that differ between calls become the block's
 arguments; one that is always a fixed multiple of another is written as an expression of
-it (`"4 * conv1_out"`), as a person would. A group whose children are calls `0..n-1` of
-one block, each taking the previous one's output, becomes a named repeat whose arguments
-are expressions of the index (`"2 if i == 0 else 1"`, `"64 * 2 ** i"`).
+it (`"4 * conv1_out"`), as a person would. Calls in a row become repeats (repeats.py).
 
 Two shapes that differ by one named group fed by the call's input (torchvision's
-`downsample`) are one block whose group carries `when: with_<group>`. Scopes are chosen
-outermost first, shapes with three or more calls before those with two (so ResNet's
-bottlenecks win over a pair of similar stages); the scopes inside a chosen block are
-written as groups in its body. A block has at least three layers.
+`downsample`) are one block whose group carries `when: with_<group>`; two that differ by
+the residual tail (`x + drop_path(f(x))`: EfficientNet's first block of a stage has none)
+are one block whose tail carries `when: residual`. Scopes are chosen outermost first,
+shapes with three or more calls before those with two (so ResNet's bottlenecks win over
+a pair of similar stages), and a scope whose children are all one shape in a row is left
+to be a repeat of them; the scopes inside a chosen block are written as groups in its
+body. A block has at least three layers.
 """
 
 from __future__ import annotations
@@ -20,12 +21,14 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from cnnstat.ir import Node
 from cnnstat.spec import schema as S
 from cnnstat.spec.syntax import STRUCTURE_KEYS
-from cnnstat.writer.arguments import RESERVED, index_formula, infer
-from cnnstat.writer.emit import Call, Emitter, Plan, Repeat
+from cnnstat.writer.arguments import RESERVED, infer
+from cnnstat.writer.emit import Call, Emitter, Plan
 from cnnstat.writer.entries import Entry
 from cnnstat.writer.numbers import numbers, shape_key
+from cnnstat.writer.repeats import numbering, plan_repeats
 from cnnstat.writer.tree import Scope
 
 
@@ -54,6 +57,7 @@ def plan_blocks(root: Scope, emitter: Emitter) -> tuple[Plan, list[Block]]:
     for cand in candidates.values():
         by_key.setdefault(cand.key, []).append(cand)
     _merge_optional(by_key, emitter)
+    _merge_residual(by_key, emitter)
     refused: set[str] = set()
     while True:  # drop keys that end up with one call once outer blocks took the rest
         chosen = _choose(root, candidates, by_key, refused)
@@ -99,6 +103,61 @@ def _merge_optional(by_key: dict[str, list[_Candidate]], emitter: Emitter) -> No
             for cand in by_key[merged]:
                 cand.key = merged
             break
+
+
+def _merge_residual(by_key: dict[str, list[_Candidate]], emitter: Emitter) -> None:
+    """Merge shape A with shape B when B is A without its residual tail (the stochastic
+    depth and the add of the block's input): one block whose tail carries
+    `when: residual`, as EfficientNet's and MobileNet's first block of a stage (no
+    residual: the shapes differ) and the others are one block. A skipped add stands for
+    its first input, a skipped stochastic depth for its input (docs/spec.md)."""
+    for key in list(by_key):
+        group_a = by_key.get(key)
+        if not group_a or any(c.flags for c in group_a):
+            continue
+        scope = group_a[0].scope
+        start = _residual_tail(scope)
+        if start is None:
+            continue
+        rest = Scope(scope.path, scope.children[:start], scope.entry)
+        reduced = shape_key(emitter.block_body(rest))
+        group_b = by_key.get(reduced)
+        if reduced == key or not group_b or any(c.flags for c in group_b):
+            continue
+        flag = "residual"
+        body = emitter.block_body(scope, optional={id(n): flag for n in scope.children[start:]})
+        width = len(list(numbers(group_a[0].body[start:], ())))
+        for cand in group_a:
+            cand.body, cand.flags = body, {flag: True}
+        for cand in group_b:
+            cand.values = [*cand.values, *[None] * width]
+            cand.body, cand.labels, cand.flags = body, group_a[0].labels, {flag: False}
+        merged = f"residual: {reduced}"
+        by_key[merged] = [*by_key.pop(key), *by_key.pop(reduced)]
+        for cand in by_key[merged]:
+            cand.key = merged
+
+
+def _residual_tail(scope: Scope) -> int | None:
+    """The index of the first child of the trailing `x + drop_path(f(x))`, if any."""
+    kids = scope.children
+    add = kids[-1] if kids else None
+    if not isinstance(add, Node) or add.layer.kind != "add" or len(add.inputs) != 2 or \
+            scope.entry not in add.inputs:
+        return None
+    start = len(kids) - 1
+    while start > 1 and isinstance(kids[start - 1], Node) and \
+            kids[start - 1].layer.kind == "drop_path":
+        start -= 1
+    if start < 1:
+        return None
+    out = kids[start - 1].nodes()[-1] if isinstance(kids[start - 1], Scope) else kids[start - 1]
+    for node in kids[start:-1]:
+        if node.inputs != (out.name,):
+            return None
+        out = node
+    other = [i for i in add.inputs if i != scope.entry]
+    return start if other == [out.name] else None
 
 
 def _optional_ok(scope: Scope, group: Scope | Any) -> bool:
@@ -148,7 +207,8 @@ def _choose(root: Scope, candidates: dict[int, _Candidate],
             cand = candidates.get(id(child))
             holds_call = any(id(s) in taken for s in child.scopes())
             if cand is not None and cand.key not in refused and not holds_call and \
-                    len(by_key[cand.key]) >= min_count and len(child.nodes()) >= 3:
+                    len(by_key[cand.key]) >= min_count and len(child.nodes()) >= 3 and \
+                    not _sequence_of_one_shape(child, candidates, refused):
                 chosen.append(cand)
                 taken.update(id(s) for s in child.scopes())
                 continue
@@ -160,6 +220,23 @@ def _choose(root: Scope, candidates: dict[int, _Candidate],
     return chosen
 
 
+def _sequence_of_one_shape(scope: Scope, candidates: dict[int, _Candidate],
+                           refused: set[str]) -> bool:
+    """Children that are all one shape, each fed by the one before and numbered (an
+    `nn.Sequential` of equal blocks): the children are the blocks, so the scope can be
+    a repeat, rather than the scope a block whose body spells each child out (ConvNeXt's
+    stages of 3, 3, 9 and 3 blocks: a repeat each, not a stage block called 3 times)."""
+    kids = scope.children
+    cands = [candidates.get(id(k)) for k in kids]
+    if len(kids) < 2 or any(c is None or len(c.scope.nodes()) < 3 for c in cands):
+        return False
+    keys = {c.key for c in cands}
+    counted = numbering(kids[0].local, kids[1].local)
+    return len(keys) == 1 and not keys & refused and counted is not None and all(
+        kid.local == counted.name(n) and (n == 0 or kid.entry == kids[n - 1].nodes()[-1].name)
+        for n, kid in enumerate(kids))
+
+
 def _plan(root: Scope, uses: dict[str, list[_Candidate]], emitter: Emitter
           ) -> tuple[Plan, list[Block]]:
     plan, blocks = Plan(), []
@@ -169,15 +246,12 @@ def _plan(root: Scope, uses: dict[str, list[_Candidate]], emitter: Emitter
     for cands in ordered:
         name = _block_name([c.scope for c in cands], taken)
         flags = {f: [c.flags[f] for c in cands] for f in cands[0].flags}
-        params, body, per_call = infer(cands[0].body, cands[0].labels,
-                                       [c.values for c in cands], flags)
+        params, body, per_call, free = infer(cands[0].body, cands[0].labels,
+                                             [c.values for c in cands], flags)
         blocks.append(Block(name, params, body, [".".join(c.scope.path) for c in cands]))
-        for cand, args in zip(cands, per_call, strict=True):
-            plan.calls[id(cand.scope)] = Call(name, args)
-    for scope in root.scopes()[1:]:
-        repeat = _repeat(scope, plan)
-        if repeat is not None:
-            plan.repeats[id(scope)] = repeat
+        for cand, args, unused in zip(cands, per_call, free, strict=True):
+            plan.calls[id(cand.scope)] = Call(name, args, unused)
+    plan_repeats(root, plan)
     emitter.plan = plan
     return plan, blocks
 
@@ -207,27 +281,5 @@ def _own_name(scope: Scope) -> str:
 
 # The names the loader refuses for a block, and the other keys of the entries the writer
 # puts a call in (a block called `as` would be read as a repeat's index name).
-_KEYS = frozenset({*S.COMMON_KEYS, *STRUCTURE_KEYS, "merge", "as", "args", "until", "patch",
-                   "dim"})
-
-
-def _repeat(scope: Scope, plan: Plan) -> Repeat | None:
-    """A group of calls `0..n-1` of one block, each fed by the one before."""
-    kids = scope.children
-    if len(kids) < 2 or not all(isinstance(k, Scope) and id(k) in plan.calls for k in kids):
-        return None
-    calls = [plan.calls[id(k)] for k in kids]
-    if len({c.block for c in calls}) != 1:
-        return None
-    for index, kid in enumerate(kids):
-        if kid.local != str(index):
-            return None
-        if index and kid.entry != kids[index - 1].nodes()[-1].name:
-            return None
-    args = {}
-    for param in calls[0].args:
-        formula = index_formula([c.args[param] for c in calls])
-        if formula is None:
-            return None
-        args[param] = formula
-    return Repeat(calls[0].block, len(kids), args)
+_KEYS = frozenset({*S.COMMON_KEYS, *STRUCTURE_KEYS, "merge", "as", "each", "args", "until",
+                   "patch", "dim"})

@@ -28,21 +28,25 @@ class Call:
 
     block: str
     args: dict[str, Any]
+    free: frozenset[str] = frozenset()  # arguments only a part the call skips reads
 
 
 @dataclass(slots=True)
 class Repeat:
-    """A group whose children are calls of one block, written as a named repeat."""
+    """Calls of one block in a row: a whole group (a named repeat) or a run inside one."""
 
     block: str
     count: int
     args: dict[str, Any]  # values or expressions of the index `i`
+    each: str | None = None  # the iterations' names, where not `0`, `1`, ... (repeats.py)
 
 
 @dataclass(slots=True)
 class Plan:
     calls: dict[int, Call] = field(default_factory=dict)  # id(scope) -> call
-    repeats: dict[int, Repeat] = field(default_factory=dict)
+    repeats: dict[int, Repeat] = field(default_factory=dict)  # id(scope) -> its repeat
+    # id(scope) -> {index of a run's first child: the run, as an unnamed repeat}
+    runs: dict[int, dict[int, Repeat]] = field(default_factory=dict)
 
 
 class Emitter:
@@ -51,8 +55,9 @@ class Emitter:
         self.plan = plan or Plan()
         self.known = {n.name for n in graph.nodes} | {".".join(s.path) for s in root.scopes()}
         self.full = False  # write default numbers too (block bodies, before arguments)
-        # For an optional group (`when:`; blocks.py): inputs written as another tensor,
-        # inputs always written out (as the given text), and the groups' flags.
+        # For an optional part (`when:`; blocks.py): inputs written as another tensor,
+        # inputs always written out (as the given text), and the flags of the groups and
+        # layers that carry one (by id).
         self.alias: dict[str, str] = {}
         self.forced: dict[str, str] = {}
         self.optional: dict[int, str] = {}
@@ -62,13 +67,22 @@ class Emitter:
         `bound` is the tensor `$input` stands for (inside a block body)."""
         counters: dict[str, int] = {}
         entries = []
-        for child in scope.children:
+        runs = self.plan.runs.get(id(scope), {})
+        at = 0
+        while at < len(scope.children):
+            child, run = scope.children[at], runs.get(at)
+            if run is not None:
+                last = scope.children[at + run.count - 1]
+                entries.append(self.run_entry(run, child, scope.path, prev, bound))
+                prev, at = last.nodes()[-1].name, at + run.count
+                continue
             if isinstance(child, Node):
                 entries.append(self.leaf(child, scope.path, prev, bound, counters))
                 prev = child.name
-                continue
-            entries.append(self.scope_entry(child, scope.path, prev, bound))
-            prev = child.nodes()[-1].name
+            else:
+                entries.append(self.scope_entry(child, scope.path, prev, bound))
+                prev = child.nodes()[-1].name
+            at += 1
         return entries
 
     def block_body(self, scope: Scope, *, alias: dict[str, str] | None = None,
@@ -102,9 +116,21 @@ class Emitter:
             return {"name": scope.local, "layers": self.body(scope, prev, bound),
                     LOCAL: scope.local}
         entry["name"] = scope.local
+        if repeat is not None and repeat.each is not None:
+            entry["each"] = repeat.each
         entry[LOCAL] = scope.local
         if scope.entry != prev:
             entry["from"] = self.ref(scope.entry, where, bound)
+        return entry
+
+    def run_entry(self, run: Repeat, first: Scope, where: tuple[str, ...], prev: str,
+                  bound: str | None) -> Entry:
+        """Calls in a row inside a group: an unnamed repeat whose `each:` names the
+        iterations as the group's own scopes."""
+        entry: Entry = {"repeat": run.count, run.block: run.args or None, "each": run.each,
+                        LOCAL: first.local}
+        if first.entry != prev:
+            entry["from"] = self.ref(first.entry, where, bound)
         return entry
 
     def leaf(self, node: Node, where: tuple[str, ...], prev: str, bound: str | None,
@@ -117,6 +143,9 @@ class Emitter:
         else:
             entry["name"] = local
         entry[LOCAL] = local
+        flag = self.optional.get(id(node))
+        if flag is not None:  # a residual tail (blocks.py): skipped, it stands for its input
+            entry["name"], entry["when"] = local, flag
         if node.frozen:  # a layer frozen in part (torch) has no spec equivalent: trainable
             entry["frozen"] = True
         inputs = tuple(self.alias.get(i, i) for i in node.inputs)
