@@ -491,6 +491,22 @@ class ChannelShuffle(Layer):
 
 
 @record
+class PixelShuffle(Layer):
+    """Shi et al. 2016 (ESPCN)'s sub-pixel convolution step, torch's nn.PixelShuffle:
+    [N, C*r*r, H, W] -> [N, C, H*r, W*r], each r x r block of outputs from the r*r
+    channels of one input position. A rearrangement: no params, no arithmetic."""
+
+    kind: ClassVar[str] = "pixel_shuffle"
+    traits: ClassVar[frozenset[str]] = frozenset({NO_PARAMS})
+    torch_module: ClassVar[TorchModule | None] = TorchModule(
+        "PixelShuffle", function=("upscale_factor",))
+    upscale_factor: int
+
+    def __post_init__(self) -> None:
+        _positive("upscale_factor", self.upscale_factor)
+
+
+@record
 class Opaque(Layer):
     """An operation the torch frontend could not map to a layer kind (a LayerNorm, a
     `x.mean()`, a shared-weight call). Its shapes come from meta-tensor propagation at the
