@@ -131,7 +131,7 @@ def test_every_torch_module_the_builder_makes_has_a_converter() -> None:
             continue
         if type(module).__module__.startswith("torch.nn") and type(module) not in MODULES:
             wrong.append(f"{name}: nn.{type(module).__name__}")
-    assert wrong == [], "frontends/converters.py has no module converter for these"
+    assert wrong == [], "no module converter for these (frontends/, or `torch_module`)"
 
 
 # F.<kind> calls left to torch on purpose (they stay opaque, counted by FlopCounterMode).
@@ -156,8 +156,10 @@ def test_every_kind_named_like_a_torch_module_or_function_has_a_converter() -> N
                if hasattr(nn, k.__name__) and getattr(nn, k.__name__) not in MODULES]
     functions = [k.kind for k in L.ALL_KINDS if hasattr(F, k.kind) and k.kind not in FUNCTIONS
                  and k.kind not in FUNCTION_LEFT_TO_TORCH]
-    assert modules == [], "frontends/converters.py has no module converter for nn.<these>"
-    assert functions == [], "frontends/converters.py has no function converter for F.<these>"
+    assert modules == [], ("no module converter for nn.<these>: declare `torch_module` on "
+                           "the class (ir/torch_side.py) or register one in frontends/")
+    assert functions == [], ("no function converter for F.<these>: declare the arguments "
+                             "(`TorchModule(function=...)`) or register one in frontends/")
 
 
 def _declared_sample(kind: type[L.Layer]):
