@@ -107,9 +107,14 @@ def _named_function(kind: type[L.Layer]) -> tuple[str, ...] | None:
     return declared
 
 
+def _register(kind: type[L.Layer]) -> None:
+    declared = kind.torch_module
+    modules = (getattr(nn, name) for name in (declared.name, *declared.also))
+    register_module(*modules)(_module_converter(kind))
+    names = _named_function(kind)
+    if names is not None:
+        register_function(kind.kind)(_function_converter(kind, names))
+
+
 for _kind in L.kinds_built_as_torch_modules():
-    _modules = (_kind.torch_module.name, *_kind.torch_module.also)
-    register_module(*(getattr(nn, name) for name in _modules))(_module_converter(_kind))
-    _names = _named_function(_kind)
-    if _names is not None:
-        register_function(_kind.kind)(_function_converter(_kind, _names))
+    _register(_kind)
