@@ -66,11 +66,17 @@ def _missing(registry, exempt) -> list[str]:
     return sorted(k.kind for k in L.ALL_KINDS if k not in exempt and registry.get(k) is None)
 
 
+def _subclasses(cls: type) -> set[type]:
+    return {sub for child in cls.__subclasses__() for sub in (child, *_subclasses(child))}
+
+
 def test_all_kinds_is_every_declared_kind() -> None:
-    declared = {cls for cls in vars(L).values()
-                if isinstance(cls, type) and issubclass(cls, L.Layer) and "kind" in cls.__dict__
-                and cls is not L.Layer}
-    assert declared - set(L.ALL_KINDS) == set()
+    """Every class that sets a `kind`, wherever it is declared (a module `ir/layers.py`
+    does not import would register too late for ALL_KINDS), is in ALL_KINDS, and so is
+    seen by every test here."""
+    declared = {cls.kind for cls in _subclasses(L.Layer) if "kind" in cls.__dict__}
+    assert sorted(declared - {k.kind for k in L.ALL_KINDS}) == [], \
+        "declared in a module ir/layers.py does not import"
     assert len({k.kind for k in L.ALL_KINDS}) == len(L.ALL_KINDS)
 
 
@@ -111,7 +117,9 @@ def test_every_spec_kind_has_a_row_in_docs_spec_md() -> None:
 def test_every_kind_has_a_builder() -> None:
     from cnnstat.builder.torch_module import BUILDERS  # torch: only here
 
-    assert _missing(BUILDERS, NO_BUILDER) == [], "builder/torch_module.py cannot build these"
+    assert _missing(BUILDERS, NO_BUILDER) == [], (
+        "no builder for these: declare `torch_module` on the class (ir/torch_side.py) or "
+        "register one in cnnstat/builder/")
 
 
 def test_every_torch_module_the_builder_makes_has_a_converter() -> None:
@@ -129,7 +137,7 @@ def test_every_torch_module_the_builder_makes_has_a_converter() -> None:
             continue
         if type(module).__module__.startswith("torch.nn") and type(module) not in MODULES:
             wrong.append(f"{name}: nn.{type(module).__name__}")
-    assert wrong == [], "frontends/converters.py has no module converter for these"
+    assert wrong == [], "no module converter for these (frontends/, or `torch_module`)"
 
 
 # F.<kind> calls left to torch on purpose (they stay opaque, counted by FlopCounterMode).
@@ -154,25 +162,72 @@ def test_every_kind_named_like_a_torch_module_or_function_has_a_converter() -> N
                if hasattr(nn, k.__name__) and getattr(nn, k.__name__) not in MODULES]
     functions = [k.kind for k in L.ALL_KINDS if hasattr(F, k.kind) and k.kind not in FUNCTIONS
                  and k.kind not in FUNCTION_LEFT_TO_TORCH]
-    assert modules == [], "frontends/converters.py has no module converter for nn.<these>"
-    assert functions == [], "frontends/converters.py has no function converter for F.<these>"
+    assert modules == [], ("no module converter for nn.<these>: declare `torch_module` on "
+                           "the class (ir/torch_side.py) or register one in frontends/")
+    assert functions == [], ("no function converter for F.<these>: declare the arguments "
+                             "(`TorchModule(function=...)`) or register one in frontends/")
 
 
-def test_a_kind_declaring_its_torch_module_is_built_and_converted_by_that_alone() -> None:
-    """`torch_module` in ir/layers.py is the only place such a kind names torch: the builder
-    makes exactly that nn module, and the module, and the function of the kind's name where
-    torch.nn.functional has one, convert back to the kind (so nothing else need list it)."""
-    import torch.nn.functional as F
+def _declared_sample(kind: type[L.Layer]):
+    """A kind's sample layer and an input of its rank, on the meta device."""
+    import torch
+
+    spatial = [8] * getattr(kind, "rank", 2)  # the 1-D / 3-D kinds say their rank
+    return _sample(S.KINDS[kind.kind]), torch.empty(1, 4, *spatial, device="meta")
+
+
+@pytest.mark.parametrize("kind", L.kinds_built_as_torch_modules(), ids=lambda k: k.kind)
+def test_a_kind_declaring_its_torch_module_is_built_and_converted_back_by_that_alone(kind):
+    """`torch_module` (ir/torch_side.py) is the only place such a kind names torch: the
+    builder makes exactly that module, and converting the module back gives the very layer
+    it was built from (so the fields are the module's arguments and attributes)."""
+    import torch
     from torch import nn
 
     from cnnstat.builder.torch_module import BUILDERS
-    from cnnstat.frontends.converters import FUNCTIONS, MODULES, Call
+    from cnnstat.frontends.converters import MODULES, Call
 
-    declared = L.kinds_built_as_torch_modules()
-    assert {k.kind for k in declared} >= {"relu", "sigmoid", "hardsigmoid"}
-    for kind in declared:
-        module = BUILDERS.get(kind)(kind(), ((1, 4, 8, 8),))
-        assert type(module) is getattr(nn, kind.torch_module), kind.kind
-        assert isinstance(MODULES[type(module)](module, Call(op=kind.kind)), kind), kind.kind
-        if hasattr(F, kind.kind):
-            assert isinstance(FUNCTIONS[kind.kind](Call(op=kind.kind)), kind), kind.kind
+    layer, x = _declared_sample(kind)
+    with torch.device("meta"):
+        module = BUILDERS.get(kind)(layer, (tuple(x.shape),)).eval()
+    assert type(module) is getattr(nn, kind.torch_module.name), kind.kind
+    out = module(x)
+    assert tuple(out.shape) == SHAPES.get(kind)(layer, (tuple(x.shape),)), kind.kind
+    back = MODULES[type(module)](module, Call(op="", args=(x,), out=out))
+    assert back == layer, f"{kind.kind}: nn.{kind.torch_module.name} converts back to {back}"
+
+
+def _function_args(kind: type[L.Layer], layer: L.Layer) -> dict:
+    fields = {f.name for f in dataclasses.fields(kind)}
+    return {name: getattr(layer, name) if name in fields else kind.torch_module.requires[name]
+            for name in kind.torch_module.function or ()}
+
+
+@pytest.mark.parametrize("kind", [k for k in L.kinds_built_as_torch_modules()
+                                  if k.torch_module.function is not None
+                                  or not dataclasses.fields(k)], ids=lambda k: k.kind)
+def test_a_kind_declaring_its_torch_function_converts_it_back(kind):
+    """`function` lists the arguments of the torch function named like the kind (none for
+    a kind without fields, F.relu): called with the layer's values, by keyword and by
+    position, it converts back to the layer."""
+    import torch
+    import torch.nn.functional as F
+
+    from cnnstat.frontends.converters import FUNCTIONS, Call
+
+    layer, x = _declared_sample(kind)
+    function = getattr(F, kind.kind, None) or getattr(torch, kind.kind, None)
+    if function is None:  # nn.Identity: torch has no function of that name
+        assert kind.torch_module.function is None and kind.kind not in FUNCTIONS
+        return
+    kwargs = _function_args(kind, layer)
+    calls = [Call(op=kind.kind, args=(x,), kwargs=kwargs, out=function(x, **kwargs))]
+    try:  # some of torch's functions take keywords only
+        calls.append(Call(op=kind.kind, args=(x, *kwargs.values()),
+                          out=function(x, *kwargs.values())))
+    except TypeError:
+        pass
+    for call in calls:
+        assert tuple(call.out.shape) == SHAPES.get(kind)(layer, (tuple(x.shape),)), kind.kind
+        back = FUNCTIONS[kind.kind](call)
+        assert back == layer, f"{kind.kind}: F.{kind.kind} converts back to {back}"

@@ -1,16 +1,19 @@
 """Every analyzer's rules for the kinds of `cnnstat/ir/tensor_layers.py`: parts of a
-tensor (split, chunk, unbind), reductions (mean, sum), pad, group norm and sub.
+tensor (split, chunk, unbind), reductions (mean, sum), pad, group norm and sub; and for
+pixel_shuffle (cnnstat/ir/layers.py), another rearrangement of a tensor.
 
 Kept in one module, registered into each analyzer's registry (imported by the package,
 so any use of a registry sees them). Shape rules follow torch's: `torch.split`,
 `torch.chunk` (parts of ceil(size / chunks), possibly fewer than `chunks`),
-`torch.unbind`, `torch.mean` / `torch.sum` with `keepdim`, `F.pad`, `nn.GroupNorm`.
+`torch.unbind`, `torch.mean` / `torch.sum` with `keepdim`, `F.pad`, `nn.GroupNorm`,
+`nn.PixelShuffle`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+from fractions import Fraction
 
 from cnnstat.analyzers import min_input as M
 from cnnstat.analyzers import rf as R
@@ -18,6 +21,8 @@ from cnnstat.analyzers.ops import OPS, OpCount
 from cnnstat.analyzers.ops import _merge as merge_ops
 from cnnstat.analyzers.params import PARAMS, ParamCount
 from cnnstat.analyzers.shapes import SHAPES, Shape, TooSmall
+from cnnstat.analyzers.shapes import _image as image
+from cnnstat.analyzers.shapes import _positive_spatial as positive_spatial
 from cnnstat.analyzers.shapes import _broadcast as broadcast
 from cnnstat.ir import layers as L
 
@@ -269,3 +274,41 @@ def _sub(layer: L.Sub, ins: tuple[Shape, ...]) -> Shape:
 
 OPS.register(L.Sub)(merge_ops)  # 1 subtract per output element
 M.FORMS.register(L.Sub)(M._broadcast)
+
+
+# --- pixel shuffle ------------------------------------------------------------------------
+
+
+@SHAPES.register(L.PixelShuffle)
+def _pixel_shuffle(layer: L.PixelShuffle, ins: tuple[Shape, ...]) -> Shape:
+    """[N, C*r*r, H, W] -> [N, C, H*r, W*r] (nn.PixelShuffle on an image)."""
+    n, c, h, w = image(ins[0], "pixel_shuffle")
+    r = layer.upscale_factor
+    if c % (r * r):
+        raise ValueError(f"channels {c} are not divisible by upscale_factor^2 = {r * r}")
+    positive_spatial(h * r, w * r, ins[0])  # the size limit
+    return (n, c // (r * r), h * r, w * r)
+
+
+@OPS.register(L.PixelShuffle)
+def _pixel_shuffle_ops(layer: L.PixelShuffle, ins: tuple[Shape, ...], out: Shape) -> OpCount:
+    """A copy: no arithmetic."""
+    return OpCount(0, 0)
+
+
+@M.FORMS.register(L.PixelShuffle)
+def _pixel_shuffle_form(layer: L.PixelShuffle, ins: tuple[M.Dims, ...]) -> M.Dims:
+    """Constants scale by r; r * floor((x + B) / S) is not a form: searched."""
+    n, c, h, w = M._image(ins[0])
+    r = layer.upscale_factor
+    if type(h) is not int or type(w) is not int:
+        raise M.NoForm("an upscale of a size that depends on the input")
+    return (n, c // (r * r), h * r, w * r)
+
+
+@R.RF.register(L.PixelShuffle)
+def _pixel_shuffle_field(node, fields, ins, out, notes):
+    """Output unit j of an axis reads input unit floor(j / r) (of one of the r*r channels,
+    which all share the field): a nearest upsample by r."""
+    unit = R.resample_map(Fraction(1, node.layer.upscale_factor), "nearest", None)
+    return R._per_axis(fields[0], (unit, unit))

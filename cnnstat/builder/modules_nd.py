@@ -1,5 +1,6 @@
-"""Builders of the 1-D / 3-D kinds and attention (cnnstat/ir/layers_nd.py): torch's own
-modules, and thin wrappers where a kind takes (q, k, v) or one input for all three."""
+"""Builders of attention (cnnstat/ir/layers_nd.py): thin wrappers where a kind takes
+(q, k, v) or one input for all three. The 1-D / 3-D conv, pool and norm kinds declare
+their torch module and need no builder here (ir/torch_side.py)."""
 
 from __future__ import annotations
 
@@ -9,43 +10,6 @@ from torch import nn
 from cnnstat.analyzers.shapes import Shape
 from cnnstat.builder.torch_module import BUILDERS
 from cnnstat.ir import layers as L
-
-_CONVS = {L.Conv1d: nn.Conv1d, L.Conv3d: nn.Conv3d}
-
-
-@BUILDERS.register(*_CONVS)
-def _conv(layer: L.Conv1d | L.Conv3d, ins: tuple[Shape, ...]) -> nn.Module:
-    return _CONVS[type(layer)](ins[0][1], layer.out_channels, layer.kernel_size, layer.stride,
-                               layer.padding, layer.dilation, layer.groups, layer.bias)
-
-
-@BUILDERS.register(L.MaxPool1d, L.MaxPool3d)
-def _max_pool(layer: L.MaxPool1d | L.MaxPool3d, ins: tuple[Shape, ...]) -> nn.Module:
-    cls = nn.MaxPool1d if layer.rank == 1 else nn.MaxPool3d
-    return cls(layer.kernel_size, layer.stride, layer.padding, layer.dilation,
-               ceil_mode=layer.ceil_mode)
-
-
-@BUILDERS.register(L.AvgPool1d, L.AvgPool3d)
-def _avg_pool(layer: L.AvgPool1d | L.AvgPool3d, ins: tuple[Shape, ...]) -> nn.Module:
-    cls = nn.AvgPool1d if layer.rank == 1 else nn.AvgPool3d
-    return cls(layer.kernel_size, layer.stride, layer.padding, layer.ceil_mode,
-               layer.count_include_pad)
-
-
-_ADAPTIVE = {L.AdaptiveAvgPool1d: nn.AdaptiveAvgPool1d, L.AdaptiveAvgPool3d: nn.AdaptiveAvgPool3d,
-             L.AdaptiveMaxPool1d: nn.AdaptiveMaxPool1d, L.AdaptiveMaxPool3d: nn.AdaptiveMaxPool3d}
-
-
-@BUILDERS.register(*_ADAPTIVE)
-def _adaptive(layer: L.Layer, ins: tuple[Shape, ...]) -> nn.Module:
-    return _ADAPTIVE[type(layer)](layer.output_size)
-
-
-@BUILDERS.register(L.BatchNorm1d, L.BatchNorm3d)
-def _batch_norm(layer: L.BatchNorm1d | L.BatchNorm3d, ins: tuple[Shape, ...]) -> nn.Module:
-    cls = nn.BatchNorm1d if layer.rank == 1 else nn.BatchNorm3d
-    return cls(ins[0][1], layer.eps, layer.momentum, layer.affine, layer.track_running_stats)
 
 
 class ScaledDotProductAttention(nn.Module):

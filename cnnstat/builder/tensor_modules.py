@@ -1,6 +1,7 @@
 """Torch modules for the kinds of `cnnstat/ir/tensor_layers.py`, registered into the
 builder's registry (imported by the package): each calls the torch function the kind
-is named after, so tracing the built module converts back to the same kind."""
+is named after, so tracing the built module converts back to the same kind. (Group norm
+declares its torch module, nn.GroupNorm, and needs no builder here.)"""
 
 from __future__ import annotations
 
@@ -77,8 +78,3 @@ def _reduce(layer: L.Layer, ins: tuple[Shape, ...]) -> nn.Module:
 @BUILDERS.register(L.Pad)
 def _pad(layer: L.Pad, ins: tuple[Shape, ...]) -> nn.Module:
     return Pad(layer)
-
-
-@BUILDERS.register(L.GroupNorm)
-def _group_norm(layer: L.GroupNorm, ins: tuple[Shape, ...]) -> nn.Module:
-    return nn.GroupNorm(layer.num_groups, ins[0][1], layer.eps, layer.affine)

@@ -7,6 +7,7 @@ meta tensors), and what timing runs. Module paths equal node names, so
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
 import torch
@@ -67,58 +68,11 @@ class Permute(nn.Module):
         return torch.permute(x, self.dims)
 
 
-class ChannelShuffle(nn.Module):
-    """view/transpose/view, as ShuffleNet defines it (works on meta tensors too)."""
-
-    def __init__(self, groups: int):
-        super().__init__()
-        self.groups = groups
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        n, c, h, w = x.shape
-        x = x.view(n, self.groups, c // self.groups, h, w).transpose(1, 2)
-        return x.reshape(n, c, h, w)
-
-
-@BUILDERS.register(L.Conv2d)
-def _conv(layer: L.Conv2d, ins: tuple[Shape, ...]) -> nn.Module:
-    return nn.Conv2d(ins[0][1], layer.out_channels, layer.kernel_size, layer.stride,
-                     layer.padding, layer.dilation, layer.groups, layer.bias)
-
-
 @BUILDERS.register(L.ConvTranspose2d)
 def _conv_transpose(layer: L.ConvTranspose2d, ins: tuple[Shape, ...]) -> nn.Module:
     return nn.ConvTranspose2d(ins[0][1], layer.out_channels, layer.kernel_size, layer.stride,
                               layer.padding, layer.output_padding, layer.groups, layer.bias,
                               layer.dilation)
-
-
-@BUILDERS.register(L.MaxPool2d)
-def _max_pool(layer: L.MaxPool2d, ins: tuple[Shape, ...]) -> nn.Module:
-    return nn.MaxPool2d(layer.kernel_size, layer.stride, layer.padding, layer.dilation,
-                        ceil_mode=layer.ceil_mode)
-
-
-@BUILDERS.register(L.AvgPool2d)
-def _avg_pool(layer: L.AvgPool2d, ins: tuple[Shape, ...]) -> nn.Module:
-    return nn.AvgPool2d(layer.kernel_size, layer.stride, layer.padding, layer.ceil_mode,
-                        layer.count_include_pad)
-
-
-@BUILDERS.register(L.AdaptiveAvgPool2d)
-def _adaptive_avg(layer: L.AdaptiveAvgPool2d, ins: tuple[Shape, ...]) -> nn.Module:
-    return nn.AdaptiveAvgPool2d(layer.output_size)
-
-
-@BUILDERS.register(L.AdaptiveMaxPool2d)
-def _adaptive_max(layer: L.AdaptiveMaxPool2d, ins: tuple[Shape, ...]) -> nn.Module:
-    return nn.AdaptiveMaxPool2d(layer.output_size)
-
-
-@BUILDERS.register(L.BatchNorm2d)
-def _batch_norm(layer: L.BatchNorm2d, ins: tuple[Shape, ...]) -> nn.Module:
-    return nn.BatchNorm2d(ins[0][1], layer.eps, layer.momentum, layer.affine,
-                          layer.track_running_stats)
 
 
 class LayerNorm2d(nn.LayerNorm):
@@ -168,39 +122,17 @@ def _layer_scale(layer: L.LayerScale, ins: tuple[Shape, ...]) -> nn.Module:
     return LayerScale(ins[0][1], len(ins[0]), layer.init_value)
 
 
-@BUILDERS.register(L.LocalResponseNorm)
-def _lrn(layer: L.LocalResponseNorm, ins: tuple[Shape, ...]) -> nn.Module:
-    return nn.LocalResponseNorm(layer.size, layer.alpha, layer.beta, layer.k)
-
-
 _SIMPLE: dict[type[L.Layer], Callable[[L.Layer], nn.Module]] = {
-    L.LeakyReLU: lambda layer: nn.LeakyReLU(layer.negative_slope),
-    L.GELU: lambda layer: nn.GELU(layer.approximate),
     L.Softmax: lambda layer: nn.Softmax(layer.dim),
-    L.Dropout: lambda layer: nn.Dropout(layer.p),
     L.DropPath: lambda layer: DropPath(layer.p),
-    L.Flatten: lambda layer: nn.Flatten(layer.start_dim, layer.end_dim),
     L.Concat: lambda layer: Concat(layer.dim),
     L.Add: lambda layer: Add(),
     L.Multiply: lambda layer: Multiply(),
     L.Reshape: lambda layer: Reshape(layer.shape),
     L.Permute: lambda layer: Permute(layer.dims),
-    L.Identity: lambda layer: nn.Identity(),
-    L.ChannelShuffle: lambda layer: ChannelShuffle(layer.groups),
     L.Upsample: lambda layer: UpsampleLike(layer) if layer.like else nn.Upsample(
         layer.size, layer.scale_factor, layer.mode, layer.align_corners),
 }
-
-
-
-
-def _argument_free(kind: type[L.Layer]) -> Callable[[L.Layer], nn.Module]:
-    module = getattr(nn, kind.torch_module)
-    return lambda layer: module()
-
-
-# Kinds that declare their torch module in ir/layers.py (`torch_module`) need no line above.
-_SIMPLE.update({k: _argument_free(k) for k in L.kinds_built_as_torch_modules()})
 
 
 @BUILDERS.register(*_SIMPLE)
@@ -208,9 +140,14 @@ def _simple(layer: L.Layer, ins: tuple[Shape, ...]) -> nn.Module:
     return _SIMPLE[type(layer)](layer)
 
 
-@BUILDERS.register(L.Linear)
-def _linear(layer: L.Linear, ins: tuple[Shape, ...]) -> nn.Module:
-    return nn.Linear(ins[0][-1], layer.out_features, layer.bias)
+@BUILDERS.register(*L.kinds_built_as_torch_modules())
+def _declared(layer: L.Layer, ins: tuple[Shape, ...]) -> nn.Module:
+    """A kind that declares its torch module (ir/torch_side.py): `nn.<name>` of its
+    fields, and of the input's sizes its `sized` arguments name."""
+    declared = layer.torch_module
+    sized = {arg: ins[0][dim] for arg, dim in declared.sized.items()}
+    fields = {f.name: getattr(layer, f.name) for f in dataclasses.fields(layer)}
+    return getattr(nn, declared.name)(**sized, **fields)
 
 
 @BUILDERS.register(L.Opaque)

@@ -172,17 +172,7 @@ def _pair(value: Any) -> tuple[Any, Any]:
     return (values[0], values[0]) if len(values) == 1 else (values[0], values[1])
 
 
-def _out_hw(call: Call) -> tuple[int, int]:
-    return tuple(call.out.shape[-2:])  # type: ignore[return-value]
-
-
 # --- modules ---------------------------------------------------------------------------
-
-@register_module(nn.Conv2d)
-def _conv(m: nn.Conv2d, call: Call) -> L.Layer:
-    return conv_layer(m.out_channels, m.kernel_size, m.stride, m.padding, m.dilation,
-                      m.groups, m.bias is not None)
-
 
 def conv_layer(out_channels: int, kernel_size: Any, stride: Any, padding: Any, dilation: Any,
                groups: int, bias: bool) -> L.Conv2d:
@@ -203,41 +193,6 @@ def _conv_transpose(m: nn.ConvTranspose2d, call: Call) -> L.Layer | None:
         dilation=_pair(m.dilation), groups=m.groups, bias=m.bias is not None)
 
 
-@register_module(nn.MaxPool2d)
-def _max_pool(m: nn.MaxPool2d, call: Call) -> L.Layer | None:
-    if m.return_indices:
-        return None
-    return L.MaxPool2d(kernel_size=_pair(m.kernel_size), stride=_pair(m.stride or m.kernel_size),
-                       padding=_pair(m.padding), dilation=_pair(m.dilation),
-                       ceil_mode=m.ceil_mode)
-
-
-@register_module(nn.AvgPool2d)
-def _avg_pool(m: nn.AvgPool2d, call: Call) -> L.Layer | None:
-    if m.divisor_override is not None:
-        return None
-    return L.AvgPool2d(kernel_size=_pair(m.kernel_size), stride=_pair(m.stride or m.kernel_size),
-                       padding=_pair(m.padding), ceil_mode=m.ceil_mode,
-                       count_include_pad=m.count_include_pad)
-
-
-@register_module(nn.AdaptiveAvgPool2d)
-def _adaptive_avg(m: nn.Module, call: Call) -> L.Layer:
-    # Output sizes given as None mean "the input's": take what torch produced.
-    return L.AdaptiveAvgPool2d(output_size=_out_hw(call))
-
-
-@register_module(nn.AdaptiveMaxPool2d)
-def _adaptive_max(m: nn.AdaptiveMaxPool2d, call: Call) -> L.Layer | None:
-    return None if m.return_indices else L.AdaptiveMaxPool2d(output_size=_out_hw(call))
-
-
-@register_module(nn.BatchNorm2d)
-def _batch_norm(m: nn.BatchNorm2d, call: Call) -> L.Layer:
-    return L.BatchNorm2d(eps=m.eps, momentum=m.momentum, affine=m.affine,
-                         track_running_stats=m.track_running_stats)
-
-
 @register_module(nn.LayerNorm)
 def _layer_norm(m: nn.LayerNorm, call: Call) -> L.Layer | None:
     """Over the last dim only; a LayerNorm over several dims stays opaque."""
@@ -248,39 +203,9 @@ def _layer_norm(m: nn.LayerNorm, call: Call) -> L.Layer | None:
                        bias=getattr(m, "bias", None) is not None)
 
 
-@register_module(nn.LocalResponseNorm)
-def _lrn(m: nn.LocalResponseNorm, call: Call) -> L.Layer:
-    return L.LocalResponseNorm(size=m.size, alpha=m.alpha, beta=m.beta, k=m.k)
-
-
-_SIMPLE_MODULES: dict[type[nn.Module], Callable[[Any], L.Layer | None]] = {
-    nn.LeakyReLU: lambda m: L.LeakyReLU(negative_slope=m.negative_slope),
-    nn.GELU: lambda m: L.GELU(approximate=m.approximate),
-    nn.Softmax: lambda m: None if m.dim is None else L.Softmax(dim=m.dim),
-    nn.Dropout: lambda m: L.Dropout(p=m.p),
-    nn.Dropout2d: lambda m: L.Dropout(p=m.p),
-    nn.Flatten: lambda m: L.Flatten(start_dim=m.start_dim, end_dim=m.end_dim),
-    nn.Linear: lambda m: L.Linear(out_features=m.out_features, bias=m.bias is not None),
-    nn.Identity: lambda m: L.Identity(),
-    nn.ChannelShuffle: lambda m: L.ChannelShuffle(groups=m.groups),
-}
-
-
-
-
-def _make(kind: type[L.Layer]) -> Callable[[Any], L.Layer]:
-    return lambda _module_or_call: kind()
-
-
-# Kinds that declare their torch module in ir/layers.py (`torch_module`): that module, and
-# the function of the kind's name where torch has one (F.relu, torch.sigmoid, x.tanh()).
-_DECLARED = L.kinds_built_as_torch_modules()
-_SIMPLE_MODULES.update({getattr(nn, k.torch_module): _make(k) for k in _DECLARED})
-
-
-@register_module(*_SIMPLE_MODULES)
-def _simple(m: nn.Module, call: Call) -> L.Layer | None:
-    return _SIMPLE_MODULES[type(m)](m)
+@register_module(nn.Softmax)
+def _softmax_module(m: nn.Softmax, call: Call) -> L.Layer | None:
+    return None if m.dim is None else L.Softmax(dim=m.dim)
 
 
 @register_module(nn.Upsample, nn.UpsamplingNearest2d, nn.UpsamplingBilinear2d)
@@ -334,22 +259,9 @@ def _cat(call: Call) -> L.Layer | None:
     return L.Concat(dim=call.arg(1, "dim", 0))
 
 
-_SIMPLE_FUNCTIONS: dict[str, FunctionConverter] = {
-    "leaky_relu": lambda c: L.LeakyReLU(negative_slope=c.arg(1, "negative_slope", 0.01)),
-    "gelu": lambda c: L.GELU(approximate=c.arg(1, "approximate", "none")),
-    "dropout": lambda c: L.Dropout(p=c.arg(1, "p", 0.5)),
-    "dropout2d": lambda c: L.Dropout(p=c.arg(1, "p", 0.5)),
-    "channel_shuffle": lambda c: L.ChannelShuffle(groups=c.arg(1, "groups")),
-}
-
-
-_SIMPLE_FUNCTIONS.update({k.kind: _make(k) for k in _DECLARED
-                          if hasattr(nn.functional, k.kind) or hasattr(torch, k.kind)})
-
-
-@register_function(*_SIMPLE_FUNCTIONS)
-def _simple_function(call: Call) -> L.Layer | None:
-    return _SIMPLE_FUNCTIONS[call.op](call)
+@register_function("dropout2d")
+def _dropout2d(call: Call) -> L.Layer:
+    return L.Dropout(p=call.arg(1, "p", 0.5))
 
 
 @register_function("softmax")
@@ -392,42 +304,6 @@ def _permute(call: Call) -> L.Layer | None:
     return L.Permute(dims=dims)
 
 
-@register_function("adaptive_avg_pool2d")
-def _adaptive_avg_function(call: Call) -> L.Layer:
-    return L.AdaptiveAvgPool2d(output_size=_out_hw(call))
-
-
-@register_function("adaptive_max_pool2d")
-def _adaptive_max_function(call: Call) -> L.Layer | None:
-    if call.arg(2, "return_indices", False):
-        return None
-    return L.AdaptiveMaxPool2d(output_size=_out_hw(call))
-
-
-@register_function("max_pool2d")
-def _max_pool_function(call: Call) -> L.Layer | None:
-    if call.arg(6, "return_indices", False):
-        return None
-    k = _pair(call.arg(1, "kernel_size"))
-    stride = call.arg(2, "stride")
-    return L.MaxPool2d(kernel_size=k, stride=_pair(stride) if stride else k,
-                       padding=_pair(call.arg(3, "padding", 0)),
-                       dilation=_pair(call.arg(4, "dilation", 1)),
-                       ceil_mode=bool(call.arg(5, "ceil_mode", False)))
-
-
-@register_function("avg_pool2d")
-def _avg_pool_function(call: Call) -> L.Layer | None:
-    if call.arg(6, "divisor_override") is not None:
-        return None
-    k = _pair(call.arg(1, "kernel_size"))
-    stride = call.arg(2, "stride")
-    return L.AvgPool2d(kernel_size=k, stride=_pair(stride) if stride else k,
-                       padding=_pair(call.arg(3, "padding", 0)),
-                       ceil_mode=bool(call.arg(4, "ceil_mode", False)),
-                       count_include_pad=bool(call.arg(5, "count_include_pad", True)))
-
-
 @register_function("interpolate")
 def _interpolate(call: Call) -> L.Layer | None:
     return _upsample(call.arg(1, "size"), call.arg(2, "scale_factor"),
@@ -435,8 +311,10 @@ def _interpolate(call: Call) -> L.Layer | None:
 
 
 
-# The converters of the kinds declared in ir/tensor_layers.py, in their own module: it
-# registers here through the decorators above, so it is imported last.
+# The converters of the kinds that declare their torch module (ir/torch_side.py), made
+# from that declaration; then those of ir/tensor_layers.py's kinds. Each module registers
+# here through the decorators above, so they are imported last.
+from cnnstat.frontends import declared  # noqa: E402, F401
 from cnnstat.frontends import tensor_converters  # noqa: E402, F401
 
 # Arithmetic by a number, stack, GRN and the convs with a fixed or standardized weight.

@@ -42,11 +42,6 @@ def _dim(call: Call, index: int, default: Any) -> int | None:
 
 # --- group norm ---------------------------------------------------------------------------
 
-@register_module(nn.GroupNorm)
-def _group_norm_module(m: nn.GroupNorm, call: Call) -> L.Layer | None:
-    return L.GroupNorm(num_groups=m.num_groups, eps=m.eps, affine=m.affine)
-
-
 @register_function("group_norm", reads_weights=True)
 def _group_norm(call: Call) -> L.Layer | None:
     """F.group_norm(x, num_groups, weight, bias, eps); affine when a weight is passed (the

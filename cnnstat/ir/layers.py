@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from cnnstat.ir.record import Record, record
+from cnnstat.ir.torch_side import TorchModule
 
 Pair = tuple[int, int]
 
@@ -53,11 +54,10 @@ class Layer(Record):
 
     kind: ClassVar[str] = "layer"
     traits: ClassVar[frozenset[str]] = frozenset()
-    # A kind that is exactly one torch.nn module built without arguments names it here
-    # (as text: the IR never imports torch). The builder builds `nn.<torch_module>()` and
-    # the torch frontend converts that module, and `F.<kind>` where torch has it, back to
-    # this kind, so such a kind needs no entry in either file (docs/architecture.md).
-    torch_module: ClassVar[str | None] = None
+    # A kind that is one torch.nn module, its fields the module's constructor arguments,
+    # says so here (as text: the IR never imports torch); the builder then makes it and
+    # the torch frontend converts it back with no code of the kind's own (ir/torch_side.py).
+    torch_module: ClassVar[TorchModule | None] = None
 
     def __init_subclass__(cls, **kwargs) -> None:
         super(Layer, cls).__init_subclass__(**kwargs)  # zero-arg super breaks on slots
@@ -71,7 +71,8 @@ def kinds_with(trait: str) -> tuple[type[Layer], ...]:
 
 
 def kinds_built_as_torch_modules() -> tuple[type[Layer], ...]:
-    """The kinds that declare `torch_module`: one argument-free torch module each."""
+    """The kinds that declare `torch_module`: one torch module each, built and converted
+    from that declaration alone."""
     return tuple(k for k in _KINDS.values() if k.torch_module)
 
 
@@ -88,6 +89,7 @@ class Input(Layer):
 @record
 class Conv2d(Layer):
     kind: ClassVar[str] = "conv2d"
+    torch_module: ClassVar[TorchModule | None] = TorchModule("Conv2d", sized={"in_channels": 1})
     out_channels: int
     kernel_size: Pair
     stride: Pair = (1, 1)
@@ -168,6 +170,9 @@ class _Pool(Layer):
 @record
 class MaxPool2d(_Pool):
     kind: ClassVar[str] = "max_pool2d"
+    torch_module: ClassVar[TorchModule | None] = TorchModule(
+        "MaxPool2d", requires={"return_indices": False},
+        function=("kernel_size", "stride", "padding", "dilation", "ceil_mode", "return_indices"))
     dilation: Pair = (1, 1)
 
     def __post_init__(self) -> None:
@@ -178,12 +183,18 @@ class MaxPool2d(_Pool):
 @record
 class AvgPool2d(_Pool):
     kind: ClassVar[str] = "avg_pool2d"
+    torch_module: ClassVar[TorchModule | None] = TorchModule(
+        "AvgPool2d", requires={"divisor_override": None},
+        function=("kernel_size", "stride", "padding", "ceil_mode", "count_include_pad",
+                  "divisor_override"))
     count_include_pad: bool = True
 
 
 @record
 class AdaptiveAvgPool2d(Layer):
     kind: ClassVar[str] = "adaptive_avg_pool2d"
+    torch_module: ClassVar[TorchModule | None] = TorchModule(
+        "AdaptiveAvgPool2d", from_output=("output_size",), function=("output_size",))
     output_size: Pair
 
     def __post_init__(self) -> None:
@@ -193,6 +204,9 @@ class AdaptiveAvgPool2d(Layer):
 @record
 class AdaptiveMaxPool2d(Layer):
     kind: ClassVar[str] = "adaptive_max_pool2d"
+    torch_module: ClassVar[TorchModule | None] = TorchModule(
+        "AdaptiveMaxPool2d", requires={"return_indices": False}, from_output=("output_size",),
+        function=("output_size", "return_indices"))
     output_size: Pair
 
     def __post_init__(self) -> None:
@@ -200,17 +214,26 @@ class AdaptiveMaxPool2d(Layer):
 
 
 @record
-class BatchNorm2d(Layer):
-    kind: ClassVar[str] = "batch_norm2d"
+class _BatchNorm(Layer):
+    """The fields of torch's batch norms, of every rank (the 1-D / 3-D ones in layers_nd)."""
+
     eps: float = 1e-5
-    momentum: float = 0.1
+    momentum: float | None = 0.1  # None: a cumulative average, as in torch
     affine: bool = True
     track_running_stats: bool = True
 
 
 @record
+class BatchNorm2d(_BatchNorm):
+    kind: ClassVar[str] = "batch_norm2d"
+    torch_module: ClassVar[TorchModule | None] = TorchModule(
+        "BatchNorm2d", sized={"num_features": 1})
+
+
+@record
 class LocalResponseNorm(Layer):
     kind: ClassVar[str] = "local_response_norm"
+    torch_module: ClassVar[TorchModule | None] = TorchModule("LocalResponseNorm")
     size: int
     alpha: float = 1e-4
     beta: float = 0.75
@@ -224,20 +247,22 @@ class LocalResponseNorm(Layer):
 class ReLU(Layer):
     kind: ClassVar[str] = "relu"
     traits: ClassVar[frozenset[str]] = _ACTIVATION
-    torch_module: ClassVar[str | None] = "ReLU"
+    torch_module: ClassVar[TorchModule | None] = TorchModule("ReLU")
 
 
 @record
 class ReLU6(Layer):
     kind: ClassVar[str] = "relu6"
     traits: ClassVar[frozenset[str]] = _ACTIVATION
-    torch_module: ClassVar[str | None] = "ReLU6"
+    torch_module: ClassVar[TorchModule | None] = TorchModule("ReLU6")
 
 
 @record
 class LeakyReLU(Layer):
     kind: ClassVar[str] = "leaky_relu"
     traits: ClassVar[frozenset[str]] = _ACTIVATION
+    torch_module: ClassVar[TorchModule | None] = TorchModule(
+        "LeakyReLU", function=("negative_slope",))
     negative_slope: float = 0.01
 
 
@@ -245,20 +270,21 @@ class LeakyReLU(Layer):
 class Sigmoid(Layer):
     kind: ClassVar[str] = "sigmoid"
     traits: ClassVar[frozenset[str]] = _ACTIVATION
-    torch_module: ClassVar[str | None] = "Sigmoid"
+    torch_module: ClassVar[TorchModule | None] = TorchModule("Sigmoid")
 
 
 @record
 class Tanh(Layer):
     kind: ClassVar[str] = "tanh"
     traits: ClassVar[frozenset[str]] = _ACTIVATION
-    torch_module: ClassVar[str | None] = "Tanh"
+    torch_module: ClassVar[TorchModule | None] = TorchModule("Tanh")
 
 
 @record
 class GELU(Layer):
     kind: ClassVar[str] = "gelu"
     traits: ClassVar[frozenset[str]] = _ACTIVATION
+    torch_module: ClassVar[TorchModule | None] = TorchModule("GELU", function=("approximate",))
     approximate: str = "none"
 
     def __post_init__(self) -> None:
@@ -270,14 +296,14 @@ class GELU(Layer):
 class SiLU(Layer):
     kind: ClassVar[str] = "silu"
     traits: ClassVar[frozenset[str]] = _ACTIVATION
-    torch_module: ClassVar[str | None] = "SiLU"
+    torch_module: ClassVar[TorchModule | None] = TorchModule("SiLU")
 
 
 @record
 class Hardswish(Layer):
     kind: ClassVar[str] = "hardswish"
     traits: ClassVar[frozenset[str]] = _ACTIVATION
-    torch_module: ClassVar[str | None] = "Hardswish"
+    torch_module: ClassVar[TorchModule | None] = TorchModule("Hardswish")
 
 
 @record
@@ -286,7 +312,7 @@ class Hardsigmoid(Layer):
 
     kind: ClassVar[str] = "hardsigmoid"
     traits: ClassVar[frozenset[str]] = _ACTIVATION
-    torch_module: ClassVar[str | None] = "Hardsigmoid"
+    torch_module: ClassVar[TorchModule | None] = TorchModule("Hardsigmoid")
 
 
 @record
@@ -340,6 +366,8 @@ class Softmax(Layer):
 @record
 class Dropout(Layer):
     kind: ClassVar[str] = "dropout"
+    torch_module: ClassVar[TorchModule | None] = TorchModule(
+        "Dropout", function=("p",), also=("Dropout2d",))
     p: float = 0.5
 
     def __post_init__(self) -> None:
@@ -350,6 +378,8 @@ class Dropout(Layer):
 @record
 class Flatten(Layer):
     kind: ClassVar[str] = "flatten"
+    # The module only: torch.flatten's start_dim is 0, its converter is written out.
+    torch_module: ClassVar[TorchModule | None] = TorchModule("Flatten")
     start_dim: int = 1
     end_dim: int = -1
 
@@ -357,6 +387,7 @@ class Flatten(Layer):
 @record
 class Linear(Layer):
     kind: ClassVar[str] = "linear"
+    torch_module: ClassVar[TorchModule | None] = TorchModule("Linear", sized={"in_features": -1})
     out_features: int
     bias: bool = True
 
@@ -420,6 +451,7 @@ class Permute(Layer):
 @record
 class Identity(Layer):
     kind: ClassVar[str] = "identity"
+    torch_module: ClassVar[TorchModule | None] = TorchModule("Identity")
 
 
 @record
@@ -451,10 +483,27 @@ class Upsample(Layer):
 @record
 class ChannelShuffle(Layer):
     kind: ClassVar[str] = "channel_shuffle"
+    torch_module: ClassVar[TorchModule | None] = TorchModule("ChannelShuffle", function=("groups",))
     groups: int
 
     def __post_init__(self) -> None:
         _positive("groups", self.groups)
+
+
+@record
+class PixelShuffle(Layer):
+    """Shi et al. 2016 (ESPCN)'s sub-pixel convolution step, torch's nn.PixelShuffle:
+    [N, C*r*r, H, W] -> [N, C, H*r, W*r], each r x r block of outputs from the r*r
+    channels of one input position. A rearrangement: no params, no arithmetic."""
+
+    kind: ClassVar[str] = "pixel_shuffle"
+    traits: ClassVar[frozenset[str]] = frozenset({NO_PARAMS})
+    torch_module: ClassVar[TorchModule | None] = TorchModule(
+        "PixelShuffle", function=("upscale_factor",))
+    upscale_factor: int
+
+    def __post_init__(self) -> None:
+        _positive("upscale_factor", self.upscale_factor)
 
 
 @record

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from cnnstat.ir.layers import MERGE, NO_PARAMS, Layer, _non_negative, _positive
+from cnnstat.ir.layers import MERGE, NO_PARAMS, Layer, _BatchNorm, _non_negative, _positive
 from cnnstat.ir.record import record
+from cnnstat.ir.torch_side import TorchModule
 
 Sizes = tuple[int, ...]
 
@@ -68,6 +69,8 @@ class _ConvNd(Layer):
 @record
 class Conv1d(_ConvNd):
     kind: ClassVar[str] = "conv1d"
+    torch_module: ClassVar[TorchModule | None] = TorchModule(
+        "Conv1d", sized={"in_channels": 1}, requires={"padding_mode": "zeros"})
     rank: ClassVar[int] = 1
     stride: Sizes = (1,)
     padding: Sizes | str = (0,)  # or "same"; "valid" is normalised to (0,)
@@ -77,6 +80,8 @@ class Conv1d(_ConvNd):
 @record
 class Conv3d(_ConvNd):
     kind: ClassVar[str] = "conv3d"
+    torch_module: ClassVar[TorchModule | None] = TorchModule(
+        "Conv3d", sized={"in_channels": 1}, requires={"padding_mode": "zeros"})
     rank: ClassVar[int] = 3
     stride: Sizes = (1, 1, 1)
     padding: Sizes | str = (0, 0, 0)
@@ -96,6 +101,9 @@ class _PoolNd(Layer):
 @record
 class MaxPool1d(_PoolNd):
     kind: ClassVar[str] = "max_pool1d"
+    torch_module: ClassVar[TorchModule | None] = TorchModule(
+        "MaxPool1d", requires={"return_indices": False},
+        function=("kernel_size", "stride", "padding", "dilation", "ceil_mode", "return_indices"))
     rank: ClassVar[int] = 1
     padding: Sizes = (0,)
     dilation: Sizes = (1,)
@@ -104,6 +112,9 @@ class MaxPool1d(_PoolNd):
 @record
 class MaxPool3d(_PoolNd):
     kind: ClassVar[str] = "max_pool3d"
+    torch_module: ClassVar[TorchModule | None] = TorchModule(
+        "MaxPool3d", requires={"return_indices": False},
+        function=("kernel_size", "stride", "padding", "dilation", "ceil_mode", "return_indices"))
     rank: ClassVar[int] = 3
     padding: Sizes = (0, 0, 0)
     dilation: Sizes = (1, 1, 1)
@@ -112,6 +123,9 @@ class MaxPool3d(_PoolNd):
 @record
 class AvgPool1d(_PoolNd):
     kind: ClassVar[str] = "avg_pool1d"
+    torch_module: ClassVar[TorchModule | None] = TorchModule(
+        "AvgPool1d", requires={"divisor_override": None},
+        function=("kernel_size", "stride", "padding", "ceil_mode", "count_include_pad"))
     rank: ClassVar[int] = 1
     padding: Sizes = (0,)
     count_include_pad: bool = True
@@ -120,6 +134,10 @@ class AvgPool1d(_PoolNd):
 @record
 class AvgPool3d(_PoolNd):
     kind: ClassVar[str] = "avg_pool3d"
+    torch_module: ClassVar[TorchModule | None] = TorchModule(
+        "AvgPool3d", requires={"divisor_override": None},
+        function=("kernel_size", "stride", "padding", "ceil_mode", "count_include_pad",
+                  "divisor_override"))
     rank: ClassVar[int] = 3
     padding: Sizes = (0, 0, 0)
     count_include_pad: bool = True
@@ -136,46 +154,52 @@ class _AdaptiveNd(Layer):
 @record
 class AdaptiveAvgPool1d(_AdaptiveNd):
     kind: ClassVar[str] = "adaptive_avg_pool1d"
+    torch_module: ClassVar[TorchModule | None] = TorchModule(
+        "AdaptiveAvgPool1d", from_output=("output_size",), function=("output_size",))
     rank: ClassVar[int] = 1
 
 
 @record
 class AdaptiveAvgPool3d(_AdaptiveNd):
     kind: ClassVar[str] = "adaptive_avg_pool3d"
+    torch_module: ClassVar[TorchModule | None] = TorchModule(
+        "AdaptiveAvgPool3d", from_output=("output_size",), function=("output_size",))
     rank: ClassVar[int] = 3
 
 
 @record
 class AdaptiveMaxPool1d(_AdaptiveNd):
     kind: ClassVar[str] = "adaptive_max_pool1d"
+    torch_module: ClassVar[TorchModule | None] = TorchModule(
+        "AdaptiveMaxPool1d", requires={"return_indices": False}, from_output=("output_size",),
+        function=("output_size", "return_indices"))
     rank: ClassVar[int] = 1
 
 
 @record
 class AdaptiveMaxPool3d(_AdaptiveNd):
     kind: ClassVar[str] = "adaptive_max_pool3d"
+    torch_module: ClassVar[TorchModule | None] = TorchModule(
+        "AdaptiveMaxPool3d", requires={"return_indices": False}, from_output=("output_size",),
+        function=("output_size", "return_indices"))
     rank: ClassVar[int] = 3
 
 
 @record
-class _BatchNormNd(Layer):
-    eps: float = 1e-5
-    momentum: float = 0.1
-    affine: bool = True
-    track_running_stats: bool = True
-
-
-@record
-class BatchNorm1d(_BatchNormNd):
+class BatchNorm1d(_BatchNorm):
     """Over dim 1 of [N, C] or [N, C, L], as nn.BatchNorm1d."""
 
     kind: ClassVar[str] = "batch_norm1d"
+    torch_module: ClassVar[TorchModule | None] = TorchModule(
+        "BatchNorm1d", sized={"num_features": 1})
     rank: ClassVar[int] = 1
 
 
 @record
-class BatchNorm3d(_BatchNormNd):
+class BatchNorm3d(_BatchNorm):
     kind: ClassVar[str] = "batch_norm3d"
+    torch_module: ClassVar[TorchModule | None] = TorchModule(
+        "BatchNorm3d", sized={"num_features": 1})
     rank: ClassVar[int] = 3
 
 

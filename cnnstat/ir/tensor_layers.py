@@ -24,6 +24,7 @@ from cnnstat.ir.layers import (
     _positive,
 )
 from cnnstat.ir.record import record
+from cnnstat.ir.torch_side import TorchModule
 
 _PART = frozenset({NO_PARAMS})
 
@@ -173,6 +174,9 @@ class GroupNorm(Layer):
 
     kind: ClassVar[str] = "group_norm"
     traits: ClassVar[frozenset[str]] = frozenset({SHAPE_PRESERVING})
+    # F.group_norm passes its weights: its converter is written out (tensor_converters.py).
+    torch_module: ClassVar[TorchModule | None] = TorchModule(
+        "GroupNorm", sized={"num_channels": 1})
     num_groups: int
     eps: float = 1e-5
     affine: bool = True

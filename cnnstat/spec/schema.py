@@ -105,6 +105,8 @@ KINDS: dict[str, KindSpec] = {
                               "align_corners": BOOL, "like": BOOL}, "scale_factor",
                  choices={"mode": ("nearest", "bilinear")}, auto_name="upsample"),
         KindSpec(L.ChannelShuffle, {"groups": INT}, "groups", ("groups",), auto_name="shuffle"),
+        KindSpec(L.PixelShuffle, {"upscale_factor": INT}, "upscale_factor", ("upscale_factor",),
+                 auto_name="pixel_shuffle"),
         # Detection (docs/detection.md). `regions` is not a key: a per-region scope sets it.
         KindSpec(L.SpatialPyramidPool, {"levels": SHAPE}, "levels", ("levels",),
                  auto_name="spp"),
