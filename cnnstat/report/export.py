@@ -26,9 +26,9 @@ _string = encode_basestring_ascii  # and for a str (TypeError for anything else)
 # A row as `_encode(row.to_dict(size))` writes it, for the rows that have none of the
 # optional keys: the keys are written once here, not escaped again for every row (the C
 # encoder on each row's dict was half of a 100,000-layer report).
-_ROW = ('{"name": %s, "kind": %s, "inputs": [%s], "output_shape": [%s], "params": %s, '
-        '"buffers": %s, "formula": %s, "macs": %s, "flops": %s, "other_ops": %s, '
-        '"activations": %s, "activation_bytes": %s')
+_ROW = '{"name": %s, "kind": %s, "inputs": [%s], %s'
+_COUNTS = ('"output_shape": [%s], "params": %s, "buffers": %s, "formula": %s, "macs": %s, '
+           '"flops": %s, "other_ops": %s, "activations": %s, "activation_bytes": %s')
 
 
 @without_gc
@@ -60,43 +60,55 @@ def _around(doc: dict) -> tuple[str, str]:
 
 
 def _batches(report: ModelReport) -> Iterator[str]:
-    """The compact JSON of the layers' rows, a thousand rows to a string. A norm or
-    activation shares its conv's receptive field: each field's text is made once per
-    batch and reused by every row that shows it (the field is two fifths of a row)."""
+    """The compact JSON of the layers' rows, a thousand rows to a string. Within a batch,
+    a text is made once and reused: a receptive field's, by the rows sharing it (a norm
+    or activation shares its conv's; the field is two fifths of a row), and a row's
+    counts, by the rows with the same ones (a repeated block's layers)."""
     size, layers = report.dtype_bytes, report.layers
     for start in range(0, len(layers), _ROWS_PER_BATCH):
-        texts: dict[int, str] = {}  # by the field's identity: the rows keep it alive
+        fields: dict[int, str] = {}  # by the field's identity: the rows keep it alive
+        counts: dict[tuple, str] = {}
         rows = []
         for row in layers[start:start + _ROWS_PER_BATCH]:
             field, rf = row.receptive_field, ""
             if field is not None:
-                rf = texts.get(id(field))
+                rf = fields.get(id(field))
                 if rf is None:
-                    rf = texts[id(field)] = _encode(field.to_dict())
+                    rf = fields[id(field)] = _encode(field.to_dict())
             try:
-                rows.append(_row_text(row, size, rf))
+                rows.append(_row_text(row, size, rf, counts))
             except TypeError:  # a value the template does not write (a float)
                 rows.append(_encode(row.to_dict(size)))
         yield ",\n    ".join(rows)
 
 
-def _row_text(row, size: int, rf: str) -> str:
-    """`_encode(row.to_dict(size))`, given the text of the row's field ("" for none).
-    The encoder's own functions write the values: `encode_basestring_ascii` each str
-    (a subclass as a str), `int.__repr__` each int; anything else (a float) raises
-    TypeError. A report's ints are counts made by arithmetic, never bools."""
+def _row_text(row, size: int, rf: str, counts: dict[tuple, str]) -> str:
+    """`_encode(row.to_dict(size))`, given the text of the row's field ("" for none) and
+    the texts of counts written before. The encoder's own functions write the values:
+    `encode_basestring_ascii` each str (a subclass as a str), `int.__repr__` each int;
+    anything else (a float) raises TypeError. A report's counts are ints made by
+    arithmetic, never bools or floats (equal to an int, one would take its text)."""
     if row.train_only or row.non_trainable_params or row.regions > 1 or row.unsupported:
         return _encode(row.to_dict(size))  # the optional keys: rare, encoded plainly
-    params, buffers, macs, other_ops = row.params, row.buffers, row.macs, row.other_ops
-    text = _ROW % (
-        _string(row.name), _string(row.kind), ", ".join(map(_string, row.inputs)),
-        ", ".join(map(_int, row.output_shape)),
-        "null" if params is None else _int(params), "null" if buffers is None else _int(buffers),
-        _string(row.formula), "null" if macs is None else _int(macs),
-        "null" if macs is None else _int(2 * macs),
-        "null" if other_ops is None else _int(other_ops), _int(row.activations),
-        _int(row.activations * size))
+    key = (row.output_shape, row.params, row.buffers, row.formula, row.macs, row.other_ops,
+           row.activations)
+    numbers = counts.get(key)
+    if numbers is None:
+        numbers = counts[key] = _counts_text(*key, size)
+    text = _ROW % (_string(row.name), _string(row.kind), ", ".join(map(_string, row.inputs)),
+                   numbers)
     return f'{text}, "rf": {rf}}}' if rf else text + "}"
+
+
+def _counts_text(shape, params, buffers, formula, macs, other_ops, activations,
+                 size: int) -> str:
+    return _COUNTS % (
+        ", ".join(map(_int, shape)),
+        "null" if params is None else _int(params), "null" if buffers is None else _int(buffers),
+        _string(formula), "null" if macs is None else _int(macs),
+        "null" if macs is None else _int(2 * macs),
+        "null" if other_ops is None else _int(other_ops), _int(activations),
+        _int(activations * size))
 
 
 def to_csv(report: ModelReport, depth: int | None = None) -> str:
