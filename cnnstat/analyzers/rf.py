@@ -24,6 +24,7 @@ import math
 from collections.abc import Callable
 from fractions import Fraction
 from functools import lru_cache
+from itertools import starmap
 
 from cnnstat.analyzers.registry import Registry
 from cnnstat.analyzers.rf_fields import (  # noqa: F401  (Span: re-exported)
@@ -36,6 +37,7 @@ from cnnstat.analyzers.rf_fields import (  # noqa: F401  (Span: re-exported)
     axis_names,
     natural_layout,
     number,
+    plain_axis,
 )
 from cnnstat.analyzers.shapes import Shape, conv_padding, permutation
 from cnnstat.ir import Graph, Node
@@ -120,12 +122,17 @@ def compose(field: AxisField, umap: UnitMap) -> AxisField:
 def _compose_plain(field: AxisField, umap: UnitMap) -> AxisField:
     """size_out = size_in + (k_eff - 1)*jump_in and start_out = start_in + ((k_eff - 1)/2 -
     p)*jump_in, written as unit 0's first and last pixel; jump_out = jump_in*s."""
-    reads, lo, hi = umap.reads[0], field.lo[0], field.hi[0]
-    jump = field.jump if umap.shift == 1 else field.jump * umap.shift
+    reads, lo, hi, step = umap.reads[0], field.lo[0], field.hi[0], field.step
+    jump = field.jump if umap.shift == 1 else _whole(step * umap.shift)  # period 1: an int
     if not reads or lo is None or hi is None:
-        return AxisField(jump=jump, period=1, lo=(None,), hi=(None,))
-    return AxisField(jump=jump, period=1, lo=(lo + min(reads) * field.step,),
-                     hi=(hi + max(reads) * field.step,))
+        return plain_axis(jump, None, None)
+    return plain_axis(jump, lo + min(reads) * step, hi + max(reads) * step)
+
+
+@lru_cache(maxsize=256)
+def _whole(n: int) -> Fraction:
+    """Fraction(n), made once per stride (making a Fraction is slow)."""
+    return Fraction(n)
 
 
 def reduced(field: AxisField) -> AxisField:
@@ -159,8 +166,8 @@ def _per_axis(field: ReceptiveField, maps: tuple[UnitMap, ...]) -> ReceptiveFiel
     if len(maps) != len(field.axes):  # type: ignore[arg-type]
         raise RfUnsupported(f"a {len(maps)}-axis window on a {len(field.axes)}-axis "
                             "input (after a reshape of the spatial axes)")
-    return ReceptiveField(tuple(compose(a, m) for a, m in zip(field.axes, maps, strict=True)),
-                          field.image, field.layout)
+    return ReceptiveField(tuple(map(compose, field.axes, maps)),  # type: ignore[arg-type]
+                          field.image, field.layout)  # (the lengths are equal: checked)
 
 
 def global_field(image: tuple[int, ...]) -> ReceptiveField:
@@ -170,7 +177,7 @@ def global_field(image: tuple[int, ...]) -> ReceptiveField:
 def _windows(field: ReceptiveField, make: Callable[..., UnitMap], *pairs) -> ReceptiveField:
     """One unit map per axis from per-axis attributes (kernel, stride, padding, ...:
     [h, w] for 2-D kinds, [l] or [d, h, w] for 1-D and 3-D ones)."""
-    return _per_axis(field, tuple(make(*values) for values in zip(*pairs, strict=True)))
+    return _per_axis(field, tuple(starmap(make, zip(*pairs, strict=True))))
 
 
 @RF.register(L.Conv2d)
@@ -407,17 +414,24 @@ def _same_field() -> frozenset[type[L.Layer]]:
 
 def _field_of(node: Node, fields: dict[str, ReceptiveField | None], shapes: dict[str, Shape],
               diagnostics: list[str]) -> ReceptiveField | None:
-    kind = type(node.layer)
-    if kind in _same_field() and len(node.inputs) == 1:  # most layers: norms, activations
-        field = fields[node.inputs[0]]
-        if field is None or not field.gated and (field.layout == (2, 3)
-                                                 or _follows_layout(kind)):
+    kind, inputs = type(node.layer), node.inputs
+    if len(inputs) == 1:  # most layers: no tuple and any() over one input
+        field = fields[inputs[0]]
+        if field is None:
+            return None
+        if kind in _same_field() and not field.gated and (field.layout == (2, 3)
+                                                          or _follows_layout(kind)):
             return field  # unchanged, as `_same` gives it (a gated path goes the long way)
-    ins = tuple(fields[i] for i in node.inputs)
-    if any(f is None for f in ins):
-        return None
+        ins: tuple[ReceptiveField, ...] = (field,)
+        is_global = field.axes is None
+    else:
+        gathered = tuple(map(fields.__getitem__, inputs))
+        if any(f is None for f in gathered):
+            return None
+        ins = gathered  # type: ignore[assignment]
+        is_global = any(f.axes is None for f in ins)
     notes: list[str] = []
-    if any(f.is_global for f in ins):  # type: ignore[union-attr]
+    if is_global:
         field = _gated(node, ins, shapes, notes)  # type: ignore[arg-type]
     else:
         field = _local(node, ins, shapes, notes)  # type: ignore[arg-type]
@@ -443,7 +457,7 @@ def _local(node: Node, ins: tuple[ReceptiveField, ...], shapes: dict[str, Shape]
                      "unknown")
     else:
         try:
-            field = handler(node, ins, tuple(shapes[i] for i in node.inputs),
+            field = handler(node, ins, tuple(map(shapes.__getitem__, node.inputs)),
                             shapes[node.name], notes)
         except RfUnsupported as e:
             notes.append(f"{e}; later fields are unknown")

@@ -76,6 +76,23 @@ class AxisField(Record):
 
 
 IDENTITY_AXIS = AxisField(jump=Fraction(1), period=1, lo=(0,), hi=(0,))
+_SLOT_SETTERS = tuple(getattr(AxisField, name).__set__
+                      for name in ("jump", "period", "lo", "hi", "step", "size"))
+
+
+def plain_axis(jump: Fraction, lo: int | None, hi: int | None) -> AxisField:
+    """`AxisField(jump=jump, period=1, lo=(lo,), hi=(hi,))` for an integral `jump`, set
+    slot by slot without `__post_init__`'s checks, which such a field always passes: the
+    field of nearly every conv and pool (a 100,000-layer spec makes 66,666)."""
+    field = object.__new__(AxisField)
+    set_jump, set_period, set_lo, set_hi, set_step, set_size = _SLOT_SETTERS
+    set_jump(field, jump)
+    set_period(field, 1)
+    set_lo(field, (lo,))
+    set_hi(field, (hi,))
+    set_step(field, jump.numerator)
+    set_size(field, 0 if lo is None else hi - lo + 1)  # type: ignore[operator]
+    return field
 
 
 # The axes' names, as a field's rank gives them: a sequence [N, C, L], an image

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Iterator
-from itertools import chain
+from json.encoder import encode_basestring_ascii
 
 from cnnstat import fmt
 from cnnstat.analyzers.results import ModelReport, fold
@@ -16,19 +16,19 @@ CSV_FIELDS = ("name", "kind", "output_shape", "params", "buffers", "macs", "flop
               "other_ops", "activations", "activation_bytes", "formula")
 
 
-_LAYERS_HOLE = "\x00layers"  # no key or value of a report can hold a NUL
-_ROWS_PER_CALL = 1000
-# Between two rows of a compact list of rows; nowhere else: a row's first key is "name",
-# no dict inside a row starts with it, and a '"' inside a string is always escaped.
-_BETWEEN_ROWS = '}, {"name": '
-# The same between two receptive fields' dicts, whose first key is "size" (a nested
-# "local" dict follows a key, never '}, ').
-_FIELD_START = '{"size": '
-_BETWEEN_FIELDS = "}, " + _FIELD_START
-_RF_HOLE = "\x00rf"  # a row's stand-in for its field's dict
-_RF_HOLE_JSON = json.dumps(_RF_HOLE)
+_LAYERS_HOLE = "\x00layers"
+_ROWS_PER_BATCH = 1000
 # The C encoder, without the check for cycles (a report has none): json.dumps's defaults.
 _encode = json.JSONEncoder(check_circular=False).encode
+_int = int.__repr__  # what the encoder writes for an int (TypeError for anything else)
+_string = encode_basestring_ascii  # and for a str (TypeError for anything else)
+
+# A row as `_encode(row.to_dict(size))` writes it, for the rows that have none of the
+# optional keys: the keys are written once here, not escaped again for every row (the C
+# encoder on each row's dict was half of a 100,000-layer report).
+_ROW = '{"name": %s, "kind": %s, "inputs": [%s], %s'
+_COUNTS = ('"output_shape": [%s], "params": %s, "buffers": %s, "formula": %s, "macs": %s, '
+           '"flops": %s, "other_ops": %s, "activations": %s, "activation_bytes": %s')
 
 
 @without_gc
@@ -37,46 +37,78 @@ def to_json(report: ModelReport, extra: dict | None = None) -> str:
 
     Indented, with each layer on one line: readable, diff-friendly, and fast. json's
     indenting encoder is pure Python (~0.15 ms a layer: 18 s for a 120,000-layer spec);
-    the rows go through the C encoder, a thousand per call, each row's dict made just
-    before (all of them at once: ~2 KiB a layer)."""
+    each row is written compactly, as the C encoder writes its dict (`_row_text`), and the
+    rows are joined a thousand at a time into the text around them (one copy of the
+    rows' text at a time, never the rows, their join and the document all at once)."""
     doc = {**report.to_dict(layers=False), **(extra or {})}
     if not report.layers or "layers" in (extra or {}):
         return json.dumps(doc, indent=2)
-    doc["layers"] = _LAYERS_HOLE
-    rows = ",\n    ".join(_rows(report))
-    return json.dumps(doc, indent=2).replace(json.dumps(_LAYERS_HOLE), f"[\n    {rows}\n  ]", 1)
+    before, after = _around(doc)
+    return "".join([before, "[\n    ", ",\n    ".join(_batches(report)), "\n  ]", after])
 
 
-def _rows(report: ModelReport) -> Iterator[str]:
-    """The compact JSON of each layer's row, in order. A norm or activation shares its
-    conv's receptive field: each field is encoded once per batch and its text spliced into
-    the rows that show it (the field is two fifths of a row's JSON)."""
-    layers, size = report.layers, report.dtype_bytes
-    for start in range(0, len(layers), _ROWS_PER_CALL):
-        batch = layers[start:start + _ROWS_PER_CALL]
-        fields = [row.receptive_field for row in batch if row.receptive_field is not None]
-        text = _encode([row.to_dict(size, _RF_HOLE) for row in batch])
-        parts = text.split(_RF_HOLE_JSON)
-        if len(parts) != len(fields) + 1:  # a name holding the marker: encode plainly
-            text = _encode([row.to_dict(size) for row in batch])
-        else:
-            texts = _field_texts(fields)
-            text = "".join([parts[0], *chain.from_iterable(
-                zip(map(texts.__getitem__, map(id, fields)), parts[1:], strict=True))])
-        yield text[1:-1].replace(_BETWEEN_ROWS, '},\n    {"name": ')
+def _around(doc: dict) -> tuple[str, str]:
+    """The indented document's text before and after its layers' list: a marker string
+    stands in for the list, one that no other value of the document holds."""
+    marker = _LAYERS_HOLE
+    while True:
+        doc["layers"] = marker
+        parts = json.dumps(doc, indent=2).split(json.dumps(marker))
+        if len(parts) == 2:
+            return parts[0], parts[1]
+        marker += "\x00"  # a model or note named like the marker: a longer one
 
 
-def _field_texts(fields: list) -> dict[int, str]:
-    """The JSON of each distinct field (by identity: the rows keep them alive), encoded in
-    one call and cut apart where one field's dict ends and the next begins."""
-    distinct = {id(f): f for f in fields}
-    text = _encode([f.to_dict() for f in distinct.values()])[1:-1]
-    parts = text.split(_BETWEEN_FIELDS)
-    if len(parts) != len(distinct):  # a field whose dict starts otherwise: one by one
-        return {key: _encode(f.to_dict()) for key, f in distinct.items()}
-    last = len(parts) - 1
-    return {key: ("" if i == 0 else _FIELD_START) + part + ("" if i == last else "}")
-            for i, (key, part) in enumerate(zip(distinct, parts, strict=True))}
+def _batches(report: ModelReport) -> Iterator[str]:
+    """The compact JSON of the layers' rows, a thousand rows to a string. Within a batch,
+    a text is made once and reused: a receptive field's, by the rows sharing it (a norm
+    or activation shares its conv's; the field is two fifths of a row), and a row's
+    counts, by the rows with the same ones (a repeated block's layers)."""
+    size, layers = report.dtype_bytes, report.layers
+    for start in range(0, len(layers), _ROWS_PER_BATCH):
+        fields: dict[int, str] = {}  # by the field's identity: the rows keep it alive
+        counts: dict[tuple, str] = {}
+        rows = []
+        for row in layers[start:start + _ROWS_PER_BATCH]:
+            field, rf = row.receptive_field, ""
+            if field is not None:
+                rf = fields.get(id(field))
+                if rf is None:
+                    rf = fields[id(field)] = _encode(field.to_dict())
+            try:
+                rows.append(_row_text(row, size, rf, counts))
+            except TypeError:  # a value the template does not write (a float)
+                rows.append(_encode(row.to_dict(size)))
+        yield ",\n    ".join(rows)
+
+
+def _row_text(row, size: int, rf: str, counts: dict[tuple, str]) -> str:
+    """`_encode(row.to_dict(size))`, given the text of the row's field ("" for none) and
+    the texts of counts written before. The encoder's own functions write the values:
+    `encode_basestring_ascii` each str (a subclass as a str), `int.__repr__` each int;
+    anything else (a float) raises TypeError. A report's counts are ints made by
+    arithmetic, never bools or floats (equal to an int, one would take its text)."""
+    if row.train_only or row.non_trainable_params or row.regions > 1 or row.unsupported:
+        return _encode(row.to_dict(size))  # the optional keys: rare, encoded plainly
+    key = (row.output_shape, row.params, row.buffers, row.formula, row.macs, row.other_ops,
+           row.activations)
+    numbers = counts.get(key)
+    if numbers is None:
+        numbers = counts[key] = _counts_text(*key, size)
+    text = _ROW % (_string(row.name), _string(row.kind), ", ".join(map(_string, row.inputs)),
+                   numbers)
+    return f'{text}, "rf": {rf}}}' if rf else text + "}"
+
+
+def _counts_text(shape, params, buffers, formula, macs, other_ops, activations,
+                 size: int) -> str:
+    return _COUNTS % (
+        ", ".join(map(_int, shape)),
+        "null" if params is None else _int(params), "null" if buffers is None else _int(buffers),
+        _string(formula), "null" if macs is None else _int(macs),
+        "null" if macs is None else _int(2 * macs),
+        "null" if other_ops is None else _int(other_ops), _int(activations),
+        _int(activations * size))
 
 
 def to_csv(report: ModelReport, depth: int | None = None) -> str:
