@@ -706,3 +706,38 @@ def test_a_users_own_module_converts_through_the_public_registry():
         assert analyze_graph(traced.graph).layers[-1].output_shape == (1, 4, 6, 6)
     finally:
         del MODULES[MyGate]
+
+
+# --- the cyclic collector -------------------------------------------------------------------
+
+class _SeesCollector(nn.Module):
+    """Records whether the cyclic collector ran while its forward was traced."""
+
+    seen: list[bool] = []
+
+    def forward(self, x):
+        import gc
+
+        _SeesCollector.seen.append(gc.isenabled())
+        return x + 1
+
+
+def test_tracing_pauses_the_collector_and_restores_it(models_file):
+    """Import and trace run with the collector paused (it walked every torch object again
+    at each collection: a third of the torch path's work); it is on again afterwards, also
+    when the trace fails, and a program that turned it off keeps it off."""
+    import gc
+
+    _SeesCollector.seen.clear()
+    graph_from_module(nn.Sequential(nn.Conv2d(3, 4, 3), _SeesCollector()), (3, 8, 8))
+    assert _SeesCollector.seen and not any(_SeesCollector.seen)
+    assert gc.isenabled()
+    with pytest.raises(UnknownModelError):
+        resolve_reference(f"{models_file}:NoSuchModel")
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        resolve_reference(f"{models_file}:Net")
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
