@@ -95,6 +95,7 @@ def test_functions_in_a_spec_are_located() -> None:
     ("interpolate", "'upsample'"), ("Upsampling", "'upsample'"), ("BatchNorm2d", "'batch_norm2d'"),
     ("MaxPool2d", "'max_pool2d'"), ("Conv2d", "'conv2d'"), ("dense", "'linear'"),
     ("Hardswish", "'hardswish'"), ("reluu", "'relu'"), ("sequential", "'layers'"),
+    ("PixelShuffle", "'pixel_shuffle'"), ("depth_to_space", "'pixel_shuffle'"),
 ])
 def test_unknown_kinds_suggest_the_real_kind(word, hint) -> None:
     with pytest.raises(SpecError, match="did you mean " + hint):

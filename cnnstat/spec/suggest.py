@@ -24,7 +24,7 @@ OTHER_NAMES: dict[str, str] = {
     "sequential": "layers", "cat": "concat", "concatenate": "concat", "sum": "add",
     "plus": "add", "residual": "add", "prod": "multiply", "mult": "multiply",
     "global_average_pooling": "gap", "adaptive_avg_pool": "adaptive_avg_pool2d",
-    "avg_pool2d_global": "gap", "pixel_shuffle": "reshape", "squeeze": "flatten",
+    "avg_pool2d_global": "gap", "depth_to_space": "pixel_shuffle", "squeeze": "flatten",
     "permute": "permute", "pad": "pad", "zero_pad": "pad", "zeropadding2d": "pad",
     "crop2d": "crop", "center_crop": "crop", "centercrop": "crop", "cropping2d": "crop",
     "mish": "silu", "prelu": "leaky_relu", "elu": "leaky_relu",
