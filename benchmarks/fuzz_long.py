@@ -4,8 +4,8 @@ specs, with the properties of tests/test_fuzz.py (whose mutation code it reuses)
     /work/venv/bin/python benchmarks/fuzz_long.py [--specs 5000] [--seed 0] [--minutes 30]
 
 Each mutated spec goes through the loader and every analyzer; one in `--cli-every`
-also through a CLI command, one in `--budget-every` comes with a mutated budget file, one in `--baseline-every` with
-a type-swapped baseline (issue 24: the gate must refuse it), and
+also through a CLI command, one in `--budget-every` comes with a mutated budget file,
+one in `--baseline-every` with a type-swapped baseline (issue 24: the gate must refuse it), and
 `--valid` random valid specs are checked against torch. Each example runs under a time
 alarm (--timeout) and an address-space cap, so a hang or a memory blow-up is reported like
 a crash (a spec near the layer limit legitimately takes minutes: raise --timeout to tell).
@@ -59,7 +59,7 @@ def run_one(kind: str, check: Callable[[], str], raw: bytes, keep: Path, seconds
         signal.alarm(0)
 
 
-def main() -> int:
+def main() -> int:  # noqa: C901  one loop over the kinds of example, read top to bottom
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--specs", type=int, default=5000, help="mutated zoo specs to try")
     parser.add_argument("--seed", type=int, default=0)

@@ -5,7 +5,8 @@ builder (the zoo specs match torchvision's networks layer for layer, and torchvi
 not needed; benchmarks/run.py gives the tools the hand-written plain-torch resnet50 and
 densenet121 of benchmarks/plain_models.py instead). `wide_vgg`: a 600 M-parameter network
 for the memory target. Each is a factory, so `cnnstat params benchmarks/models.py:resnet50`
-builds it with its parameters on the meta device, while the other tools call it to get real weights on the CPU.
+builds it with its parameters on the meta device, while the other tools call it to get
+real weights on the CPU.
 """
 
 from __future__ import annotations

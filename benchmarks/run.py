@@ -240,8 +240,8 @@ def model_cases(model: str, tools: tuple[str, ...]) -> list[Case]:
     ]
     for tool in tools:
         code = _BUILD + _COUNT[tool] + _PRINT
-        cases.append(Case(f"{tool}/{model}", tool, model, (sys.executable, "-c", code, model, module),
-                          parse=True))
+        argv = (sys.executable, "-c", code, model, module)
+        cases.append(Case(f"{tool}/{model}", tool, model, argv, parse=True))
     return cases
 
 

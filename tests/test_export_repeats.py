@@ -55,7 +55,8 @@ class RegNetLike(nn.Module):
         self.stem = nn.Conv2d(3, 8, 3, 1, 1)
         self.trunk = nn.Sequential()
         widths = (8, 16, 32)
-        for stage, (c_in, c_out, depth) in enumerate(zip(widths, widths[1:], (3, 4)), 1):
+        stages = zip(widths, widths[1:], (3, 4), strict=False)
+        for stage, (c_in, c_out, depth) in enumerate(stages, 1):
             blocks = nn.Sequential()
             for i in range(depth):
                 blocks.add_module(f"block{stage}-{i}", Residual(c_in if i == 0 else c_out,

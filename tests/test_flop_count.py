@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from cnnstat.frontends.counting import FlopCount
+from cnnstat.frontends.counting import MISSING_FORMULAS, FlopCount
 
 
 def _t(*shape):
@@ -60,12 +60,57 @@ def _count(mode, device: str, case) -> int:
 def test_counts_equal_flop_counter_mode(name, device):
     torch.manual_seed(0)
     ours = _count(FlopCount(), device, CASES[name])
-    theirs = _count(FlopCounterMode(display=False), device, CASES[name])
+    theirs = _count(FlopCounterMode(display=False, custom_mapping=MISSING_FORMULAS), device,
+                    CASES[name])
     assert ours == theirs, (name, device)
+    # and what the op costs is the same on meta tensors, where every op is in torch's
+    # registry, as on CPU tensors, where attention runs a kernel it is not
+    assert ours == _count(FlopCounterMode(display=False), "meta", CASES[name]), name
     carries = name not in {"batch_norm", "elementwise", "cat_softmax"}
-    if device == "cpu" and name.startswith("sdpa"):  # CPU's flash kernel: torch counts none
-        carries = False
     assert (ours > 0) == carries, name
+
+
+def test_cpu_attention_is_not_a_silent_zero():
+    """On CPU tensors attention runs torch's flash kernel, which the registry of torch
+    2.13 and 2.14 has no formula for: FlopCounterMode alone counts it as nothing, and the
+    real-tensor fallback reported zero MACs for it. Both counters the frontend uses count
+    it. By hand: 2 FLOPs per multiply-add of QK^T (5x8 by 8x7) and AV (5x7 by 7x8), two
+    heads."""
+    by_hand = 2 * 2 * (5 * 8 * 7 + 5 * 7 * 8)
+    assert _count(FlopCount(), "cpu", CASES["sdpa"]) == by_hand
+    recorder_counter = FlopCounterMode(display=False, custom_mapping=MISSING_FORMULAS)
+    assert _count(recorder_counter, "cpu", CASES["sdpa"]) == by_hand
+
+
+class _MaskedAttention(nn.Module):
+    """nn.MultiheadAttention with a mask stays one opaque node; `reads_values` makes the
+    forward depend on a tensor's value, so fx and meta tensors fail and it runs on CPU."""
+
+    def __init__(self, reads_values: bool):
+        super().__init__()
+        self.attention = nn.MultiheadAttention(16, 2, batch_first=True)
+        self.register_buffer("mask", torch.zeros(16, 16, dtype=torch.bool))
+        self.reads_values = reads_values
+
+    def forward(self, x):
+        tokens = x.flatten(2).transpose(1, 2)
+        if self.reads_values and tokens.sum() > -1e9:
+            tokens = tokens + 0
+        return self.attention(tokens, tokens, tokens, attn_mask=self.mask,
+                              need_weights=False)[0]
+
+
+def test_opaque_attention_on_the_real_tensor_fallback_counts_its_matmuls():
+    from cnnstat.analyzers import analyze_graph
+    from cnnstat.frontends import graph_from_module
+
+    projections = 16 * 16 * 3 * 16 + 16 * 16 * 16  # in and out, 16 tokens of 16
+    attention = 2 * 16 * 16 * 16  # QK^T and AV over 16 tokens, 16 channels in all
+    meta = graph_from_module(_MaskedAttention(reads_values=False).eval(), (16, 4, 4))
+    real = graph_from_module(_MaskedAttention(reads_values=True).eval(), (16, 4, 4))
+    assert "real tensors" in real.diagnostics[0]
+    for traced in (meta, real):
+        assert analyze_graph(traced.graph).totals.macs == projections + attention
 
 
 def test_counts_add_up_across_ops_and_modes():

@@ -9,7 +9,6 @@ from __future__ import annotations
 import io
 
 import pytest
-
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from rich.console import Console

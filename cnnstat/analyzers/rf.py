@@ -431,10 +431,8 @@ def _field_of(node: Node, fields: dict[str, ReceptiveField | None], shapes: dict
         ins = gathered  # type: ignore[assignment]
         is_global = any(f.axes is None for f in ins)
     notes: list[str] = []
-    if is_global:
-        field = _gated(node, ins, shapes, notes)  # type: ignore[arg-type]
-    else:
-        field = _local(node, ins, shapes, notes)  # type: ignore[arg-type]
+    rule = _gated if is_global else _local
+    field = rule(node, ins, shapes, notes)  # type: ignore[arg-type]
     if not notes:
         return field
     where = f"{node.loc}: " if node.loc is not None else ""

@@ -21,9 +21,9 @@ from cnnstat.analyzers.ops import OPS, OpCount
 from cnnstat.analyzers.ops import _merge as merge_ops
 from cnnstat.analyzers.params import PARAMS, ParamCount
 from cnnstat.analyzers.shapes import SHAPES, Shape, TooSmall
+from cnnstat.analyzers.shapes import _broadcast as broadcast
 from cnnstat.analyzers.shapes import _image as image
 from cnnstat.analyzers.shapes import _positive_spatial as positive_spatial
-from cnnstat.analyzers.shapes import _broadcast as broadcast
 from cnnstat.ir import layers as L
 
 

@@ -2,8 +2,7 @@
 YAML/zoo path may import it (tests/test_no_torch.py guards that)."""
 
 # Importing these registers their kinds' modules.
-from cnnstat.builder import arith_modules, index_modules, tensor_modules  # noqa: F401
-from cnnstat.builder import window_modules  # noqa: F401  (Swin's kinds)
+from cnnstat.builder import arith_modules, index_modules, tensor_modules, window_modules  # noqa: F401
 from cnnstat.builder.torch_module import GraphModule, build_module
 
 __all__ = ["GraphModule", "build_module"]

@@ -65,8 +65,8 @@ def sweep_sizes(input: str | None) -> list[str | None]:
 
 class Stdout:
     """What a table is printed on: the rich stdout console, made on first use. A plain-data
-    table (report/text_table.py) bound for a pipe is written as text without it: the same characters, without the
-    cost of importing rich and laying out each cell through it."""
+    table (report/text_table.py) bound for a pipe is written as text without it: the same
+    characters, without the cost of importing rich and laying out each cell through it."""
 
     def __init__(self, no_color: bool = False):
         self.no_color = no_color

@@ -314,8 +314,8 @@ def _interpolate(call: Call) -> L.Layer | None:
 # The converters of the kinds that declare their torch module (ir/torch_side.py), made
 # from that declaration; then those of ir/tensor_layers.py's kinds. Each module registers
 # here through the decorators above, so they are imported last.
-from cnnstat.frontends import declared  # noqa: E402, F401
-from cnnstat.frontends import tensor_converters  # noqa: E402, F401
+from cnnstat.frontends import declared  # noqa: E402, F401  isort: skip
+from cnnstat.frontends import tensor_converters  # noqa: E402, F401  isort: skip
 
 # Arithmetic by a number, stack, GRN and the convs with a fixed or standardized weight.
 from cnnstat.frontends import arith_converters  # noqa: E402,F401  isort: skip
@@ -328,6 +328,6 @@ from cnnstat.frontends.index_converters import (  # noqa: E402  isort: skip
 # 1-D / 3-D kinds and attention: their converters register into the registries above.
 from cnnstat.frontends.converters_nd import FIRST_OUTPUT_MODULES  # noqa: E402,F401  isort: skip
 # Converters of calls that read module tensors, and of torchvision's own functions.
-from cnnstat.frontends import weighted  # noqa: E402,F401 - registers them
+from cnnstat.frontends import weighted  # noqa: E402,F401  isort: skip - registers them
 # Swin's window attention and patch merge (torchvision's modules and the builder's).
-from cnnstat.frontends import swin_converters  # noqa: E402,F401 - registers them
+from cnnstat.frontends import swin_converters  # noqa: E402,F401  isort: skip - registers them

@@ -138,9 +138,8 @@ def _pool(op: Op, cls: type[L.MaxPool2d] | type[L.AvgPool2d], **extra: Any) -> L
     if window is None:
         return None
     kernel = tuple(op.attrs["kernel_shape"])
-    if cls is L.AvgPool2d:
-        if window.pop("dilation") != (1, 1):
-            return None
+    if cls is L.AvgPool2d and window.pop("dilation") != (1, 1):
+        return None
     return cls(kernel_size=kernel, ceil_mode=bool(op.attrs.get("ceil_mode", 0)),
                **window, **extra)
 

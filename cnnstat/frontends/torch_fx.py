@@ -28,8 +28,8 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from cnnstat.errors import AnalysisError, Location
 from cnnstat.frontends.assemble import Assembler, Step
-from cnnstat.frontends.counting import FlopCount
 from cnnstat.frontends.converters import Call, canonical_op, module_converter, op_label
+from cnnstat.frontends.counting import MISSING_FORMULAS, FlopCount
 from cnnstat.frontends.eager import Recorder, is_leaf
 from cnnstat.frontends.nodynamo import no_dynamo_import
 from cnnstat.frontends.nosympy import no_sympy_import
@@ -314,7 +314,7 @@ def _eager_run(module: nn.Module, inputs: tuple[tuple[int, ...], ...], source: s
                device: str) -> Assembler:
     state = state_copy(module, device, zeros=device != "meta")
     names = {id(t): n for n, t in state.items()}
-    counter = FlopCounterMode(display=False)
+    counter = FlopCounterMode(display=False, custom_mapping=MISSING_FORMULAS)
     recorder = Recorder(module, names, counter)
     xs = [torch.randn(1, *shape) if device != "meta" else
           torch.empty(1, *shape, device="meta") for shape in inputs]

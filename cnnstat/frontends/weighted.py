@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import torch
 
+from cnnstat.frontends.arith_converters import computed_weight_conv
 from cnnstat.frontends.converters import (
     NAMED_MODULES,
     Call,
@@ -19,7 +20,6 @@ from cnnstat.frontends.converters import (
     register_function,
     two_tensors,
 )
-from cnnstat.frontends.arith_converters import computed_weight_conv
 from cnnstat.frontends.scalar_calls import scalar_layer
 from cnnstat.ir import layers as L
 

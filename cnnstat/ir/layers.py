@@ -60,7 +60,7 @@ class Layer(Record):
     torch_module: ClassVar[TorchModule | None] = None
 
     def __init_subclass__(cls, **kwargs) -> None:
-        super(Layer, cls).__init_subclass__(**kwargs)  # zero-arg super breaks on slots
+        super(Layer, cls).__init_subclass__(**kwargs)  # noqa: UP008  zero-arg super breaks on slots
         # @record's slotted copy of a class registers again and replaces the first one.
         if "kind" in cls.__dict__:
             _KINDS[cls.kind] = cls
@@ -667,7 +667,7 @@ from cnnstat.ir.window_layers import (  # noqa: E402, F401
 )
 
 # Arithmetic by a number, stack, GRN and the convs with a computed or fixed weight.
-from cnnstat.ir.arith_layers import (  # noqa: E402, F401
+from cnnstat.ir.arith_layers import (  # noqa: E402, F401  isort: skip
     COMPUTED_WEIGHT_CONVS,
     SCALAR_OPS,
     FixedConv2d,

@@ -19,8 +19,8 @@ def layer_table(report: ModelReport, view: str, depth: int | None = None,
     cols = columns_for(view, report)
     ranked = _top(rows, cols[0].value, top)
     # No cell is ever folded: the stdout console prints a table at its natural width.
-    table = TextTable(caption=CONVENTION,
-                      title=f"{report.model}: {_title(view)} at input {fmt.shape(report.input_shape)}")
+    title = f"{report.model}: {_title(view)} at input {fmt.shape(report.input_shape)}"
+    table = TextTable(caption=CONVENTION, title=title)
     table.add_column("Layer", footer="Total")
     table.add_column("Kind")
     table.add_column("Output")
@@ -47,11 +47,7 @@ def layer_table(report: ModelReport, view: str, depth: int | None = None,
         cells = [row.name, row.kind, fmt.shape(row.output_shape)]
         if runs:
             cells.append(f"x{row.regions}" if row.regions > 1 else "")
-        for col, scale in zip(cols, units, strict=True):
-            value = col.value(row)
-            cells.append(fmt.scaled(value, scale))
-            if col.share_of is not None:
-                cells.append(fmt.percent(value, col.share_of(report)))
+        cells += _count_cells(row, report, cols, units)
         if view == "params":
             cells.append(row.formula)
         if view == "summary":
@@ -61,6 +57,18 @@ def layer_table(report: ModelReport, view: str, depth: int | None = None,
     if len(shown) < len(rows):
         table.add_row(f"... {len(rows) - len(shown)} more", *[""] * (len(table.columns) - 1))
     return table
+
+
+def _count_cells(row: LayerStats, report: ModelReport, cols: Sequence,
+                 units: Sequence[int]) -> list[str]:
+    """A row's numbers in the columns' units, each with its share where it has one."""
+    cells = []
+    for col, scale in zip(cols, units, strict=True):
+        value = col.value(row)
+        cells.append(fmt.scaled(value, scale))
+        if col.share_of is not None:
+            cells.append(fmt.percent(value, col.share_of(report)))
+    return cells
 
 
 def rf_text(rf: dict | None) -> str:

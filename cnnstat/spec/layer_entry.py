@@ -54,16 +54,7 @@ def _construct(entry: LayerEntry, env: Mapping, full: str) -> Layer:
             raise SpecError(f"'size_of' applies to {' and '.join(SIZE_OF)} only",
                             node.keys["size_of"], layer=full, kind=spec.name)
         kwargs.update(SIZE_OF[spec.name])
-    primary = node.items[head]
-    if isinstance(primary, YScalar) and isinstance(primary.value, str) and \
-            spec.fields.get(primary.value) == S.BOOL:
-        kwargs[primary.value] = True  # `{crop: center}`: a flag named as the value
-    elif not (isinstance(primary, YScalar) and (primary.value is None or primary.value is True)
-              ) or isinstance(primary, YWordBool):  # `{conv: on}`: said so in the error
-        if spec.primary is None:
-            raise SpecError(f"{spec.name} takes no value; write '{head}' alone or "
-                            f"'{{{head}: null}}'", primary.loc, layer=full)
-        kwargs[spec.primary] = field(spec, spec.primary, primary, env, full)
+    kwargs.update(_primary(entry, env, full))
     for key, value in node.items.items():
         if key == head or key in S.COMMON_KEYS or key == "size_of":
             continue
@@ -85,6 +76,22 @@ def _construct(entry: LayerEntry, env: Mapping, full: str) -> Layer:
         return spec.layer(**kwargs)
     except ValueError as e:
         raise SpecError(str(e), node.loc, layer=full, kind=spec.name) from None
+
+
+def _primary(entry: LayerEntry, env: Mapping, full: str) -> dict:
+    """The field the kind's own key sets (`{conv: 64}`), if its value sets one."""
+    head, spec = entry.head, entry.spec
+    primary = entry.node.items[head]
+    if isinstance(primary, YScalar) and isinstance(primary.value, str) and \
+            spec.fields.get(primary.value) == S.BOOL:
+        return {primary.value: True}  # `{crop: center}`: a flag named as the value
+    if isinstance(primary, YScalar) and (primary.value is None or primary.value is True) \
+            and not isinstance(primary, YWordBool):  # `{conv: on}`: said so in the error
+        return {}  # `relu` alone, `{relu: null}`
+    if spec.primary is None:
+        raise SpecError(f"{spec.name} takes no value; write '{head}' alone or "
+                        f"'{{{head}: null}}'", primary.loc, layer=full)
+    return {spec.primary: field(spec, spec.primary, primary, env, full)}
 
 
 def field(spec: S.KindSpec, name: str, value: YNode, env: Mapping, full: str):

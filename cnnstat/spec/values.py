@@ -70,34 +70,37 @@ def field_value(
     node: YNode, ftype: str, env: Env, what: str, choices: tuple[str, ...] = ()
 ) -> Any:
     """Convert one field of a layer entry to the type its dataclass expects."""
-    if ftype == S.INT:
-        return integer(node, env, what)
-    if ftype == S.NONNEG:
-        return integer(node, env, what, minimum=0)
-    if ftype == S.SIGNED:
-        return integer(node, env, what, minimum=None)
-    if ftype in (S.PAIR, S.NONNEG_PAIR):
-        minimum = 1 if ftype == S.PAIR else 0
-        return _pair(node, lambda n: integer(n, env, what, minimum=minimum), what)
-    if ftype == S.PADDING:
-        if isinstance(node, YScalar) and node.value in ("same", "valid"):
-            return "same" if node.value == "same" else (0, 0)
-        return _pair(node, lambda n: integer(n, env, what, minimum=0), what)
     if ftype in _SIZES:
         return _sizes(node, env, what, *_SIZES[ftype])
-    if ftype == S.FLOAT:
-        return real(node, env, what)
-    if ftype == S.FPAIR:
-        return _pair(node, lambda n: real(n, env, what), what)
-    if ftype == S.BOOL:
-        return boolean(node, env, what)
-    if ftype == S.SHAPE:
-        return _shape(node, env, what)
-    if ftype == S.SIGNED_LIST:
-        return _signed_list(node, env, what)
-    if ftype == S.STR:
-        return _choice(node, choices, what)
-    raise AssertionError(f"unknown field type {ftype}")
+    convert = _FIELD_TYPES.get(ftype)
+    if convert is None:
+        raise AssertionError(f"unknown field type {ftype}")
+    return convert(node, env, what, choices)
+
+
+def _padding(node: YNode, env: Env, what: str) -> tuple[int, int] | str:
+    if isinstance(node, YScalar) and node.value in ("same", "valid"):
+        return "same" if node.value == "same" else (0, 0)
+    return _pair(node, lambda n: integer(n, env, what, minimum=0), what)
+
+
+# Each field type's conversion: (node, env, what, choices) -> the dataclass's value.
+_FIELD_TYPES: dict[str, Any] = {
+    S.INT: lambda node, env, what, _: integer(node, env, what),
+    S.NONNEG: lambda node, env, what, _: integer(node, env, what, minimum=0),
+    S.SIGNED: lambda node, env, what, _: integer(node, env, what, minimum=None),
+    S.PAIR: lambda node, env, what, _: _pair(
+        node, lambda n: integer(n, env, what, minimum=1), what),
+    S.NONNEG_PAIR: lambda node, env, what, _: _pair(
+        node, lambda n: integer(n, env, what, minimum=0), what),
+    S.PADDING: lambda node, env, what, _: _padding(node, env, what),
+    S.FLOAT: lambda node, env, what, _: real(node, env, what),
+    S.FPAIR: lambda node, env, what, _: _pair(node, lambda n: real(n, env, what), what),
+    S.BOOL: lambda node, env, what, _: boolean(node, env, what),
+    S.SHAPE: lambda node, env, what, _: _shape(node, env, what),
+    S.SIGNED_LIST: lambda node, env, what, _: _signed_list(node, env, what),
+    S.STR: lambda node, _env, what, choices: _choice(node, choices, what),
+}
 
 
 def _pair(node: YNode, one, what: str) -> tuple:
