@@ -174,6 +174,14 @@ def _pair(value: Any) -> tuple[Any, Any]:
 
 # --- modules ---------------------------------------------------------------------------
 
+def pads_itself(module: nn.Module) -> bool:
+    """A convolution with a `padding_mode` other than zeros: its forward is `F.pad` (reflect,
+    replicate, circular) then the convolution with no padding, two calls that convert to
+    kinds, so it is traced through rather than kept whole (its kind pads with zeros)."""
+    return isinstance(module, nn.modules.conv._ConvNd) and module.padding_mode != "zeros"
+
+
+
 def conv_layer(out_channels: int, kernel_size: Any, stride: Any, padding: Any, dilation: Any,
                groups: int, bias: bool) -> L.Conv2d:
     """nn.Conv2d's and F.conv2d's arguments -> the layer ("valid" is padding 0)."""

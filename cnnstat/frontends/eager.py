@@ -20,12 +20,14 @@ from torch.utils._pytree import tree_leaves
 from torch.utils.flop_counter import FlopCounterMode
 
 from cnnstat.frontends.assemble import Step
-from cnnstat.frontends.converters import MODULES, Call, canonical_op, op_label
+from cnnstat.frontends.converters import MODULES, Call, canonical_op, op_label, pads_itself
 
 
 def is_leaf(module: nn.Module) -> bool:
     """The modules fx keeps whole by default: those defined in torch.nn, except
-    containers."""
+    containers and the convolutions that pad themselves."""
+    if pads_itself(module):
+        return False
     name = type(module).__module__
     return name.startswith(("torch.nn", "torch.ao.nn")) and \
         not isinstance(module, nn.Sequential | nn.ModuleList | nn.ModuleDict)
@@ -62,7 +64,8 @@ class Recorder(TorchFunctionMode):
             handle.remove()
 
     def _enter(self, module: nn.Module, args: tuple, kwargs: dict) -> None:
-        leaf = type(module) in MODULES or is_leaf(module)  # as the fx tracer keeps them
+        # as the fx tracer keeps them (torch_fx._Tracer.is_leaf_module)
+        leaf = not pads_itself(module) and (type(module) in MODULES or is_leaf(module))
         self._scopes.append((self._paths.get(id(module), ""), leaf, self._flops()))
         self._leaf_depth += leaf
 

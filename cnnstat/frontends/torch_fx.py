@@ -28,7 +28,13 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from cnnstat.errors import AnalysisError, Location
 from cnnstat.frontends.assemble import Assembler, Step
-from cnnstat.frontends.converters import Call, canonical_op, module_converter, op_label
+from cnnstat.frontends.converters import (
+    Call,
+    canonical_op,
+    module_converter,
+    op_label,
+    pads_itself,
+)
 from cnnstat.frontends.counting import MISSING_FORMULAS, FlopCount
 from cnnstat.frontends.eager import Recorder, is_leaf
 from cnnstat.frontends.nodynamo import no_dynamo_import
@@ -49,7 +55,7 @@ class Traced:
 
 class _Tracer(fx.Tracer):
     def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
-        return module_converter(m) is not None or is_leaf(m)
+        return not pads_itself(m) and (module_converter(m) is not None or is_leaf(m))
 
 
 class _Runner(fx.Interpreter):

@@ -89,7 +89,8 @@ class Input(Layer):
 @record
 class Conv2d(Layer):
     kind: ClassVar[str] = "conv2d"
-    torch_module: ClassVar[TorchModule | None] = TorchModule("Conv2d", sized={"in_channels": 1})
+    torch_module: ClassVar[TorchModule | None] = TorchModule(
+        "Conv2d", sized={"in_channels": 1}, requires={"padding_mode": "zeros"})
     out_channels: int
     kernel_size: Pair
     stride: Pair = (1, 1)
