@@ -189,3 +189,38 @@ def test_an_op_without_a_rule_makes_the_path_unknown_not_shorter() -> None:
     assert fields["c"].to_dict()["local"] is None
     assert [d for d in diagnostics if "convolution path behind the gates" in d
             and "'drop'" in d]
+
+
+CHANNELS_LAST_HEAD = """
+input: [3, 64, 64]
+layers:
+  - {conv: 8, k: 4, s: 4, name: stem}
+  - {conv: 8, k: 3, p: 1, name: stage}
+  - {gap, name: pool}
+  - {permute: [0, 2, 3, 1], name: to_last}
+  - {layer_norm: channels_last, name: norm}
+  - {permute: [0, 3, 1, 2], name: to_first}
+  - {flatten, name: flat}
+  - {linear: 10, name: fc}
+"""
+
+
+def test_a_pooled_head_in_channels_last_layout_is_skipped(tmp_path: Path) -> None:
+    """ConvNeXt's head permutes the pooled map to [N, 1, 1, C] for its LayerNorm; compare
+    printed 'global at classifier.0.layer_norm' for torchvision's convnext_tiny, and the
+    min_rf budget read that global field, which passes any limit. Both read the last
+    stage: by hand 4 + 2 x 4 = 12 px, and by the gradient."""
+    from oracles import spec_graph
+
+    g = spec_graph(CHANNELS_LAST_HEAD)
+    measured = E.measure(g, ["stage"], method="axis")["stage"]
+    assert measured.agrees(fields_of(g)["stage"])
+    assert last_spatial_rf(analyze_graph(g)) == (12, None)
+    spec = tmp_path / "head.yaml"
+    spec.write_text(CHANNELS_LAST_HEAD)
+    for limit, code in ((12, 0), (13, 1)):
+        budgets = tmp_path / f"b{limit}.yaml"
+        budgets.write_text(f"models: [{{model: {spec}, min_rf: {limit}}}]\n")
+        result = CliRunner().invoke(app, ["check", str(budgets)])
+        assert result.exit_code == code, result.output
+        assert "min_rf @ stage" in result.output  # was '@ norm', 64x64: a pass at any limit

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
-from cnnstat.analyzers.results import ModelReport
+from cnnstat.analyzers.results import LayerStats, ModelReport
 from cnnstat.analyzers.rf_fields import axis_names
 from cnnstat.ir import Graph
 from cnnstat.ir.layers import Conv1d, Conv2d, Conv3d, ConvTranspose2d, Linear
@@ -80,20 +80,34 @@ def last_spatial_rf(report: ModelReport) -> tuple[int | None, str | None]:
     rank = len(report.input_shape)
     if rank < 3:
         return None, None  # no spatial axis: no field (docs/receptive-field.md)
+    row = last_spatial_row(report, rank)
+    if row is None:
+        return None, None
+    rf = row.rf
+    if rf is None or ("local" in rf and rf["local"] is None):
+        return None, f"unknown at '{row.name}' (see the diagnostics)"
+    if rf["global"] and "local" not in rf:
+        return None, f"global at '{row.name}': every unit sees the whole input"
+    notes = [] if rank == 4 else [_per_axis(rf.get("local") or rf, rank - 2)]
+    if "local" in rf:
+        notes.append("convolution path; gates add global context")
+    return _larger((rf.get("local") or rf)["size"]), "; ".join(notes) or None
+
+
+def last_spatial_row(report: ModelReport, rank: int) -> LayerStats | None:
+    """The last layer with an output of `rank` dims, past the pooled head: layers whose
+    field is global (not through gates, which keep the convolution path's) on one spatial
+    unit, read channels-first ([N, C, 1, 1]) or channels-last ([N, 1, 1, C]: ConvNeXt's
+    head permutes the pooled map for its LayerNorm). compare and the min_rf budget both
+    read the field there."""
     for row in reversed(report.layers):
         shape, rf = row.output_shape, row.rf
+        if len(shape) != rank:
+            continue
         pooled = rf is None or (rf["global"] and not rf.get("local"))
-        if len(shape) != rank or (pooled and math.prod(shape[2:]) == 1):
-            continue  # the head: pooled to one unit
-        if rf is None or ("local" in rf and rf["local"] is None):
-            return None, f"unknown at '{row.name}' (see the diagnostics)"
-        if rf["global"] and "local" not in rf:
-            return None, f"global at '{row.name}': every unit sees the whole input"
-        notes = [] if rank == 4 else [_per_axis(rf.get("local") or rf, rank - 2)]
-        if "local" in rf:
-            notes.append("convolution path; gates add global context")
-        return _larger((rf.get("local") or rf)["size"]), "; ".join(notes) or None
-    return None, None
+        if not (pooled and (math.prod(shape[2:]) == 1 or math.prod(shape[1:-1]) == 1)):
+            return row
+    return None
 
 
 def _larger(size: list) -> int:

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from cnnstat import fmt
+from cnnstat.analyzers.compare import last_spatial_row
 from cnnstat.analyzers.results import LayerStats, ModelReport
 from cnnstat.budget.spec import BYTES, COUNT, RF, SHAPE, Budget, Limit, ModelBudget
 from cnnstat.errors import Location, did_you_mean
@@ -186,12 +187,11 @@ def _rf(model: str, budget: Budget, row: LayerStats) -> BudgetResult:
 
 
 def last_spatial_layer(report: ModelReport) -> LayerStats | None:
-    """The last layer with an (N, C, H, W) output larger than 1x1; a 1x1 map (global
-    pooling) summarises the whole input and would pass any min_rf. Falls back to the last
-    4-D layer when every map is 1x1."""
+    """The (N, C, H, W) layer whose field compare shows (`last_spatial_row`): the pooled
+    head summarises the whole input and would pass any min_rf. Falls back to the last 4-D
+    layer when every map is pooled to one unit."""
     spatial = [row for row in report.layers if len(row.output_shape) == 4]
-    larger = [row for row in spatial if row.output_shape[2] * row.output_shape[3] > 1]
-    return (larger or spatial or [None])[-1]
+    return last_spatial_row(report, 4) or (spatial or [None])[-1]
 
 
 def _output_shape(model: str, budget: Budget, report: ModelReport) -> BudgetResult:
