@@ -224,3 +224,17 @@ def test_a_pooled_head_in_channels_last_layout_is_skipped(tmp_path: Path) -> Non
         result = CliRunner().invoke(app, ["check", str(budgets)])
         assert result.exit_code == code, result.output
         assert "min_rf @ stage" in result.output  # was '@ norm', 64x64: a pass at any limit
+
+
+def test_min_rf_behind_gates_reads_the_convolution_path(tmp_path: Path) -> None:
+    """EfficientNet-B0's last spatial layer sits behind squeeze-and-excitation gates: its
+    field is global, and the budget read the input's 224 px, while compare printed the
+    convolution path's 851. The budget reads that path too (measured by gradient above)."""
+    path_rf, _ = last_spatial_rf(analyze_graph(load_spec(SPECS / "efficientnet_b0.yaml")))
+    for limit, code in ((path_rf, 0), (path_rf + 1, 1)):
+        budgets = tmp_path / f"b{limit}.yaml"
+        budgets.write_text(f"models: [{{model: efficientnet_b0, min_rf: {limit}}}]\n")
+        result = CliRunner().invoke(app, ["check", str(budgets)])
+        assert result.exit_code == code, result.output
+        assert f"{path_rf}x{path_rf}" in result.output
+    assert "the convolution path; gates add global context" in result.output

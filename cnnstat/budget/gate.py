@@ -164,7 +164,11 @@ def _maximum(model: str, budget: Budget, actual: int, layer: str | None = None
 
 
 def _rf(model: str, budget: Budget, row: LayerStats) -> BudgetResult:
-    rf = row.rf or {}
+    field = row.rf or {}
+    gated = "local" in field
+    # behind gates, the convolution path's field, as compare shows it, not the input's
+    # size that the gates' global context spans (an unknown path: cannot measure)
+    rf = (field["local"] or {}) if gated else field
     size = rf.get("size")
     if not isinstance(size, list | tuple) or len(size) != 2:
         return _error(model, budget, f"{model}: cannot measure {budget.label}: no receptive "
@@ -176,7 +180,8 @@ def _rf(model: str, budget: Budget, row: LayerStats) -> BudgetResult:
     assert isinstance(limit, tuple)
     headroom = min(100 * (a - m) / m for a, m in zip(actual, limit, strict=True))
     passed = all(a >= m for a, m in zip(actual, limit, strict=True))
-    whole = " (it covers the whole input)" if rf.get("global") else ""
+    whole = " (it covers the whole input)" if rf.get("global") else \
+        " (the convolution path; gates add global context)" if gated else ""
     shown = f"{show(actual, RF)} at layer '{row.name}'{whole}"
     if passed:
         message = f"{model}: {budget.label} {shown} >= {show(limit, RF)}"
