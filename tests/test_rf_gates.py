@@ -238,3 +238,24 @@ def test_min_rf_behind_gates_reads_the_convolution_path(tmp_path: Path) -> None:
         assert result.exit_code == code, result.output
         assert f"{path_rf}x{path_rf}" in result.output
     assert "the convolution path; gates add global context" in result.output
+
+
+def test_min_rf_behind_gates_with_an_unknown_path_cannot_be_measured() -> None:
+    """Behind a gate whose convolution path is unknown (an op without a rule), the field is
+    global: reading it would pass any limit up to the input size. It is an error."""
+    from cnnstat.budget.gate import evaluate
+    from cnnstat.budget.spec import Budget, ModelBudget
+    from cnnstat.errors import Location
+
+    g = graph(("a", conv(3, p=1), ("input",)), *se("se", "a"),
+              ("b", conv(5, p=2), ("se.scale",)),
+              ("drop", L.Opaque(op="stochastic_depth", in_shape=(1, 2, 40, 40),
+                                out_shape=(1, 2, 40, 40)), ("b",)),
+              ("add", L.Add(), ("drop", "se.scale")),
+              ("c", conv(3, p=1), ("add",)), input_shape=(2, 40, 40))
+    report = analyze_graph(g)
+    assert report.layers[-1].rf["global"] and report.layers[-1].rf["local"] is None
+    budget = ModelBudget(model="gates", loc=Location(), input=None, batch=1, dtype="fp32",
+                         budgets=(Budget(metric="min_rf", limit=(1, 1), loc=Location()),))
+    [result] = evaluate(budget, report)
+    assert result.status == "error" and "cannot measure" in result.message, result
