@@ -195,8 +195,8 @@ def last_spatial_layer(report: ModelReport) -> LayerStats | None:
     """The (N, C, H, W) layer whose field compare shows (`last_spatial_row`): the pooled
     head summarises the whole input and would pass any min_rf. Falls back to the last 4-D
     layer when every map is pooled to one unit."""
-    spatial = [row for row in report.layers if len(row.output_shape) == 4]
-    return last_spatial_row(report, 4) or (spatial or [None])[-1]
+    return last_spatial_row(report, 4) or next(
+        (row for row in reversed(report.layers) if len(row.output_shape) == 4), None)
 
 
 def _output_shape(model: str, budget: Budget, report: ModelReport) -> BudgetResult:

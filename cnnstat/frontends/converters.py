@@ -181,7 +181,6 @@ def pads_itself(module: nn.Module) -> bool:
     return isinstance(module, nn.modules.conv._ConvNd) and module.padding_mode != "zeros"
 
 
-
 def conv_layer(out_channels: int, kernel_size: Any, stride: Any, padding: Any, dilation: Any,
                groups: int, bias: bool) -> L.Conv2d:
     """nn.Conv2d's and F.conv2d's arguments -> the layer ("valid" is padding 0)."""

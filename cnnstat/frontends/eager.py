@@ -25,9 +25,7 @@ from cnnstat.frontends.converters import MODULES, Call, canonical_op, op_label, 
 
 def is_leaf(module: nn.Module) -> bool:
     """The modules fx keeps whole by default: those defined in torch.nn, except
-    containers and the convolutions that pad themselves."""
-    if pads_itself(module):
-        return False
+    containers."""
     name = type(module).__module__
     return name.startswith(("torch.nn", "torch.ao.nn")) and \
         not isinstance(module, nn.Sequential | nn.ModuleList | nn.ModuleDict)
