@@ -25,13 +25,10 @@ def _reference(report, extra=None) -> str:
     return json.dumps(doc, indent=2).replace('"ROWS"', f"[\n    {rows}\n  ]")
 
 
-def _with_layers(report, layers):
-    fields = {f: getattr(report, f) for f in report.__dataclass_fields__}
-    return type(report)(**{**fields, "layers": tuple(layers)})
-
-
-def _replaced(row, **changes):
-    return type(row)(**{**{f: getattr(row, f) for f in row.__dataclass_fields__}, **changes})
+def _replaced(record, **changes):
+    """A row or report with `changes`, built anew (so its own checks run)."""
+    fields = {f: getattr(record, f) for f in record.__dataclass_fields__}
+    return type(record)(**{**fields, **changes})
 
 
 @pytest.mark.parametrize("name", MODELS)
@@ -66,8 +63,7 @@ def test_rows_with_optional_keys_odd_values_and_no_field_are_json_dumps_own():
         macs=sum(r.macs or 0 for r in inference),
         other_ops=sum(r.other_ops or 0 for r in inference),
         activations=sum(r.activations for r in inference))
-    fields = {f: getattr(report, f) for f in report.__dataclass_fields__}
-    report = type(report)(**{**fields, "totals": totals, "layers": tuple(layers)})
+    report = _replaced(report, totals=totals, layers=tuple(layers))
     assert to_json(report) == _reference(report)
     assert json.loads(to_json(report))["layers"][5]["name"] == "é\"\\\n\x00"
 
@@ -77,15 +73,13 @@ def test_a_float_count_is_written_as_json_writes_it():
     report = cnnstat.analyze("vgg16")
     first = report.layers[0]
     odd = _replaced(first, output_shape=(1, 64.0, 224, 224))
-    report = _with_layers(report, (odd, *report.layers[1:]))
+    report = _replaced(report, layers=(odd, *report.layers[1:]))
     assert to_json(report) == _reference(report)
     assert '"output_shape": [1, 64.0, 224, 224]' in to_json(report)
 
 
 def test_a_model_named_like_the_writers_marker_still_encodes_exactly():
-    report = cnnstat.analyze("vgg16")
-    fields = {f: getattr(report, f) for f in report.__dataclass_fields__}
-    report = type(report)(**{**fields, "model": "\x00layers"})
+    report = _replaced(cnnstat.analyze("vgg16"), model="\x00layers")
     assert to_json(report) == _reference(report)
 
 
@@ -99,8 +93,6 @@ def test_json_rows_equal_the_reports_dict(name):
 def test_a_name_holding_the_writers_marker_still_encodes_exactly():
     report = cnnstat.analyze("vgg16")
     first = report.layers[0]
-    odd = type(first)(**{**{f: getattr(first, f) for f in first.__dataclass_fields__},
-                         "name": "\x00rf"})
-    report = type(report)(**{**{f: getattr(report, f) for f in report.__dataclass_fields__},
-                             "layers": (odd, *report.layers[1:])})
+    odd = _replaced(first, name="\x00rf")
+    report = _replaced(report, layers=(odd, *report.layers[1:]))
     assert json.loads(to_json(report))["layers"] == report.to_dict()["layers"]

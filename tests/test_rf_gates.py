@@ -172,16 +172,22 @@ def test_compare_prints_no_number_for_an_unknown_field(tmp_path: Path) -> None:
     assert "n/a" in rf_line and "3 px" not in rf_line
 
 
+def gate_over_an_opaque_branch() -> Graph:
+    """An SE gate, then a residual whose branch holds an opaque op (torchvision's
+    stochastic_depth as the torch frontend keeps it when unconverted), then a conv."""
+    return graph(("a", conv(3, p=1), ("input",)), *se("se", "a"),
+                 ("b", conv(5, p=2), ("se.scale",)),
+                 ("drop", L.Opaque(op="stochastic_depth", in_shape=(1, 2, 40, 40),
+                                   out_shape=(1, 2, 40, 40)), ("b",)),
+                 ("add", L.Add(), ("drop", "se.scale")),
+                 ("c", conv(3, p=1), ("add",)), input_shape=(2, 40, 40))
+
+
 def test_an_op_without_a_rule_makes_the_path_unknown_not_shorter() -> None:
     """An opaque op (the torch frontend's stand-in for an unconverted call, here torchvision's
     stochastic_depth on a residual branch) behind a gate: the path is unknown from there, as
     is every merge it joins; dropping that branch would report the shortcut's field alone."""
-    g = graph(("a", conv(3, p=1), ("input",)), *se("se", "a"),
-              ("b", conv(5, p=2), ("se.scale",)),
-              ("drop", L.Opaque(op="stochastic_depth", in_shape=(1, 2, 40, 40),
-                                out_shape=(1, 2, 40, 40)), ("b",)),
-              ("add", L.Add(), ("drop", "se.scale")),
-              ("c", conv(3, p=1), ("add",)), input_shape=(2, 40, 40))
+    g = gate_over_an_opaque_branch()
     fields, diagnostics = receptive_fields(g, infer_shapes(g, (2, 40, 40), 1))
     assert fields["b"].local.size == (7, 7)
     for name in ("drop", "add", "c"):
@@ -247,12 +253,7 @@ def test_min_rf_behind_gates_with_an_unknown_path_cannot_be_measured() -> None:
     from cnnstat.budget.spec import Budget, ModelBudget
     from cnnstat.errors import Location
 
-    g = graph(("a", conv(3, p=1), ("input",)), *se("se", "a"),
-              ("b", conv(5, p=2), ("se.scale",)),
-              ("drop", L.Opaque(op="stochastic_depth", in_shape=(1, 2, 40, 40),
-                                out_shape=(1, 2, 40, 40)), ("b",)),
-              ("add", L.Add(), ("drop", "se.scale")),
-              ("c", conv(3, p=1), ("add",)), input_shape=(2, 40, 40))
+    g = gate_over_an_opaque_branch()
     report = analyze_graph(g)
     assert report.layers[-1].rf["global"] and report.layers[-1].rf["local"] is None
     budget = ModelBudget(model="gates", loc=Location(), input=None, batch=1, dtype="fp32",
